@@ -1,0 +1,209 @@
+"""Command line: argument parsing and subcommands only. Textual is imported only by the TUI commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+from . import __version__
+from .config import Settings, config_dir, default_data_root
+from .core import fmt
+from .core.claude_code import default_claude_dirs
+from .core.engine import Engine, Sources
+from .core.filters import Filter, FilterError, parse_date, parse_tz
+from .core.pricing import PriceBook, PriceFileError
+
+GROUPS = ("day", "model", "project", "session", "task")
+
+
+class UsageError(Exception):
+    """A bad option value: printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One clear line instead of argparse's usage dump."""
+        self.exit(2, f"tokentop: error: {message} (see tokentop {self.prog.split()[-1]} --help)\n"
+                  if " " in self.prog else f"tokentop: error: {message} (see tokentop --help)\n")
+
+
+def _source_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sources")
+    g.add_argument("--claude-dir", action="append", type=Path, metavar="DIR",
+                   help="a Claude config dir holding projects/ (repeatable; default: $CLAUDE_CONFIG_DIR, "
+                        "else ~/.claude and ~/.config/claude)")
+    g.add_argument("--data-root", type=Path, metavar="DIR",
+                   help="app data root holding agents/ and runtime/ (env TOKENTOP_DATA_ROOT)")
+    g.add_argument("--internal-project", metavar="NAME",
+                   help="project of internal rows without a project field (default: data root folder name)")
+    g.add_argument("--prices", type=Path, metavar="FILE",
+                   help="TOML file of price overrides (default: prices.toml in the config dir)")
+    g.add_argument("--tz", metavar="ZONE", help="UTC, local or an IANA zone (default: the system zone)")
+
+
+def _filter_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filters")
+    g.add_argument("--source", default="all", help="all, claude_code or internal")
+    g.add_argument("--since", metavar="YYYY-MM-DD", help="first day, inclusive, in --tz")
+    g.add_argument("--until", metavar="YYYY-MM-DD", help="last day, inclusive, in --tz")
+    g.add_argument("--models", metavar="CSV",
+                   help="only these models; '' selects none (zero rows); absent selects all")
+    g.add_argument("--project", metavar="SUBSTR", help="projects whose name contains this")
+    g.add_argument("--mode", help="cloud or local")
+    g.add_argument("--session", help="one session id")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole CLI."""
+    p = _Parser(prog="tokentop", description="Live LLM cost, tokens and rate-limit headroom.")
+    p.add_argument("--version", action="version", version=f"tokentop {__version__}")
+    _source_options(p)
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    r = sub.add_parser("report", help="totals as a table or JSON")
+    _source_options(r)
+    _filter_options(r)
+    r.add_argument("--json", action="store_true", help="machine-readable output")
+    r.add_argument("--group-by", choices=GROUPS, default="day", help="rows of the table (default: day)")
+    r.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def make_sources(args: argparse.Namespace, settings: Settings) -> Sources:
+    """Sources from options, environment and settings."""
+    claude_dirs = args.claude_dir or default_claude_dirs()
+    data_root = args.data_root or default_data_root()
+    return Sources(claude_dirs=list(claude_dirs), data_root=data_root,
+                   internal_project=args.internal_project or settings.internal_project)
+
+
+def make_filter(args: argparse.Namespace, tz_arg: str | None) -> Filter:
+    """The Filter the options describe; FilterError for bad values."""
+    return Filter(
+        source=getattr(args, "source", "all") or "all",
+        models=Filter.models_from_csv(getattr(args, "models", None)),
+        project=getattr(args, "project", None) or None,
+        mode=getattr(args, "mode", None) or None,
+        since=parse_date(args.since, "--since") if getattr(args, "since", None) else None,
+        until=parse_date(args.until, "--until") if getattr(args, "until", None) else None,
+        session=getattr(args, "session", None) or None,
+        tz=parse_tz(tz_arg),
+    )
+
+
+def make_book(args: argparse.Namespace) -> PriceBook:
+    """Prices with the user's overrides (explicit --prices must exist)."""
+    path = args.prices
+    if path is not None and not path.exists():
+        raise UsageError(f"--prices {path}: no such file")
+    return PriceBook.from_toml(path or config_dir() / "prices.toml")
+
+
+def _progress_printer() -> Any:
+    """A stderr progress bar that appears only when the scan takes over a second on a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    start = time.monotonic()
+    shown = False
+
+    def show(files: int, total_files: int, done: int, total: int) -> None:
+        nonlocal shown
+        elapsed = time.monotonic() - start
+        if elapsed < 1.0:
+            return
+        shown = True
+        frac = done / total if total else 1.0
+        eta = elapsed / frac - elapsed if frac > 0 else 0
+        bar = "█" * int(frac * 30) + "░" * (30 - int(frac * 30))
+        sys.stderr.write(f"\rscanning {bar} {files:,}/{total_files:,} files · "
+                         f"{done / 1e6:,.0f}/{total / 1e6:,.0f} MB · {eta:.0f}s left ")
+        if files == total_files:
+            sys.stderr.write("\r" + " " * 90 + "\r")
+        sys.stderr.flush()
+
+    return show
+
+
+# --- report ---------------------------------------------------------------------------------------------------
+
+
+def _table(rows: list[dict[str, Any]], name: str, title: str) -> list[str]:
+    header = (title.upper(), "COST", "CALLS", "INPUT", "OUTPUT", "CACHE WRITE", "CACHE READ")
+    body = [
+        (str(r[name])[:40], fmt.money(r["cost_usd"], r["unpriced_calls"], r["calls"]), fmt.count(r["calls"]),
+         fmt.tokens(r["input_tokens"]), fmt.tokens(r["output_tokens"]),
+         fmt.tokens(r["cache_creation_tokens"]), fmt.tokens(r["cache_read_tokens"]))
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i]) for i, h in enumerate(header))]
+    for b in body:
+        out.append("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(b)))
+    return out
+
+
+def render_report_table(rep: dict[str, Any], group_by: str) -> str:
+    """The human-readable report."""
+    t = rep["totals"]
+    f = rep["filters"]
+    span = f"{f['since'] or '…'} → {f['until'] or '…'}" if (f["since"] or f["until"]) else "all time"
+    lines = [
+        f"tokentop · {f['source']} sources · {span} · {rep['tz']}",
+        f"cost {fmt.money(t['cost_usd'], t['unpriced_calls'], t['calls'])} · "
+        f"calls {fmt.count(t['calls'])} ({fmt.calls_split(t['cloud_calls'], t['local_calls'])}) · "
+        f"tokens in {fmt.tokens(t['input_tokens'])} out {fmt.tokens(t['output_tokens'])} "
+        f"write {fmt.tokens(t['cache_creation_tokens'])} read {fmt.tokens(t['cache_read_tokens'])}",
+        "",
+    ]
+    key = {"day": "by_day", "model": "by_model", "project": "by_project", "session": "sessions",
+           "task": "by_task"}[group_by]
+    lines += _table(rep[key], group_by, group_by)
+    bad = {k: v for k, v in rep["warnings"].items() if v}
+    if bad:
+        lines += ["", "warnings: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in bad.items())]
+    return "\n".join(lines)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`tokentop report`."""
+    settings = Settings.load()
+    flt = make_filter(args, args.tz or settings.tz)
+    engine = Engine(make_sources(args, settings), make_book(args))
+    engine.scan(workers=args.workers, progress=None if args.json else _progress_printer())
+    rep = engine.report(flt, active_window_minutes=settings.active_window_minutes,
+                        group_by_task=args.group_by == "task")
+    if args.json:
+        sys.stdout.write(json.dumps(rep, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(render_report_table(rep, args.group_by) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tokentop`` script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command is None:
+            from .ui.app import run_tui
+
+            return run_tui(args)
+        raise UsageError(f"unknown command {args.command!r}")
+    except (UsageError, FilterError, PriceFileError, ValueError) as e:
+        sys.stderr.write(f"tokentop: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,323 @@
+"""Claude Code transcripts: discovery, fast line scanning, parsing into Calls, and the dedupe rule.
+
+Only lines whose raw bytes contain ``"usage"`` are JSON-decoded; every other line gets a cheap structural check
+(starts with ``{``, ends with ``}``) so broken lines are still counted, and a full decode only when that fails.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import msgspec
+
+from .records import CLAUDE_CODE, CLOUD, Call
+from .warnings import INVALID_UTF8, UNPARSABLE, Warnings
+
+USAGE = b'"usage"'
+BOM = b"\xef\xbb\xbf"
+NOT_A_MODEL = "<synthetic>"
+
+
+# --- discovery ------------------------------------------------------------------------------------------------
+
+
+def default_claude_dirs(env: dict[str, str] | None = None) -> list[Path]:
+    """``CLAUDE_CONFIG_DIR`` (comma-separated) if set, else ``~/.claude`` and ``~/.config/claude``."""
+    env = os.environ if env is None else env
+    configured = env.get("CLAUDE_CONFIG_DIR", "").strip()
+    if configured:
+        return [Path(p).expanduser() for p in configured.split(",") if p.strip()]
+    home = Path(env.get("HOME") or Path.home())
+    return [home / ".claude", home / ".config" / "claude"]
+
+
+def projects_roots(claude_dirs: Iterable[Path]) -> list[Path]:
+    """The ``projects/`` folder of each Claude config dir (existing or not: live mode waits for it)."""
+    seen: list[Path] = []
+    for d in claude_dirs:
+        p = Path(d).expanduser() / "projects"
+        if p not in seen:
+            seen.append(p)
+    return seen
+
+
+def discover_files(roots: Iterable[Path]) -> list[tuple[str, int]]:
+    """Every non-empty ``*.jsonl`` below the roots (subagent folders included), with its size."""
+    out: list[tuple[str, int]] = []
+    stack = [str(r) for r in roots]
+    while stack:
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif e.name.endswith(".jsonl") and e.is_file():
+                        size = e.stat().st_size
+                        if size:
+                            out.append((e.path, size))
+                except OSError:
+                    continue
+    out.sort()
+    return out
+
+
+# --- line decoding --------------------------------------------------------------------------------------------
+
+
+class _CacheCreation(msgspec.Struct):
+    ephemeral_5m_input_tokens: int | None = None
+    ephemeral_1h_input_tokens: int | None = None
+
+
+class _ServerToolUse(msgspec.Struct):
+    web_search_requests: int | None = None
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    cache_creation: _CacheCreation | None = None
+    server_tool_use: _ServerToolUse | None = None
+    inference_geo: str | None = None
+    speed: str | None = None
+    service_tier: str | None = None
+
+
+class _Block(msgspec.Struct):
+    type: str | None = None
+    name: str | None = None
+
+
+class _Message(msgspec.Struct):
+    id: str | None = None
+    model: str | None = None
+    usage: _Usage | None = None
+    content: list[_Block | str] | str | None = None
+
+
+class _Progress(msgspec.Struct):
+    message: _Envelope | str | None = None
+
+
+class _Envelope(msgspec.Struct):
+    type: str | None = None
+    timestamp: datetime | None = None
+    sessionId: str | None = None  # noqa: N815 (the file's own key)
+    cwd: str | None = None
+    isApiErrorMessage: bool | None = None  # noqa: N815
+    message: _Message | str | None = None
+    data: _Progress | None = None
+
+
+_decoder = msgspec.json.Decoder(_Envelope)
+
+
+def project_of_cwd(cwd: str) -> str:
+    """Last path component of ``cwd``, with ``<repo>/.claude/worktrees/<name>`` collapsed to ``<repo>``."""
+    try:
+        return _project_cache[cwd]
+    except KeyError:
+        pass
+    p = cwd.replace("\\", "/").rstrip("/")
+    i = p.find("/.claude/worktrees/")
+    if i != -1:
+        p = p[:i]
+    name = p.rsplit("/", 1)[-1] or p
+    if len(_project_cache) < 100_000:
+        _project_cache[cwd] = name
+    return name
+
+
+_project_cache: dict[str, str] = {}
+
+
+def _tools_of(content: object) -> str:
+    if type(content) is not list:
+        return "(text)"
+    names = [b.name for b in content if type(b) is _Block and b.type == "tool_use" and b.name]
+    if not names:
+        return "(text)"
+    return names[0] if len(names) == 1 else ",".join(sorted(set(names)))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _call_of(env: _Envelope, path: str, fallback_session: str, fallback_project: str) -> Call | None:
+    msg = env.message
+    if type(msg) is not _Message:
+        return None
+    u = msg.usage
+    if u is None or env.isApiErrorMessage or msg.model == NOT_A_MODEL or not msg.model:
+        return None
+    ts = env.timestamp
+    if ts is None:
+        epoch = 0.0
+    elif ts.tzinfo is None:
+        epoch = (ts.replace(tzinfo=timezone.utc) - _EPOCH).total_seconds()
+    else:
+        epoch = ts.timestamp()
+    writes = u.cache_creation_input_tokens or 0
+    w1h = 0
+    cc = u.cache_creation
+    if cc is not None:
+        w1h = cc.ephemeral_1h_input_tokens or 0
+        split = (cc.ephemeral_5m_input_tokens or 0) + w1h
+        if split > writes:
+            writes = split
+    stu = u.server_tool_use
+    return Call(
+        CLAUDE_CODE,
+        epoch,
+        msg.model,
+        project_of_cwd(env.cwd) if env.cwd else fallback_project,
+        env.sessionId or fallback_session,
+        CLOUD,
+        u.input_tokens or 0,
+        u.output_tokens or 0,
+        writes,
+        u.cache_read_input_tokens or 0,
+        None,
+        msg.id,
+        _tools_of(msg.content),
+        w1h,
+        (stu.web_search_requests or 0) if stu is not None else 0,
+        u.speed or "",
+        u.inference_geo or "",
+        path,
+    )
+
+
+def _decode(line: bytes, warnings: Warnings) -> _Envelope | None:
+    try:
+        return _decoder.decode(line)
+    except msgspec.DecodeError:
+        pass
+    try:
+        repaired = line.decode("utf-8", errors="replace").encode("utf-8")
+    except Exception:  # pragma: no cover - decode with errors="replace" does not raise
+        repaired = line
+    if repaired != line:
+        try:
+            env = _decoder.decode(repaired)
+        except msgspec.DecodeError:
+            pass
+        else:
+            warnings[INVALID_UTF8] += 1
+            return env
+    warnings[UNPARSABLE] += 1
+    return None
+
+
+def _is_json_object(line: bytes) -> bool:
+    try:
+        return isinstance(msgspec.json.decode(line), dict)
+    except msgspec.DecodeError:
+        try:
+            return isinstance(msgspec.json.decode(line.decode("utf-8", errors="replace")), dict)
+        except msgspec.DecodeError:
+            return False
+
+
+def parse_lines(buf: bytes, path: str, warnings: Warnings, session: str = "", project: str = "") -> list[Call]:
+    """Calls in ``buf``, which holds complete ``\\n``-terminated lines only (the caller keeps a partial tail).
+
+    Args:
+        buf: bytes of whole lines; a leading UTF-8 BOM is ignored, CRLF is fine.
+        path: file the bytes came from (recorded on each call).
+        warnings: counters to bump for skipped or repaired lines.
+        session: session for lines without ``sessionId`` (default: the file's stem).
+        project: project for lines without ``cwd`` (default: the file's folder name).
+
+    Returns:
+        One Call per usage-bearing line, not yet de-duplicated or priced.
+    """
+    if buf.startswith(BOM):
+        buf = buf[3:]
+    if not session:
+        session = os.path.splitext(os.path.basename(path))[0]
+    if not project:
+        project = os.path.basename(os.path.dirname(path))
+    out: list[Call] = []
+    n = len(buf)
+    pos = 0
+    u = buf.find(USAGE)
+    find = buf.find
+    while pos < n:
+        e = find(b"\n", pos)
+        if e == -1:  # not a line yet; callers should not pass it, but never count it
+            break
+        end = e - 1 if e > pos and buf[e - 1] == 0x0D else e
+        if u != -1 and u < e:
+            line = buf[pos:end]
+            env = _decode(line, warnings)
+            if env is not None:
+                call = _call_of(env, path, session, project)
+                if call is not None:
+                    out.append(call)
+                elif env.type == "progress" and env.data is not None and isinstance(env.data.message, _Envelope):
+                    inner = env.data.message
+                    call = _call_of(inner, path, env.sessionId or session,
+                                    project_of_cwd(env.cwd) if env.cwd else project)
+                    if call is not None:
+                        if not inner.sessionId and env.sessionId:
+                            call.session = env.sessionId
+                        out.append(call)
+            u = find(USAGE, e)
+        elif end > pos:
+            if not (buf[pos] == 0x7B and buf[end - 1] == 0x7D) and not _is_json_object(buf[pos:end]):
+                if buf[pos:end].strip():
+                    warnings[UNPARSABLE] += 1
+        pos = e + 1
+    return out
+
+
+# --- the dedupe rule ------------------------------------------------------------------------------------------
+
+
+def _rank(c: Call) -> tuple[int, float, str]:
+    return (c.output_tokens, c.ts, c.file)
+
+
+def merge(old: Call, new: Call) -> Call:
+    """Two copies of one message: the max of each usage field; attributes from the final (largest) copy."""
+    keep, other = (new, old) if _rank(new) > _rank(old) else (old, new)
+    if (
+        other.input_tokens <= keep.input_tokens
+        and other.cache_creation_tokens <= keep.cache_creation_tokens
+        and other.cache_read_tokens <= keep.cache_read_tokens
+        and other.cache_write_1h <= keep.cache_write_1h
+        and other.web_search_requests <= keep.web_search_requests
+    ):
+        return keep
+    merged = msgspec.structs.replace(
+        keep,
+        input_tokens=max(keep.input_tokens, other.input_tokens),
+        cache_creation_tokens=max(keep.cache_creation_tokens, other.cache_creation_tokens),
+        cache_read_tokens=max(keep.cache_read_tokens, other.cache_read_tokens),
+        cache_write_1h=max(keep.cache_write_1h, other.cache_write_1h),
+        web_search_requests=max(keep.web_search_requests, other.web_search_requests),
+    )
+    return merged
+
+
+def dedupe(calls: Iterable[Call], into: dict[str, Call] | None = None) -> dict[str, Call]:
+    """Fold calls into ``key -> merged call``; calls without a key are not expected here."""
+    out: dict[str, Call] = {} if into is None else into
+    for c in calls:
+        k = c.key
+        if k is None:
+            continue
+        prev = out.get(k)
+        out[k] = c if prev is None else merge(prev, c)
+    return out

@@ -1,0 +1,257 @@
+"""The engine: finds the files of both sources, reads them (cold scan on both cores, then incrementally),
+prices calls and keeps the cube. No UI, no printing: callers render its view models.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from . import claude_code, internal_log
+from .aggregate import Cube
+from .filters import Filter
+from .pricing import PriceBook
+from .records import CLAUDE_CODE, Call
+from .report import build_report
+from .tail import FileState, new_state, poll, read_complete
+from .warnings import UNREADABLE_FILES, Warnings
+
+CLAUDE = "claude"
+INTERNAL_KIND = "internal"
+#: Below this many bytes a cold scan stays in one process (forking costs more than it saves).
+PARALLEL_MIN_BYTES = 24 << 20
+
+Progress = Callable[[int, int, int, int], None]  # files done, files total, bytes done, bytes total
+
+
+@dataclass
+class Sources:
+    """Where to read: Claude config dirs (each holding ``projects/``) and the app's data root."""
+
+    claude_dirs: list[Path] = field(default_factory=list)
+    data_root: Path | None = None
+    internal_project: str | None = None
+
+    @property
+    def claude_roots(self) -> list[Path]:
+        """The ``projects/`` folders."""
+        return claude_code.projects_roots(self.claude_dirs)
+
+    @property
+    def project_for_internal(self) -> str:
+        """Project of internal rows without a ``project`` field: the setting, else the data root's name."""
+        if self.internal_project:
+            return self.internal_project
+        if self.data_root is not None:
+            return Path(self.data_root).resolve().name or "internal"
+        return "internal"
+
+    def discover(self) -> list[tuple[str, int, str]]:
+        """(path, size, kind) of every input file, largest first (for load balancing)."""
+        files = [(p, s, CLAUDE) for p, s in claude_code.discover_files(self.claude_roots)]
+        if self.data_root is not None:
+            files += [(p, s, INTERNAL_KIND) for p, s in internal_log.discover_files(self.data_root)]
+        files.sort(key=lambda f: -f[1])
+        return files
+
+    def kind_of(self, path: str) -> str | None:
+        """Which reader a changed path belongs to, or None when it is not an input file."""
+        if not path.endswith(".jsonl"):
+            return None
+        if self.data_root is not None and os.path.basename(path) == internal_log.LOG_NAME:
+            agents = str(internal_log.agents_dir(self.data_root))
+            if os.path.dirname(os.path.dirname(path)) == agents:
+                return INTERNAL_KIND
+        for root in self.claude_roots:
+            if path.startswith(str(root) + os.sep):
+                return CLAUDE
+        return None
+
+
+def price_call(book: PriceBook, c: Call) -> float | None:
+    """Cost of one call: Claude Code priced by us; internal rows as logged (priced by us only if missing)."""
+    if c.source == CLAUDE_CODE:
+        return book.cost(
+            c.model, c.ts, c.input_tokens, c.cache_creation_tokens - c.cache_write_1h, c.cache_write_1h,
+            c.cache_read_tokens, c.output_tokens, web_search_requests=c.web_search_requests,
+            speed=c.speed, geo=c.geo,
+        )
+    if c.cost is not None:
+        return c.cost
+    return book.cost(c.model, c.ts, c.input_tokens, c.cache_creation_tokens, 0, c.cache_read_tokens,
+                     c.output_tokens)
+
+
+def read_file(
+    path: str, kind: str, offset: int, internal_project: str, warnings: Warnings
+) -> tuple[list[Call], int]:
+    """Calls in the complete lines of ``path`` from ``offset``; returns them and the new offset."""
+    calls: list[Call] = []
+    end = offset
+    try:
+        for buf, end in read_complete(path, offset):
+            if kind == CLAUDE:
+                calls.extend(claude_code.parse_lines(buf, path, warnings))
+            else:
+                calls.extend(internal_log.parse_lines(buf, path, internal_project, warnings))
+    except OSError:
+        warnings[UNREADABLE_FILES] += 1
+    return calls, end
+
+
+# --- the cold scan's worker (forked: inherits the price book) ------------------------------------------------
+
+_worker_book: PriceBook | None = None
+_worker_project = ""
+
+
+def _scan_job(files: list[tuple[str, str]]) -> bytes:
+    book = _worker_book or PriceBook()
+    warnings = Warnings()
+    keyed: dict[str, Call] = {}
+    plain: list[Call] = []
+    states: list[FileState] = []
+    for path, kind in files:
+        st = new_state(path, kind)
+        calls, st.offset = read_file(path, kind, 0, _worker_project, warnings)
+        states.append(st)
+        if kind == CLAUDE:
+            claude_code.dedupe(calls, keyed)
+        else:
+            plain.extend(calls)
+    out = list(keyed.values()) + plain
+    for c in out:
+        c.cost = price_call(book, c)
+    return msgspec.msgpack.encode((out, dict(warnings), states))
+
+
+_job_decoder = msgspec.msgpack.Decoder(tuple[list[Call], dict[str, int], list[FileState]])
+
+
+class Engine:
+    """Cube + file states + warnings for one set of sources."""
+
+    def __init__(self, sources: Sources, book: PriceBook | None = None) -> None:
+        self.sources = sources
+        self.book = book or PriceBook()
+        self.cube = Cube(self.price)
+        self.warnings = Warnings()
+        self.files: dict[str, FileState] = {}
+        #: Internal rows per file: a truncated log's rows are taken out before it is read again.
+        self.internal_calls: dict[str, list[Call]] = {}
+        self.lines_applied = 0
+
+    def price(self, c: Call) -> float | None:
+        """Price one call with this engine's book."""
+        return price_call(self.book, c)
+
+    # -- cold scan ----------------------------------------------------------------------------------------
+
+    def scan(self, workers: int | None = None, progress: Progress | None = None) -> None:
+        """Read every file from the start; uses every core for large histories."""
+        files = self.sources.discover()
+        total_bytes = sum(s for _, s, _ in files)
+        workers = workers or min(os.cpu_count() or 1, 4)
+        jobs = _batches(files, workers * 8)
+        done_files = done_bytes = 0
+        global _worker_book, _worker_project
+        _worker_book, _worker_project = self.book, self.sources.project_for_internal
+        if workers > 1 and total_bytes >= PARALLEL_MIN_BYTES and len(jobs) > 1:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(workers) as pool:
+                results = pool.imap_unordered(_scan_job, [[(p, k) for p, _, k in job] for job in jobs])
+                for job_bytes in results:
+                    n_files, n_bytes = self._apply_job(job_bytes)
+                    done_files += n_files
+                    done_bytes += n_bytes
+                    if progress:
+                        progress(done_files, len(files), done_bytes, total_bytes)
+        else:
+            for job in jobs:
+                n_files, n_bytes = self._apply_job(_scan_job([(p, k) for p, _, k in job]))
+                done_files += n_files
+                done_bytes += n_bytes
+                if progress:
+                    progress(done_files, len(files), done_bytes, total_bytes)
+
+    def _apply_job(self, job_bytes: bytes) -> tuple[int, int]:
+        calls, warnings, states = _job_decoder.decode(job_bytes)
+        self.cube.apply(calls)
+        self.warnings.update(warnings)
+        for c in calls:
+            if c.key is None:
+                self.internal_calls.setdefault(c.file, []).append(c)
+        for st in states:
+            self.files[st.path] = st
+        self.lines_applied += len(calls)
+        return len(states), sum(st.offset for st in states)
+
+    # -- incremental --------------------------------------------------------------------------------------
+
+    def update(self, paths: Iterable[str] | None = None) -> int:
+        """Read what is new in ``paths`` (or in every known and newly discovered file).
+
+        Returns:
+            The number of calls read (before de-duplication).
+        """
+        if paths is None:
+            targets = {p: k for p, _, k in self.sources.discover()}
+            for p, st in self.files.items():
+                targets.setdefault(p, st.kind)
+        else:
+            targets = {}
+            for p in paths:
+                kind = self.files[p].kind if p in self.files else self.sources.kind_of(p)
+                if kind is not None:
+                    targets[p] = kind
+        n = 0
+        for path, kind in targets.items():
+            n += self._update_file(path, kind)
+        return n
+
+    def _update_file(self, path: str, kind: str) -> int:
+        st = self.files.get(path)
+        if st is None:
+            st = new_state(path, kind)
+        else:
+            change = poll(st)
+            if change is None or change.gone:
+                return 0  # nothing new; a deleted file's calls stay counted
+            st = change.state
+            if change.reset and kind == INTERNAL_KIND:
+                self.cube.remove(self.internal_calls.pop(path, []))
+        calls, st.offset = read_file(path, kind, st.offset, self.sources.project_for_internal, self.warnings)
+        self.files[path] = st
+        if kind == CLAUDE:
+            calls = list(claude_code.dedupe(calls).values())
+        for c in calls:
+            c.cost = self.price(c)
+            if c.key is None:
+                self.internal_calls.setdefault(path, []).append(c)
+        self.cube.apply(calls)
+        self.lines_applied += len(calls)
+        return len(calls)
+
+    # -- views --------------------------------------------------------------------------------------------
+
+    def report(self, flt: Filter, **kw: Any) -> dict[str, Any]:
+        """The view model for ``flt`` (see `report.build_report`)."""
+        return build_report(self.cube, flt, warnings=self.warnings.as_dict(), **kw)
+
+
+def _batches(files: list[tuple[str, int, str]], n: int) -> list[list[tuple[str, int, str]]]:
+    """Split files (largest first) into at most ``n`` batches of similar byte size, greedily."""
+    n = max(1, min(n, len(files)))
+    batches: list[list[tuple[str, int, str]]] = [[] for _ in range(n)]
+    sizes = [0] * n
+    for f in files:
+        i = sizes.index(min(sizes))
+        batches[i].append(f)
+        sizes[i] += f[1]
+    return [b for b in batches if b]

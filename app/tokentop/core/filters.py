@@ -1,0 +1,148 @@
+"""The Filter value object and time-zone helpers; applied per cube cell so every view agrees."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .records import CLAUDE_CODE, INTERNAL, MODES
+
+
+class FilterError(ValueError):
+    """A filter value the user gave is not valid; the message says which and why."""
+
+
+def local_zone() -> ZoneInfo:
+    """The system zone as a real IANA zone (DST-aware), not a fixed offset."""
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz:
+        try:
+            return ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    link = Path("/etc/localtime")
+    try:
+        target = os.readlink(link)
+        if "zoneinfo/" in target:
+            return ZoneInfo(target.split("zoneinfo/", 1)[1])
+    except (OSError, ZoneInfoNotFoundError, ValueError):
+        pass
+    try:
+        name = Path("/etc/timezone").read_text().strip()
+        if name:
+            return ZoneInfo(name)
+    except (OSError, ZoneInfoNotFoundError, ValueError):
+        pass
+    try:
+        with open(link, "rb") as f:
+            return ZoneInfo.from_file(f, key="localtime")
+    except (OSError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def parse_tz(name: str | None) -> ZoneInfo:
+    """``UTC``, ``local`` or an IANA name; raises FilterError for an unknown zone."""
+    if not name or name == "local":
+        return local_zone()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise FilterError(f"unknown time zone {name!r} (use UTC, local, or an IANA name like Europe/Vienna)") from e
+
+
+def tz_name(tz: tzinfo) -> str:
+    """The zone's IANA key when it has one."""
+    return getattr(tz, "key", None) or str(tz)
+
+
+def parse_date(value: str, what: str) -> date:
+    """A ``YYYY-MM-DD`` date (``YYYYMMDD`` accepted too)."""
+    v = value.strip()
+    try:
+        if len(v) == 8 and v.isdigit():
+            return date(int(v[:4]), int(v[4:6]), int(v[6:]))
+        return date.fromisoformat(v)
+    except ValueError as e:
+        raise FilterError(f"{what}: {value!r} is not a date (expected YYYY-MM-DD)") from e
+
+
+SOURCE_CHOICES = ("all", CLAUDE_CODE, INTERNAL)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What the user asked to see. ``models``: None = all, () = zero rows, a tuple = only those."""
+
+    source: str = "all"
+    models: tuple[str, ...] | None = None
+    project: str | None = None
+    mode: str | None = None
+    since: date | None = None
+    until: date | None = None
+    session: str | None = None
+    tz: tzinfo = field(default_factory=lambda: ZoneInfo("UTC"))
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCE_CHOICES:
+            raise FilterError(f"unknown source {self.source!r} (choose all, claude_code or internal)")
+        if self.mode is not None and self.mode not in MODES:
+            raise FilterError(f"unknown mode {self.mode!r} (choose cloud or local)")
+        if self.since and self.until and self.since > self.until:
+            raise FilterError(f"--since {self.since} is after --until {self.until}")
+
+    @staticmethod
+    def models_from_csv(csv: str | None) -> tuple[str, ...] | None:
+        """The CLI's ``--models``: absent = all, ``''`` = none, ``a,b`` = those."""
+        if csv is None:
+            return None
+        return tuple(m.strip() for m in csv.split(",") if m.strip())
+
+    def with_(self, **changes: object) -> Filter:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def as_json(self) -> dict[str, object]:
+        """The filter as ``report --json`` states it."""
+        return {
+            "source": self.source,
+            "models": list(self.models) if self.models is not None else None,
+            "project": self.project,
+            "mode": self.mode,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "session": self.session,
+        }
+
+    def day_bounds(self) -> tuple[float | None, float | None]:
+        """Epoch seconds [start, end) of the inclusive date range in the filter's zone."""
+        lo = hi = None
+        if self.since:
+            lo = datetime(self.since.year, self.since.month, self.since.day, tzinfo=self.tz).timestamp()
+        if self.until:
+            nxt = self.until + timedelta(days=1)
+            hi = datetime(nxt.year, nxt.month, nxt.day, tzinfo=self.tz).timestamp()
+        return lo, hi
+
+
+class DayNamer:
+    """Maps a quarter-hour bucket to its ``YYYY-MM-DD`` in one zone, cached (buckets repeat a lot)."""
+
+    def __init__(self, tz: tzinfo, bucket_seconds: int) -> None:
+        self.tz = tz
+        self.bucket_seconds = bucket_seconds
+        self._cache: dict[int, str] = {}
+
+    def __call__(self, bucket: int) -> str:
+        try:
+            return self._cache[bucket]
+        except KeyError:
+            d = datetime.fromtimestamp(bucket * self.bucket_seconds, self.tz).date().isoformat()
+            self._cache[bucket] = d
+            return d
+
+    def of_ts(self, ts: float) -> str:
+        """Day of an exact timestamp."""
+        return self(int(ts // self.bucket_seconds))

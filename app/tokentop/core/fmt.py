@@ -1,0 +1,33 @@
+"""Number formatting shared by the CLI table and the TUI."""
+
+from __future__ import annotations
+
+
+def money(cost: float, unpriced: int = 0, calls: int | None = None) -> str:
+    """``$84.20``; from $100 on no cents and thousands separators (``$1,284``); "unpriced" is never $0."""
+    if calls is not None and calls > 0 and unpriced == calls:
+        return "unpriced"
+    text = f"${cost:,.0f}" if abs(cost) >= 100 else f"${cost:,.2f}"
+    if unpriced:
+        text += f" + {unpriced:,} unpriced"
+    return text
+
+
+def count(n: float) -> str:
+    """``4,812``."""
+    return f"{int(n):,}"
+
+
+def tokens(n: float) -> str:
+    """Compact token counts: ``840``, ``12.4K``, ``3.4M``, ``1.2B``."""
+    n = int(n)
+    for div, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "K")):
+        if abs(n) >= div:
+            v = n / div
+            return f"{v:.1f}{suffix}" if v < 100 else f"{v:.0f}{suffix}"
+    return str(n)
+
+
+def calls_split(cloud: int, local: int) -> str:
+    """``cloud 4,790 · local 22``."""
+    return f"cloud {cloud:,} · local {local:,}"

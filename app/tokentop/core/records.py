@@ -1,0 +1,47 @@
+"""The Call record: one priced (or unpriced) LLM call from either source."""
+
+from __future__ import annotations
+
+import msgspec
+
+CLAUDE_CODE = "claude_code"
+INTERNAL = "internal"
+SOURCES = (CLAUDE_CODE, INTERNAL)
+CLOUD = "cloud"
+LOCAL = "local"
+MODES = (CLOUD, LOCAL)
+
+#: The five token kinds, in the order every view lists them.
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+
+
+class Call(msgspec.Struct, array_like=True, gc=False):
+    """One LLM call.
+
+    ``key`` is the Claude Code dedupe key (``message.id``); internal rows have none and are never merged.
+    ``cost`` is ``None`` when the model has no known price ("unpriced"), never an invented 0.
+    ``cache_creation_tokens`` is all cache writes; ``cache_write_1h`` is the 1-hour part of them.
+    """
+
+    source: str
+    ts: float  # UTC epoch seconds
+    model: str
+    project: str
+    session: str
+    mode: str
+    input_tokens: int
+    output_tokens: int
+    cache_creation_tokens: int
+    cache_read_tokens: int
+    cost: float | None
+    key: str | None = None
+    task: str = ""
+    cache_write_1h: int = 0
+    web_search_requests: int = 0
+    speed: str = ""
+    geo: str = ""
+    file: str = ""
+
+    def tokens(self) -> int:
+        """All tokens of the call, cache included."""
+        return self.input_tokens + self.output_tokens + self.cache_creation_tokens + self.cache_read_tokens
