@@ -173,7 +173,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """`tokentop report`."""
     settings = Settings.load()
     flt = make_filter(args, args.tz or settings.tz)
-    engine = Engine(make_sources(args, settings), make_book(args))
+    engine = Engine(make_sources(args, settings), make_book(args), flt.tz)
     engine.scan(workers=args.workers, progress=None if args.json else _progress_printer())
     rep = engine.report(flt, active_window_minutes=settings.active_window_minutes,
                         group_by_task=args.group_by == "task")

@@ -1,25 +1,29 @@
-"""The incremental cube: token/cost/call sums per (quarter-hour, source, model, project, session, mode).
+"""The incremental cube: token/cost/call sums per (day, source, model, project, session, mode).
 
-Quarter hours make day buckets exact in every real time zone (all UTC offsets are multiples of 15 minutes),
-while the cube stays far smaller than the call list. Claude Code calls are de-duplicated on their key: a later,
-larger snapshot of a message subtracts the earlier contribution and adds the merged one.
+Days are calendar days in the display zone the cube was built for (a report in another zone rebuilds a cube
+from the calls). Claude Code calls are de-duplicated on their key: a later, larger snapshot of a message
+subtracts the earlier contribution and adds the merged one. Finer views (today by hour, 5-hour blocks, recent
+calls) read single calls, which the cube keeps too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import tzinfo
+from zoneinfo import ZoneInfo
 
 from .claude_code import merge
+from .filters import DayNamer
 from .records import LOCAL, Call
 
+#: Day names are looked up per quarter hour: every real UTC offset is a multiple of 15 minutes.
 BUCKET_SECONDS = 900
 
 # Cell layout (a list, for speed): the four token kinds, calls, cost of priced calls, unpriced calls,
 # local calls, last activity (epoch seconds; only ever grows).
 IN, OUT, CW, CR, CALLS, COST, UNPRICED, LOCAL_CALLS, LAST = range(9)
 
-CellKey = tuple[int, str, str, str, str, str]  # bucket, source, model, project, session, mode
-TaskKey = tuple[int, str, str, str, str, str, str]  # ... + task
+CellKey = tuple[str, str, str, str, str, str]  # day, source, model, project, session, mode
 
 
 def new_cell() -> list[float]:
@@ -30,38 +34,77 @@ def new_cell() -> list[float]:
 class Cube:
     """Sums per cell, with add and replace; fed in any order or batching it ends with identical totals."""
 
-    def __init__(self, pricer: Callable[[Call], float | None]) -> None:
+    def __init__(self, pricer: Callable[[Call], float | None], tz: tzinfo | None = None) -> None:
         self.pricer = pricer
+        self.tz = tz or ZoneInfo("UTC")
+        self.day_of = DayNamer(self.tz, BUCKET_SECONDS)
         self.cells: dict[CellKey, list[float]] = {}
-        self.task_cells: dict[TaskKey, list[float]] = {}
         self.by_key: dict[str, Call] = {}
+        #: Calls without a dedupe key (internal rows), for views that need single calls (tasks, recent).
+        self.plain: list[Call] = []
         self.version = 0  # bumped on every change; views cache on it
 
     def __len__(self) -> int:
         return len(self.cells)
 
     def _bump(self, c: Call, sign: int) -> None:
-        b = int(c.ts // BUCKET_SECONDS)
-        k = (b, c.source, c.model, c.project, c.session, c.mode)
-        for cells, key in ((self.cells, k), (self.task_cells, (*k, c.task))):
-            cell = cells.get(key)  # type: ignore[call-overload]
+        _bump_cell(self.cells, (self.day_of.of_ts(c.ts), c.source, c.model, c.project, c.session, c.mode),
+                   c, sign)
+
+    def absorb(self, cells: Iterable[list], calls: Iterable[Call]) -> None:
+        """Merge a partial cube built elsewhere (a scan worker) from ``calls``.
+
+        Args:
+            cells: ``[*key, *sums]`` rows of the partial cube.
+            calls: the calls behind it; keys it shares with this cube are merged (both contributions out,
+                the merged one in).
+        """
+        width = len(new_cell())
+        target = self.cells
+        for row in cells:
+            key = tuple(row[:-width])
+            sums = row[-width:]
+            cell = target.get(key)  # type: ignore[call-overload]
             if cell is None:
-                cell = cells[key] = new_cell()  # type: ignore[index]
-            cell[IN] += sign * c.input_tokens
-            cell[OUT] += sign * c.output_tokens
-            cell[CW] += sign * c.cache_creation_tokens
-            cell[CR] += sign * c.cache_read_tokens
-            cell[CALLS] += sign
-            if c.cost is None:
-                cell[UNPRICED] += sign
+                target[key] = sums  # type: ignore[index]
             else:
-                cell[COST] += sign * c.cost
-            if c.mode == LOCAL:
-                cell[LOCAL_CALLS] += sign
-            if sign > 0 and c.ts > cell[LAST]:
-                cell[LAST] = c.ts
-            if sign < 0 and cell[CALLS] == 0:
-                del cells[key]  # type: ignore[arg-type]
+                for i in range(LAST):
+                    cell[i] += sums[i]
+                if sums[LAST] > cell[LAST]:
+                    cell[LAST] = sums[LAST]
+        by_key = self.by_key
+        for c in calls:
+            k = c.key
+            if k is None:
+                self.plain.append(c)
+                continue
+            prev = by_key.get(k)
+            if prev is None:
+                by_key[k] = c
+                continue
+            m = merge(prev, c)
+            if m is not prev and m is not c:
+                m.cost = self.pricer(m)
+            self._bump(prev, -1)
+            self._bump(c, -1)
+            by_key[k] = m
+            self._bump(m, 1)
+        self.version += 1
+
+    def rows(self) -> list[list]:
+        """The cells as ``[*key, *sums]`` rows (for shipping a partial cube between processes)."""
+        return [[*k, *v] for k, v in self.cells.items()]
+
+    def in_zone(self, tz: tzinfo) -> Cube:
+        """The same calls in a cube whose days are in another zone."""
+        other = Cube(self.pricer, tz)
+        other.apply(list(self.calls()))
+        return other
+
+    def calls(self) -> Iterable[Call]:
+        """Every counted call (final snapshots of Claude Code messages, and internal rows)."""
+        yield from self.by_key.values()
+        yield from self.plain
 
     def apply(self, calls: Iterable[Call]) -> int:
         """Add priced calls; Claude Code copies of a known key replace its contribution when larger.
@@ -74,6 +117,7 @@ class Cube:
         for c in calls:
             k = c.key
             if k is None:
+                self.plain.append(c)
                 self._bump(c, 1)
                 changed += 1
                 continue
@@ -98,6 +142,7 @@ class Cube:
 
     def remove(self, calls: Iterable[Call]) -> None:
         """Take calls out (internal rows of a truncated file; never needed for deduped keys)."""
+        drop: set[int] = set()
         for c in calls:
             if c.key is not None:
                 if self.by_key.get(c.key) is c:
@@ -105,11 +150,36 @@ class Cube:
                     self._bump(c, -1)
             else:
                 self._bump(c, -1)
+                drop.add(id(c))
+        if drop:
+            self.plain = [c for c in self.plain if id(c) not in drop]
         self.version += 1
 
     def clear(self) -> None:
         """Forget everything (a full rescan follows)."""
         self.cells.clear()
-        self.task_cells.clear()
         self.by_key.clear()
+        self.plain.clear()
         self.version += 1
+
+
+def _bump_cell(cells: dict, key: tuple, c: Call, sign: int) -> None:
+    cell = cells.get(key)
+    if cell is None:
+        cell = cells[key] = new_cell()
+    cell[IN] += sign * c.input_tokens
+    cell[OUT] += sign * c.output_tokens
+    cell[CW] += sign * c.cache_creation_tokens
+    cell[CR] += sign * c.cache_read_tokens
+    cell[CALLS] += sign
+    if c.cost is None:
+        cell[UNPRICED] += sign
+    else:
+        cell[COST] += sign * c.cost
+    if c.mode == LOCAL:
+        cell[LOCAL_CALLS] += sign
+    if sign > 0:
+        if c.ts > cell[LAST]:
+            cell[LAST] = c.ts
+    elif cell[CALLS] == 0:
+        del cells[key]

@@ -17,6 +17,9 @@ from .records import CLAUDE_CODE, CLOUD, Call
 from .warnings import INVALID_UTF8, UNPARSABLE, Warnings
 
 USAGE = b'"usage"'
+MESSAGE_KEY = b'"message":'
+USER_TYPE = b'"type":"user"'
+_USER_LINE_PROBE = 1024
 BOM = b"\xef\xbb\xbf"
 NOT_A_MODEL = "<synthetic>"
 
@@ -251,14 +254,22 @@ def parse_lines(buf: bytes, path: str, warnings: Warnings, session: str = "", pr
     out: list[Call] = []
     n = len(buf)
     pos = 0
-    u = buf.find(USAGE)
     find = buf.find
     while pos < n:
         e = find(b"\n", pos)
         if e == -1:  # not a line yet; callers should not pass it, but never count it
             break
         end = e - 1 if e > pos and buf[e - 1] == 0x0D else e
-        if u != -1 and u < e:
+        u = -1
+        if end - pos > _USER_LINE_PROBE:
+            # Big lines are mostly tool results: a top-level "type":"user" before the first "message" key
+            # means a user line, which never carries usage, so its bytes need no search.
+            m = find(MESSAGE_KEY, pos, pos + _USER_LINE_PROBE)
+            if m == -1 or find(USER_TYPE, pos, m) == -1:
+                u = find(USAGE, pos, end)
+        else:
+            u = find(USAGE, pos, end)
+        if u != -1:
             line = buf[pos:end]
             env = _decode(line, warnings)
             if env is not None:
@@ -273,7 +284,6 @@ def parse_lines(buf: bytes, path: str, warnings: Warnings, session: str = "", pr
                         if not inner.sessionId and env.sessionId:
                             call.session = env.sessionId
                         out.append(call)
-            u = find(USAGE, e)
         elif end > pos:
             if not (buf[pos] == 0x7B and buf[end - 1] == 0x7D) and not _is_json_object(buf[pos:end]):
                 if buf[pos:end].strip():

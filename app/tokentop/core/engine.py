@@ -8,6 +8,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,7 @@ def read_file(
 
 _worker_book: PriceBook | None = None
 _worker_project = ""
+_worker_tz: tzinfo | None = None
 
 
 def _scan_job(files: list[tuple[str, str]]) -> bytes:
@@ -128,19 +130,22 @@ def _scan_job(files: list[tuple[str, str]]) -> bytes:
     out = list(keyed.values()) + plain
     for c in out:
         c.cost = price_call(book, c)
-    return msgspec.msgpack.encode((out, dict(warnings), states))
+    cube = Cube(lambda c: price_call(book, c), _worker_tz)
+    cube.apply(out)
+    return msgspec.msgpack.encode((cube.rows(), out, dict(warnings), states))
 
 
-_job_decoder = msgspec.msgpack.Decoder(tuple[list[Call], dict[str, int], list[FileState]])
+_job_decoder = msgspec.msgpack.Decoder(
+    tuple[list[list[Any]], list[Call], dict[str, int], list[FileState]])
 
 
 class Engine:
     """Cube + file states + warnings for one set of sources."""
 
-    def __init__(self, sources: Sources, book: PriceBook | None = None) -> None:
+    def __init__(self, sources: Sources, book: PriceBook | None = None, tz: tzinfo | None = None) -> None:
         self.sources = sources
         self.book = book or PriceBook()
-        self.cube = Cube(self.price)
+        self.cube = Cube(self.price, tz)
         self.warnings = Warnings()
         self.files: dict[str, FileState] = {}
         #: Internal rows per file: a truncated log's rows are taken out before it is read again.
@@ -160,8 +165,8 @@ class Engine:
         workers = workers or min(os.cpu_count() or 1, 4)
         jobs = _batches(files, workers * 8)
         done_files = done_bytes = 0
-        global _worker_book, _worker_project
-        _worker_book, _worker_project = self.book, self.sources.project_for_internal
+        global _worker_book, _worker_project, _worker_tz
+        _worker_book, _worker_project, _worker_tz = self.book, self.sources.project_for_internal, self.cube.tz
         if workers > 1 and total_bytes >= PARALLEL_MIN_BYTES and len(jobs) > 1:
             ctx = multiprocessing.get_context("fork")
             with ctx.Pool(workers) as pool:
@@ -181,8 +186,8 @@ class Engine:
                     progress(done_files, len(files), done_bytes, total_bytes)
 
     def _apply_job(self, job_bytes: bytes) -> tuple[int, int]:
-        calls, warnings, states = _job_decoder.decode(job_bytes)
-        self.cube.apply(calls)
+        cells, calls, warnings, states = _job_decoder.decode(job_bytes)
+        self.cube.absorb(cells, calls)
         self.warnings.update(warnings)
         for c in calls:
             if c.key is None:

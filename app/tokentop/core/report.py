@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from .aggregate import BUCKET_SECONDS, CALLS, COST, CR, CW, IN, LAST, LOCAL_CALLS, OUT, UNPRICED, Cube
-from .filters import DayNamer, Filter, tz_name
+from .aggregate import CALLS, COST, CR, CW, IN, LAST, LOCAL_CALLS, OUT, UNPRICED, Cube, new_cell
+from .filters import Filter, tz_name
 from .pricing import normalize_model
+from .records import LOCAL, Call
 
 Row = dict[str, Any]
 
@@ -21,55 +22,94 @@ def empty_totals() -> Row:
     }
 
 
-def _add(row: Row, cell: list[float]) -> None:
-    row["cost_usd"] += cell[COST]
-    row["input_tokens"] += cell[IN]
-    row["output_tokens"] += cell[OUT]
-    row["cache_creation_tokens"] += cell[CW]
-    row["cache_read_tokens"] += cell[CR]
-    row["calls"] += cell[CALLS]
-    row["local_calls"] += cell[LOCAL_CALLS]
-    row["cloud_calls"] += cell[CALLS] - cell[LOCAL_CALLS]
-    row["unpriced_calls"] += cell[UNPRICED]
+def totals_of(cell: list[float]) -> Row:
+    """A cell's sums as the JSON totals fields."""
+    calls = int(cell[CALLS])
+    local = int(cell[LOCAL_CALLS])
+    return {
+        "cost_usd": cell[COST], "input_tokens": int(cell[IN]), "output_tokens": int(cell[OUT]),
+        "cache_creation_tokens": int(cell[CW]), "cache_read_tokens": int(cell[CR]), "calls": calls,
+        "cloud_calls": calls - local, "local_calls": local, "unpriced_calls": int(cell[UNPRICED]),
+    }
+
+
+def _acc_into(acc: list[float], cell: list[float]) -> None:
+    acc[0] += cell[0]
+    acc[1] += cell[1]
+    acc[2] += cell[2]
+    acc[3] += cell[3]
+    acc[4] += cell[4]
+    acc[5] += cell[5]
+    acc[6] += cell[6]
+    acc[7] += cell[7]
+    if cell[8] > acc[8]:
+        acc[8] = cell[8]
+
+
+def _acc(groups: dict[Any, list[float]], key: Any, cell: list[float]) -> None:
+    acc = groups.get(key)
+    if acc is None:
+        groups[key] = cell[:]
+    else:
+        _acc_into(acc, cell)
 
 
 def _model_matches(model: str, wanted: frozenset[str]) -> bool:
     return model in wanted or normalize_model(model) in wanted
 
 
-def matching_cells(cube: Cube, flt: Filter, cells: dict | None = None) -> Iterable[tuple[tuple, list[float]]]:
-    """The cells (key, sums) that pass the filter; the predicate is cached per non-time part of the key."""
-    cells = cube.cells if cells is None else cells
-    lo, hi = flt.day_bounds()
-    lo_b = None if lo is None else int(lo // BUCKET_SECONDS)
-    hi_b = None if hi is None else int(hi // BUCKET_SECONDS)
-    wanted = None if flt.models is None else frozenset(
-        m for x in flt.models for m in (x, normalize_model(x)))
-    project = flt.project.lower() if flt.project else None
-    source = None if flt.source == "all" else flt.source
-    ok: dict[tuple, bool] = {}
-    for key, cell in cells.items():
-        b = key[0]
-        if (lo_b is not None and b < lo_b) or (hi_b is not None and b >= hi_b):
-            continue
-        rest = key[1:]
-        passed = ok.get(rest)
+class _Predicate:
+    """The filter's non-time tests, cached per (source, model, project, session, mode)."""
+
+    def __init__(self, flt: Filter) -> None:
+        self.flt = flt
+        self.wanted = None if flt.models is None else frozenset(
+            m for x in flt.models for m in (x, normalize_model(x)))
+        self.project = flt.project.lower() if flt.project else None
+        self.source = None if flt.source == "all" else flt.source
+        self.cache: dict[tuple, bool] = {}
+
+    def __call__(self, src: str, model: str, proj: str, session: str, mode: str) -> bool:
+        key = (src, model, proj, session, mode)
+        passed = self.cache.get(key)
         if passed is None:
-            src, model, proj, session, mode = rest[:5]
-            passed = (
-                (source is None or src == source)
-                and (wanted is None or _model_matches(model, wanted))
-                and (project is None or project in proj.lower())
+            flt = self.flt
+            passed = self.cache[key] = (
+                (self.source is None or src == self.source)
+                and (self.wanted is None or model in self.wanted or normalize_model(model) in self.wanted)
+                and (self.project is None or self.project in proj.lower())
                 and (flt.mode is None or mode == flt.mode)
                 and (flt.session is None or session == flt.session)
             )
-            ok[rest] = passed
-        if passed:
+        return passed
+
+
+def matching_cells(cube: Cube, flt: Filter) -> Iterable[tuple[tuple, list[float]]]:
+    """The cells (key, sums) that pass the filter; the cube must be in the filter's zone."""
+    lo = flt.since.isoformat() if flt.since else None
+    hi = flt.until.isoformat() if flt.until else None
+    test = _Predicate(flt)
+    for key, cell in cube.cells.items():
+        day = key[0]
+        if (lo is not None and day < lo) or (hi is not None and day > hi):
+            continue
+        if test(key[1], key[2], key[3], key[4], key[5]):
             yield key, cell
 
 
-def _rows(groups: dict[Any, Row], name: str, sort_by_cost: bool = True) -> list[Row]:
-    items = [{name: k, **v} for k, v in groups.items()]
+def matching_calls(cube: Cube, flt: Filter) -> Iterable[Call]:
+    """Single calls that pass the filter (for task and recent-call views)."""
+    lo, hi = flt.day_bounds()
+    test = _Predicate(flt)
+    for c in cube.calls():
+        if (lo is not None and c.ts < lo) or (hi is not None and c.ts >= hi):
+            continue
+        if test(c.source, c.model, c.project, c.session, c.mode):
+            yield c
+
+
+def _rows(groups: dict[Any, list[float]], name: str, sort_by_cost: bool = True) -> list[Row]:
+    items = [{name: k, **totals_of(v)} for k, v in groups.items()]
     if sort_by_cost:
         items.sort(key=lambda r: (-r["cost_usd"], -r["calls"], str(r[name])))
     else:
@@ -88,51 +128,45 @@ def build_report(
 ) -> dict[str, Any]:
     """The full view model (``report --json``'s shape) for one filter."""
     now = datetime.now(timezone.utc).timestamp() if now is None else now
-    day_of = DayNamer(flt.tz, BUCKET_SECONDS)
-    totals = empty_totals()
-    by_day: dict[str, Row] = {}
-    by_model: dict[str, Row] = {}
-    by_project: dict[str, Row] = {}
-    by_source: dict[str, Row] = {}
-    sessions: dict[tuple[str, str], Row] = {}
-    session_meta: dict[tuple[str, str], tuple[dict[str, float], set[str], float]] = {}
-    for key, cell in matching_cells(cube, flt):
-        b, src, model, proj, session, _mode = key
-        _add(totals, cell)
-        for groups, k in ((by_day, day_of(b)), (by_model, model), (by_project, proj), (by_source, src)):
-            row = groups.get(k)
-            if row is None:
-                row = groups[k] = empty_totals()
-            _add(row, cell)
+    if tz_name(cube.tz) != tz_name(flt.tz):
+        cube = cube.in_zone(flt.tz)
+    total: list[float] = new_cell()
+    by_day: dict[str, list[float]] = {}
+    by_model: dict[str, list[float]] = {}
+    by_project: dict[str, list[float]] = {}
+    by_source: dict[str, list[float]] = {}
+    sessions: dict[tuple[str, str], list[float]] = {}
+    session_projects: dict[tuple[str, str], dict[str, float]] = {}
+    session_models: dict[tuple[str, str], set[str]] = {}
+    for (day, src, model, proj, session, _mode), cell in matching_cells(cube, flt):
+        _acc_into(total, cell)
+        _acc(by_day, day, cell)
+        _acc(by_model, model, cell)
+        _acc(by_project, proj, cell)
+        _acc(by_source, src, cell)
         sk = (src, session)
-        row = sessions.get(sk)
-        if row is None:
-            row = sessions[sk] = empty_totals()
-            session_meta[sk] = ({}, set(), 0.0)
-        _add(row, cell)
-        projects, models, last = session_meta[sk]
+        _acc(sessions, sk, cell)
+        projects = session_projects.setdefault(sk, {})
         projects[proj] = projects.get(proj, 0) + cell[CALLS]
-        models.add(model)
-        if cell[LAST] > last:
-            session_meta[sk] = (projects, models, cell[LAST])
+        session_models.setdefault(sk, set()).add(model)
     window = active_window_minutes * 60
-    ordered = sorted(sessions.items(), key=lambda kv: (session_meta[kv[0]][2], kv[0][1]), reverse=True)
+    ordered = sorted(sessions.items(), key=lambda kv: (kv[1][LAST], kv[0][1]), reverse=True)
     session_rows = []
-    for (src, session), row in ordered:
-        projects, models, last = session_meta[(src, session)]
+    for sk, cell in ordered:
+        last = cell[LAST]
         session_rows.append({
-            "session": session,
-            "project": max(projects.items(), key=lambda kv: (kv[1], kv[0]))[0],
-            "source": src,
-            "models": sorted(models),
+            "session": sk[1],
+            "project": max(session_projects[sk].items(), key=lambda kv: (kv[1], kv[0]))[0],
+            "source": sk[0],
+            "models": sorted(session_models[sk]),
             "last_activity": datetime.fromtimestamp(last, flt.tz).isoformat(timespec="seconds"),
             "active": now - last <= window,
-            **row,
+            **totals_of(cell),
         })
     out: dict[str, Any] = {
         "tz": tz_name(flt.tz),
         "filters": flt.as_json(),
-        "totals": totals,
+        "totals": totals_of(total),
         "by_day": _rows(by_day, "day", sort_by_cost=False),
         "by_model": _rows(by_model, "model"),
         "by_project": _rows(by_project, "project"),
@@ -147,10 +181,20 @@ def build_report(
 
 def by_task(cube: Cube, flt: Filter) -> list[Row]:
     """Totals per task: internal ``task_id``; Claude Code: the tools the message invoked, ``(text)`` if none."""
-    groups: dict[str, Row] = {}
-    for key, cell in matching_cells(cube, flt, cube.task_cells):
-        row = groups.get(key[6])
-        if row is None:
-            row = groups[key[6]] = empty_totals()
-        _add(row, cell)
+    groups: dict[str, list[float]] = {}
+    for c in matching_calls(cube, flt):
+        acc = groups.get(c.task)
+        if acc is None:
+            acc = groups[c.task] = new_cell()
+        acc[IN] += c.input_tokens
+        acc[OUT] += c.output_tokens
+        acc[CW] += c.cache_creation_tokens
+        acc[CR] += c.cache_read_tokens
+        acc[CALLS] += 1
+        if c.cost is None:
+            acc[UNPRICED] += 1
+        else:
+            acc[COST] += c.cost
+        if c.mode == LOCAL:
+            acc[LOCAL_CALLS] += 1
     return _rows(groups, "task")
