@@ -32,7 +32,7 @@ def default_claude_dirs(env: dict[str, str] | None = None) -> list[Path]:
     env = os.environ if env is None else env
     configured = env.get("CLAUDE_CONFIG_DIR", "").strip()
     if configured:
-        return [Path(p).expanduser() for p in configured.split(",") if p.strip()]
+        return [Path(p.strip()).expanduser() for p in configured.split(",") if p.strip()]
     home = Path(env.get("HOME") or Path.home())
     return [home / ".claude", home / ".config" / "claude"]
 
@@ -204,7 +204,7 @@ def _call_of(env: _Envelope, path: str, fallback_session: str, fallback_project:
 def _decode(line: bytes, warnings: Warnings) -> _Envelope | None:
     try:
         return _decoder.decode(line)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         pass
     try:
         repaired = line.decode("utf-8", errors="replace").encode("utf-8")
@@ -213,7 +213,7 @@ def _decode(line: bytes, warnings: Warnings) -> _Envelope | None:
     if repaired != line:
         try:
             env = _decoder.decode(repaired)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             pass
         else:
             warnings[INVALID_UTF8] += 1
@@ -225,10 +225,10 @@ def _decode(line: bytes, warnings: Warnings) -> _Envelope | None:
 def _is_json_object(line: bytes) -> bool:
     try:
         return isinstance(msgspec.json.decode(line), dict)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         try:
             return isinstance(msgspec.json.decode(line.decode("utf-8", errors="replace")), dict)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             return False
 
 
@@ -295,8 +295,9 @@ def parse_lines(buf: bytes, path: str, warnings: Warnings, session: str = "", pr
 # --- the dedupe rule ------------------------------------------------------------------------------------------
 
 
-def _rank(c: Call) -> tuple[int, float, str]:
-    return (c.output_tokens, c.ts, c.file)
+def _rank(c: Call) -> tuple[int, float, str, str, str, str, str]:
+    # Largest output first (the final snapshot); the rest only makes ties deterministic in any order.
+    return (c.output_tokens, c.ts, c.file, c.model, c.session, c.project, c.task)
 
 
 def merge(old: Call, new: Call) -> Call:
@@ -321,13 +322,14 @@ def merge(old: Call, new: Call) -> Call:
     return merged
 
 
-def dedupe(calls: Iterable[Call], into: dict[str, Call] | None = None) -> dict[str, Call]:
-    """Fold calls into ``key -> merged call``; calls without a key are not expected here."""
-    out: dict[str, Call] = {} if into is None else into
+def dedupe(calls: Iterable[Call], into: dict[str, Call]) -> list[Call]:
+    """Fold keyed calls into ``into`` (key -> merged call); return the calls without a key, never merged."""
+    keyless: list[Call] = []
     for c in calls:
         k = c.key
         if k is None:
+            keyless.append(c)
             continue
-        prev = out.get(k)
-        out[k] = c if prev is None else merge(prev, c)
-    return out
+        prev = into.get(k)
+        into[k] = c if prev is None else merge(prev, c)
+    return keyless

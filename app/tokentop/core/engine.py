@@ -123,10 +123,7 @@ def _scan_job(files: list[tuple[str, str]]) -> bytes:
         st = new_state(path, kind)
         calls, st.offset = read_file(path, kind, 0, _worker_project, warnings)
         states.append(st)
-        if kind == CLAUDE:
-            claude_code.dedupe(calls, keyed)
-        else:
-            plain.extend(calls)
+        plain.extend(claude_code.dedupe(calls, keyed) if kind == CLAUDE else calls)
     out = list(keyed.values()) + plain
     for c in out:
         c.cost = price_call(book, c)
@@ -148,8 +145,9 @@ class Engine:
         self.cube = Cube(self.price, tz)
         self.warnings = Warnings()
         self.files: dict[str, FileState] = {}
-        #: Internal rows per file: a truncated log's rows are taken out before it is read again.
-        self.internal_calls: dict[str, list[Call]] = {}
+        #: Calls without a dedupe key, per file: a truncated or replaced file's are taken out before it is
+        #: read again (keyed calls need no such care: re-reading them merges into the same key).
+        self.keyless_calls: dict[str, list[Call]] = {}
         self.lines_applied = 0
 
     def price(self, c: Call) -> float | None:
@@ -191,7 +189,7 @@ class Engine:
         self.warnings.update(warnings)
         for c in calls:
             if c.key is None:
-                self.internal_calls.setdefault(c.file, []).append(c)
+                self.keyless_calls.setdefault(c.file, []).append(c)
         for st in states:
             self.files[st.path] = st
         self.lines_applied += len(calls)
@@ -229,16 +227,17 @@ class Engine:
             if change is None or change.gone:
                 return 0  # nothing new; a deleted file's calls stay counted
             st = change.state
-            if change.reset and kind == INTERNAL_KIND:
-                self.cube.remove(self.internal_calls.pop(path, []))
+            if change.reset:
+                self.cube.remove(self.keyless_calls.pop(path, []))
         calls, st.offset = read_file(path, kind, st.offset, self.sources.project_for_internal, self.warnings)
         self.files[path] = st
         if kind == CLAUDE:
-            calls = list(claude_code.dedupe(calls).values())
+            keyed: dict[str, Call] = {}
+            calls = claude_code.dedupe(calls, keyed) + list(keyed.values())
         for c in calls:
             c.cost = self.price(c)
             if c.key is None:
-                self.internal_calls.setdefault(path, []).append(c)
+                self.keyless_calls.setdefault(path, []).append(c)
         self.cube.apply(calls)
         self.lines_applied += len(calls)
         return len(calls)

@@ -111,10 +111,10 @@ def parse_lines(buf: bytes, path: str, default_project: str, warnings: Warnings)
             continue
         try:
             row = _decoder.decode(line)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             try:
                 row = _decoder.decode(line.decode("utf-8", errors="replace").encode())
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, UnicodeDecodeError):
                 warnings[UNPARSABLE] += 1
                 continue
             warnings[INVALID_UTF8] += 1

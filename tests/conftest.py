@@ -1,0 +1,59 @@
+"""Shared fixtures: every test runs with a private HOME, config dir and data root (never the user's)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tokentop import cli
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TOKENTOP_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("TOKENTOP_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+@pytest.fixture
+def claude_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "claude"
+    (d / "projects").mkdir(parents=True)
+    return d
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    (d / "agents").mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the CLI in-process; returns exit code, stdout, stderr."""
+    try:
+        code = cli.main(args)
+    except SystemExit as e:  # argparse exits
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def report(claude_dir: Path, data_root: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+    """``report(*args)`` -> parsed ``report --json`` over the test's claude_dir and data_root (UTC)."""
+
+    def run(*args: str) -> dict[str, Any]:
+        code, out, err = run_cli(["report", "--json", "--tz", "UTC", "--claude-dir", str(claude_dir),
+                                  "--data-root", str(data_root), *args], capsys)
+        assert code == 0, err
+        return json.loads(out)
+
+    return run

@@ -1,0 +1,164 @@
+"""`tokentop report`: the JSON contract, the filters, the table, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.builders import HAIKU, OPUS, SONNET, cc_line, internal_row, project_dir, write_lines
+from tests.conftest import run_cli
+
+TOTAL_FIELDS = {"cost_usd", "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens",
+                "calls", "cloud_calls", "local_calls", "unpriced_calls"}
+
+
+@pytest.fixture
+def mixed(claude_dir: Path, data_root: Path) -> None:
+    """Two days, three Claude models in two projects, plus internal cloud and local rows."""
+    write_lines(project_dir(claude_dir, "/src/webshop") / "s1.jsonl", [
+        cc_line("m1", model=SONNET, input=0, output=1_000_000, ts="2026-11-19T23:30:00.000Z", session="s1",
+                cwd="/src/webshop"),
+        cc_line("m2", model=OPUS, input=0, output=1_000_000, ts="2026-11-20T08:00:00.000Z", session="s1",
+                cwd="/src/webshop"),
+    ])
+    write_lines(project_dir(claude_dir, "/src/infra") / "s2.jsonl", [
+        cc_line("m3", model=HAIKU, input=0, output=1_000_000, ts="2026-11-20T09:00:00.000Z", session="s2",
+                cwd="/src/infra"),
+        cc_line("m4", model="claude-experimental-9", output=10, ts="2026-11-20T09:05:00.000Z", session="s2",
+                cwd="/src/infra"),
+    ])
+    write_lines(data_root / "agents" / "20261120-x" / "llm_costs.jsonl", [
+        internal_row(ts="2026-11-20T10:00:00+00:00", cost=1.25, model="claude-sonnet-4-5"),
+        internal_row(ts="2026-11-20T11:00:00+00:00", cost=0.0, mode="local", model="qwen2.5-7b-instruct"),
+    ])
+
+
+def test_json_shape_is_the_documented_contract(mixed, report) -> None:
+    rep = report()
+    assert set(rep) >= {"tz", "filters", "totals", "by_day", "by_model", "by_project", "by_source", "sessions",
+                        "warnings"}
+    assert rep["tz"] == "UTC"
+    assert set(rep["totals"]) == TOTAL_FIELDS
+    for group, name in (("by_day", "day"), ("by_model", "model"), ("by_project", "project"),
+                        ("by_source", "source")):
+        for row in rep[group]:
+            assert set(row) == TOTAL_FIELDS | {name}
+    s = rep["sessions"][0]
+    assert set(s) >= TOTAL_FIELDS | {"session", "project", "source", "last_activity", "active"}
+    assert "unparsable_lines" in rep["warnings"]
+
+
+def test_totals_and_unpriced(mixed, report) -> None:
+    t = report()["totals"]
+    # 15 (sonnet out) + 25 (opus out) + 5 (haiku out) + 1.25 logged; the experimental model is unpriced
+    assert t["cost_usd"] == pytest.approx(15 + 25 + 5 + 1.25)
+    assert t["unpriced_calls"] == 1
+    assert (t["calls"], t["cloud_calls"], t["local_calls"]) == (6, 5, 1)
+
+
+def test_models_trichotomy(mixed, report) -> None:
+    assert report()["totals"]["calls"] == 6
+    none = report("--models", "")
+    assert none["totals"]["calls"] == 0
+    assert none["by_model"] == [] and none["sessions"] == []
+    only = report("--models", f"{OPUS},qwen2.5-7b-instruct")
+    assert only["totals"]["calls"] == 2
+    assert only["totals"]["cost_usd"] == pytest.approx(25)
+    # a normalized id selects its dated variants too
+    assert report("--models", "claude-sonnet-4-5")["totals"]["calls"] == 2
+
+
+def test_source_project_mode_and_session_filters_agree_everywhere(mixed, report) -> None:
+    for args, calls in ((["--source", "claude_code"], 4), (["--source", "internal"], 2),
+                        (["--project", "SHOP"], 2), (["--mode", "local"], 1), (["--mode", "cloud"], 5),
+                        (["--session", "s2"], 2)):
+        rep = report(*args)
+        assert rep["totals"]["calls"] == calls, args
+        for group in ("by_day", "by_model", "by_project", "by_source", "sessions"):
+            assert sum(r["calls"] for r in rep[group]) == calls, (args, group)
+
+
+def test_dates_are_inclusive_in_the_display_zone(mixed, report) -> None:
+    assert report("--since", "2026-11-20", "--until", "2026-11-20")["totals"]["calls"] == 5
+    assert report("--until", "2026-11-19")["totals"]["calls"] == 1
+    # 23:30 UTC on the 19th is already the 20th in Vienna (UTC+1)
+    vienna = report("--tz", "Europe/Vienna", "--since", "2026-11-20")
+    assert vienna["tz"] == "Europe/Vienna"
+    assert vienna["totals"]["calls"] == 6
+    assert [d["day"] for d in vienna["by_day"]] == ["2026-11-20"]
+
+
+def test_table_output_formats_money_and_calls(mixed, claude_dir: Path, data_root: Path, capsys) -> None:
+    code, out, _ = run_cli(["report", "--tz", "UTC", "--claude-dir", str(claude_dir), "--data-root",
+                            str(data_root), "--group-by", "model"], capsys)
+    assert code == 0
+    assert "cost $46.25 + 1 unpriced" in out
+    assert "cloud 5 · local 1" in out
+    assert "claude-experimental-9" in out and "unpriced" in out.split("claude-experimental-9")[1].split("\n")[0]
+
+
+def test_costs_from_100_dollars_drop_the_cents(claude_dir: Path, data_root: Path, capsys) -> None:
+    write_lines(project_dir(claude_dir) / "s.jsonl", [cc_line("m", model=OPUS, input=0, output=50_000_000)])
+    code, out, _ = run_cli(["report", "--tz", "UTC", "--claude-dir", str(claude_dir), "--data-root",
+                            str(data_root)], capsys)
+    assert code == 0
+    assert "cost $1,250 ·" in out
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--source", "cursor"], "unknown source"),
+    (["--since", "2026-13-01"], "--since"),
+    (["--tz", "Mars/Olympus"], "unknown time zone"),
+    (["--mode", "hybrid"], "unknown mode"),
+    (["--since", "2026-11-20", "--until", "2026-11-01"], "after"),
+    (["--group-by", "week"], "invalid choice"),
+])
+def test_bad_option_values_print_one_line_and_exit_2(args, needle, claude_dir, data_root, capsys) -> None:
+    code, out, err = run_cli(["report", "--claude-dir", str(claude_dir), "--data-root", str(data_root), *args],
+                             capsys)
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert needle in err
+
+
+def test_group_by_task_uses_tools_and_task_ids(claude_dir: Path, data_root: Path, report) -> None:
+    write_lines(project_dir(claude_dir) / "s.jsonl", [
+        cc_line("m1", content=[{"type": "tool_use", "id": "t1", "name": "Bash"}]),
+        cc_line("m2"),
+    ])
+    write_lines(data_root / "agents" / "x" / "llm_costs.jsonl", [internal_row(task="summarize:day")])
+    rep = report("--group-by", "task")
+    assert sorted((r["task"], r["calls"]) for r in rep["by_task"]) == [
+        ("(text)", 1), ("Bash", 1), ("summarize:day", 1)]
+
+
+def test_empty_machine_reports_zero(report) -> None:
+    rep = report()
+    assert rep["totals"]["calls"] == 0
+    assert rep["totals"]["cost_usd"] == 0
+
+
+def test_report_path_imports_neither_textual_nor_genai_prices(tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom tokentop import cli\n"
+        f"cli.main(['report', '--json', '--claude-dir', {str(tmp_path)!r}, '--data-root', {str(tmp_path)!r}])\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'genai_prices')]\n"
+        "assert not bad, bad\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["totals"]["calls"] == 0
+
+
+def test_core_package_never_imports_textual() -> None:
+    code = ("import sys, pkgutil, importlib, tokentop.core as c\n"
+            "for m in pkgutil.iter_modules(c.__path__): importlib.import_module('tokentop.core.' + m.name)\n"
+            "assert 'textual' not in sys.modules and 'rich' not in sys.modules\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -1,0 +1,86 @@
+"""The cube: any order, any batching, same totals; replace on a larger snapshot."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokentop.core.aggregate import Cube
+from tokentop.core.claude_code import dedupe
+from tokentop.core.filters import Filter
+from tokentop.core.records import CLAUDE_CODE, INTERNAL, Call
+from tokentop.core.report import build_report
+
+INT_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "calls",
+              "cloud_calls", "local_calls", "unpriced_calls")
+
+
+def price(c: Call) -> float | None:
+    return None if c.model == "mystery" else (c.input_tokens + 2 * c.output_tokens + c.cache_read_tokens) / 1e6
+
+
+calls = st.builds(
+    lambda key, model, out, inp, cr, day, internal: Call(
+        INTERNAL if internal else CLAUDE_CODE, 1_763_000_000 + day * 86400, model, "p", "s", "cloud",
+        inp, out, 0, cr, None, None if internal else f"msg_{key}"),
+    key=st.integers(0, 6), model=st.sampled_from(["claude-sonnet-4-5", "claude-haiku-4-5", "mystery"]),
+    out=st.integers(0, 500), inp=st.integers(0, 50), cr=st.integers(0, 1000), day=st.integers(0, 3),
+    internal=st.booleans(),
+)
+
+
+def priced(c: Call) -> Call:
+    c = Call(*[getattr(c, f) for f in c.__struct_fields__])
+    c.cost = price(c)
+    return c
+
+
+def totals(cube: Cube) -> dict:
+    return build_report(cube, Filter(), now=0)
+
+
+def feed(batches: list[list[Call]]) -> Cube:
+    cube = Cube(price)
+    for b in batches:
+        keyed: dict[str, Call] = {}
+        cube.apply([priced(c) for c in dedupe(b, keyed) + list(keyed.values())])
+    return cube
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(calls, max_size=30), st.randoms(use_true_random=False), st.integers(1, 5))
+def test_any_order_and_batching_gives_identical_totals(lines: list[Call], rnd, n_batches: int) -> None:
+    one = totals(feed([lines]))
+    shuffled = lines[:]
+    rnd.shuffle(shuffled)
+    cuts = sorted(rnd.randint(0, len(shuffled)) for _ in range(n_batches - 1))
+    batches = [shuffled[a:b] for a, b in zip([0, *cuts], [*cuts, len(shuffled)], strict=True)]
+    other = totals(feed(batches))
+    for f in INT_FIELDS:
+        assert one["totals"][f] == other["totals"][f]
+    assert abs(one["totals"]["cost_usd"] - other["totals"]["cost_usd"]) < 1e-9
+    assert [(d["day"], d["calls"], d["output_tokens"]) for d in one["by_day"]] == \
+        [(d["day"], d["calls"], d["output_tokens"]) for d in other["by_day"]]
+    # and equal to a direct count: one call per key (max output), one per internal row
+    keys: dict[str, int] = {}
+    for c in lines:
+        if c.key:
+            keys[c.key] = max(keys.get(c.key, 0), c.output_tokens)
+    internal = [c for c in lines if c.key is None]
+    assert one["totals"]["calls"] == len(keys) + len(internal)
+    assert one["totals"]["output_tokens"] == sum(keys.values()) + sum(c.output_tokens for c in internal)
+
+
+def test_a_larger_snapshot_replaces_the_earlier_contribution() -> None:
+    cube = Cube(price)
+    first = priced(Call(CLAUDE_CODE, 1_763_000_000, "claude-sonnet-4-5", "p", "s", "cloud", 3, 2, 0, 100, None,
+                        "msg_1"))
+    final = priced(Call(CLAUDE_CODE, 1_763_000_001, "claude-sonnet-4-5", "p", "s", "cloud", 3, 800, 0, 100, None,
+                        "msg_1"))
+    cube.apply([first])
+    cube.apply([final])
+    cube.apply([first])  # a stale copy arriving late changes nothing
+    t = totals(cube)["totals"]
+    assert (t["calls"], t["output_tokens"], t["cache_read_tokens"]) == (1, 800, 100)
+    assert t["cost_usd"] == price(final)
+    assert len(cube.cells) == 1
