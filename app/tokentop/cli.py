@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
-from .config import Settings, config_dir, default_data_root
+from .config import Settings, cache_dir, config_dir, default_data_root
 from .core import fmt
 from .core.claude_code import default_claude_dirs
 from .core.engine import Engine, Sources
@@ -101,7 +101,7 @@ def make_book(args: argparse.Namespace) -> PriceBook:
     path = args.prices
     if path is not None and not path.exists():
         raise UsageError(f"--prices {path}: no such file")
-    return PriceBook.from_toml(path or config_dir() / "prices.toml")
+    return PriceBook.from_toml(path or config_dir() / "prices.toml", cache_dir())
 
 
 def _progress_printer() -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,16 @@ def config_dir() -> Path:
     from platformdirs import user_config_dir
 
     return Path(user_config_dir(APP))
+
+
+def cache_dir() -> Path:
+    """Where derived, rebuildable data lives (the price table cache)."""
+    env = os.environ.get("TOKENTOP_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir(APP))
 
 
 def default_data_root() -> Path:
@@ -42,10 +51,12 @@ class Settings:
     def load(cls, path: Path | None = None) -> Settings:
         """Read ``settings.toml``; unknown keys are ignored, a malformed file raises ValueError."""
         path = path or config_dir() / "settings.toml"
+        if not path.exists():
+            return cls()
+        import tomllib
+
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return cls()
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"cannot read settings {path}: {e}") from e
         s = cls()

@@ -162,3 +162,20 @@ def test_core_package_never_imports_textual() -> None:
             "assert 'textual' not in sys.modules and 'rich' not in sys.modules\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_second_run_prices_from_the_cache_without_importing_genai_prices(tmp_path: Path, claude_dir: Path) -> None:
+    write_lines(project_dir(claude_dir) / "s.jsonl", [cc_line("m1", model=OPUS, input=0, output=1_000_000)])
+    code = (
+        "import sys, json\nfrom tokentop import cli\n"
+        f"cli.main(['report', '--json', '--claude-dir', {str(claude_dir)!r}, '--data-root', {str(tmp_path)!r}])\n"
+        "print(json.dumps('genai_prices' in sys.modules))\n"
+    )
+    env = {**os.environ, "TOKENTOP_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+    (first_report, first_imported), (second_report, second_imported) = (
+        [json.loads(x) for x in r.stdout.splitlines()] for r in runs)
+    assert first_imported is True and second_imported is False
+    assert first_report["totals"]["cost_usd"] == second_report["totals"]["cost_usd"] == 25.0

@@ -147,3 +147,18 @@ def test_bad_override_file_is_a_clear_error(tmp_path: Path) -> None:
     f.write_text('[models."x"]\ninput = "cheap"\noutput = 1\n')
     with pytest.raises(PriceFileError, match="input"):
         load_overrides(f)
+
+
+def test_price_table_is_cached_on_disk_and_gives_the_same_prices(tmp_path: Path, monkeypatch) -> None:
+    fresh = PriceBook(cache_dir=tmp_path)
+    want = {m: fresh.cost(m, NOV, *USAGE) for m in ROWS}
+    assert len(list(tmp_path.glob("genai-prices-*.json"))) == 1
+
+    import tokentop.core.pricing as pricing
+
+    def no_genai() -> None:
+        raise AssertionError("genai-prices imported although the cache exists")
+
+    monkeypatch.setattr(pricing, "_build_genai_table", no_genai)
+    cached = PriceBook(cache_dir=tmp_path)
+    assert {m: cached.cost(m, NOV, *USAGE) for m in ROWS} == want

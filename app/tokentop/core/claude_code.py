@@ -156,6 +156,10 @@ def _tools_of(content: object) -> str:
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def _epoch(ts: datetime) -> float:
+    return (ts.replace(tzinfo=timezone.utc) - _EPOCH).total_seconds() if ts.tzinfo is None else ts.timestamp()
+
+
 def _call_of(env: _Envelope, path: str, fallback_session: str, fallback_project: str) -> Call | None:
     msg = env.message
     if type(msg) is not _Message:
@@ -163,13 +167,7 @@ def _call_of(env: _Envelope, path: str, fallback_session: str, fallback_project:
     u = msg.usage
     if u is None or env.isApiErrorMessage or msg.model == NOT_A_MODEL or not msg.model:
         return None
-    ts = env.timestamp
-    if ts is None:
-        epoch = 0.0
-    elif ts.tzinfo is None:
-        epoch = (ts.replace(tzinfo=timezone.utc) - _EPOCH).total_seconds()
-    else:
-        epoch = ts.timestamp()
+    epoch = 0.0 if env.timestamp is None else _epoch(env.timestamp)
     writes = u.cache_creation_input_tokens or 0
     w1h = 0
     cc = u.cache_creation
@@ -206,10 +204,7 @@ def _decode(line: bytes, warnings: Warnings) -> _Envelope | None:
         return _decoder.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError):
         pass
-    try:
-        repaired = line.decode("utf-8", errors="replace").encode("utf-8")
-    except Exception:  # pragma: no cover - decode with errors="replace" does not raise
-        repaired = line
+    repaired = line.decode("utf-8", errors="replace").encode("utf-8")
     if repaired != line:
         try:
             env = _decoder.decode(repaired)
@@ -255,6 +250,10 @@ def parse_lines(buf: bytes, path: str, warnings: Warnings, session: str = "", pr
     n = len(buf)
     pos = 0
     find = buf.find
+    # The previous call and its decoded parts: the next content-block line of the same message usually repeats
+    # its usage exactly, and then only its time and tools can change the kept copy (no new Call needed).
+    last: Call | None = None
+    last_env: _Envelope | None = None
     while pos < n:
         e = find(b"\n", pos)
         if e == -1:  # not a line yet; callers should not pass it, but never count it
@@ -273,9 +272,23 @@ def parse_lines(buf: bytes, path: str, warnings: Warnings, session: str = "", pr
             line = buf[pos:end]
             env = _decode(line, warnings)
             if env is not None:
+                msg = env.message
+                if (
+                    last is not None and last_env is not None and type(msg) is _Message and msg.id is not None
+                    and msg.id == last.key and msg.usage == last_env.message.usage  # type: ignore[union-attr]
+                    and msg.model == last.model and env.sessionId == last_env.sessionId
+                    and env.cwd == last_env.cwd and not env.isApiErrorMessage and env.timestamp is not None
+                ):
+                    ts = _epoch(env.timestamp)
+                    task = _tools_of(msg.content)
+                    if (ts, task) > (last.ts, last.task):  # what merge() would keep, without a new Call
+                        last.ts, last.task = ts, task
+                    pos = e + 1
+                    continue
                 call = _call_of(env, path, session, project)
                 if call is not None:
                     out.append(call)
+                    last, last_env = call, env
                 elif env.type == "progress" and env.data is not None and isinstance(env.data.message, _Envelope):
                     inner = env.data.message
                     call = _call_of(inner, path, env.sessionId or session,

@@ -4,7 +4,6 @@ prices calls and keeps the cube. No UI, no printing: callers render its view mod
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -160,12 +159,16 @@ class Engine:
         """Read every file from the start; uses every core for large histories."""
         files = self.sources.discover()
         total_bytes = sum(s for _, s, _ in files)
+        if any(k == CLAUDE for _, _, k in files):
+            self.book.prepare()
         workers = workers or min(os.cpu_count() or 1, 4)
         jobs = _batches(files, workers * 8)
         done_files = done_bytes = 0
         global _worker_book, _worker_project, _worker_tz
         _worker_book, _worker_project, _worker_tz = self.book, self.sources.project_for_internal, self.cube.tz
         if workers > 1 and total_bytes >= PARALLEL_MIN_BYTES and len(jobs) > 1:
+            import multiprocessing  # only large histories pay for it
+
             ctx = multiprocessing.get_context("fork")
             with ctx.Pool(workers) as pool:
                 results = pool.imap_unordered(_scan_job, [[(p, k) for p, _, k in job] for job in jobs])

@@ -6,12 +6,14 @@ lookup of a model and never asked to update itself unless the user asks for it.
 
 from __future__ import annotations
 
+import os
 import re
-import tomllib
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 #: Version of tokentop's own patches; stored with re-priced calls.
 PRICE_PATCH_VERSION = "tt1"
@@ -96,65 +98,123 @@ def _aliases(genai_id: str) -> set[str]:
     return out
 
 
-class _GenaiTable:
-    """The anthropic rows of genai-prices' bundled snapshot, matched exactly on normalized ids."""
+Periods = list[tuple[int, Rates]]  # (first UTC day as an ordinal, 0 = always), rates; in genai-prices' order
 
-    def __init__(self) -> None:
-        from genai_prices import data_snapshot  # lazy: ~0.1 s, only paid when a Claude model is priced
 
-        snapshot = data_snapshot.get_snapshot()
-        provider = next(p for p in snapshot.providers if p.id == "anthropic")
-        self.models: dict[str, Any] = {}
-        for m in provider.models:
+def _rates_of(mp: Any) -> Rates:
+    from genai_prices.types import TieredPrices
+
+    fields = ("input_mtok", "cache_write_mtok", "cache_write_1h_mtok", "cache_read_mtok", "output_mtok")
+    base: list[float] = []
+    tier: list[float] = []
+    threshold: int | None = None
+    for f in fields:
+        v = getattr(mp, f, None)
+        if isinstance(v, TieredPrices):
+            base.append(float(v.base))
+            tier.append(float(v.tiers[0].price))
+            threshold = v.tiers[0].start
+        else:
+            base.append(float(v) if v is not None else 0.0)
+            tier.append(base[-1])
+    if base[2] == 0.0 and base[0]:
+        base[2] = base[0] * 2  # no 1h figure published: Anthropic's 1h write is 2x input
+    web = getattr(mp, "web_searches_kcount", None)
+    return Rates(
+        *base,  # type: ignore[arg-type]
+        web_search_per_k=float(web) if web is not None else 10.0,
+        tier_threshold=threshold,
+        tier=tuple(tier) if threshold is not None else None,  # type: ignore[arg-type]
+    )
+
+
+def _build_genai_table() -> dict[str, Periods]:
+    """Every anthropic model of genai-prices' bundled snapshot, by exact normalized alias, with dated periods."""
+    from genai_prices import data_snapshot  # ~0.4 s to import: done once per genai-prices version, then cached
+    from genai_prices.types import ModelPrice, StartDateConstraint
+
+    snapshot = data_snapshot.get_snapshot()
+    provider = next(p for p in snapshot.providers if p.id == "anthropic")
+    table: dict[str, Periods] = {}
+    for m in provider.models:
+        if isinstance(m.prices, ModelPrice):
+            periods = [(0, _rates_of(m.prices))]
+        else:
+            periods = []
+            for cp in m.prices:
+                if cp.constraint is None:
+                    periods.append((0, _rates_of(cp.prices)))
+                elif isinstance(cp.constraint, StartDateConstraint):
+                    periods.append((cp.constraint.start_date.toordinal(), _rates_of(cp.prices)))
+        if periods:
             for alias in _aliases(m.id):
-                self.models.setdefault(alias, m)
+                table.setdefault(alias, periods)
+    return table
 
-    def rates(self, model: str, day: date) -> Rates | None:
-        info = self.models.get(model)
-        if info is None:
-            return None
-        from genai_prices.types import TieredPrices
 
-        when = datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
-        mp = info.get_prices(when)
-        fields = ("input_mtok", "cache_write_mtok", "cache_write_1h_mtok", "cache_read_mtok", "output_mtok")
-        base: list[float] = []
-        tier: list[float] = []
-        threshold: int | None = None
-        for f in fields:
-            v = getattr(mp, f, None)
-            if isinstance(v, TieredPrices):
-                base.append(float(v.base))
-                tier.append(float(v.tiers[0].price))
-                threshold = v.tiers[0].start
-            else:
-                base.append(float(v) if v is not None else 0.0)
-                tier.append(base[-1])
-        if base[2] == 0.0 and base[0]:
-            base[2] = base[0] * 2  # no 1h figure published: Anthropic's 1h write is 2x input
-        web = getattr(mp, "web_searches_kcount", None)
-        return Rates(
-            *base,  # type: ignore[arg-type]
-            web_search_per_k=float(web) if web is not None else 10.0,
-            tier_threshold=threshold,
-            tier=tuple(tier) if threshold is not None else None,  # type: ignore[arg-type]
-        )
+_table_codec = (msgspec.json.Encoder(), msgspec.json.Decoder(dict[str, list[tuple[int, Rates]]]))
+
+
+def _genai_fingerprint() -> str:
+    """Identifies the installed genai-prices data without importing it (its data file's size and mtime)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("genai_prices")
+    if spec is None or spec.origin is None:
+        return "none"
+    st = os.stat(os.path.join(os.path.dirname(spec.origin), "data.py"))
+    return f"{st.st_size}-{st.st_mtime_ns}"
+
+
+def load_genai_table(cache_dir: Path | None) -> dict[str, Periods]:
+    """genai-prices' anthropic table, from a cache file keyed by the installed data when possible."""
+    if cache_dir is None:
+        return _build_genai_table()
+    path = Path(cache_dir) / f"genai-prices-{_genai_fingerprint()}.json"
+    try:
+        return _table_codec[1].decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    table = _build_genai_table()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(_table_codec[0].encode(table))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache dir only costs the import next time
+    return table
+
+
+def _period_rates(periods: Periods, day: date) -> Rates:
+    """genai-prices' rule: the last period that has started wins; none started means the first."""
+    d = day.toordinal()
+    for start, rates in reversed(periods):
+        if start <= d:
+            return rates
+    return periods[0][1]
 
 
 class PriceBook:
     """Prices calls; caches coefficients per (model, UTC day)."""
 
-    def __init__(self, overrides: dict[str, Rates] | None = None) -> None:
+    def __init__(self, overrides: dict[str, Rates] | None = None, cache_dir: Path | None = None) -> None:
         self.overrides = {normalize_model(k): v for k, v in (overrides or {}).items()}
+        self.cache_dir = cache_dir
         self._cache: dict[tuple[str, int], Rates | None] = {}
-        self._genai: _GenaiTable | None = None
+        self._genai: dict[str, Periods] | None = None
 
     @classmethod
-    def from_toml(cls, path: Path | None) -> PriceBook:
+    def from_toml(cls, path: Path | None, cache_dir: Path | None = None) -> PriceBook:
         """A price book with the user's overrides file applied (``[models."id"] input = 3.0 ...``)."""
         if path is None or not path.exists():
-            return cls()
-        return cls(load_overrides(path))
+            return cls(cache_dir=cache_dir)
+        return cls(load_overrides(path), cache_dir=cache_dir)
+
+    def prepare(self) -> None:
+        """Load genai-prices' table now (before forking scan workers, so they share it)."""
+        if self._genai is None:
+            self._genai = load_genai_table(self.cache_dir)
 
     def rates(self, model: str, ts: float) -> Rates | None:
         """Rates for ``model`` on the UTC day of ``ts``; ``None`` when unpriced."""
@@ -171,9 +231,9 @@ class PriceBook:
             if norm in _MISSING:
                 r = Rates(*_MISSING[norm], source="tt")
             elif norm.startswith("claude-"):
-                if self._genai is None:
-                    self._genai = _GenaiTable()
-                r = self._genai.rates(norm, day)
+                self.prepare()
+                periods = self._genai.get(norm)  # type: ignore[union-attr]
+                r = _period_rates(periods, day) if periods else None
             if r is not None:
                 r = _patch(norm, day, r)
         self._cache[key] = r
@@ -224,6 +284,8 @@ class PriceFileError(ValueError):
 
 def load_overrides(path: Path) -> dict[str, Rates]:
     """Read ``[models."<id>"]`` tables of USD-per-million rates from a TOML file."""
+    import tomllib
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

@@ -1,0 +1,130 @@
+"""One-command benchmarks: cold `report` vs ccusage 20 on generated corpora, plus startup time.
+
+    python bench/run.py                      # small and medium
+    python bench/run.py --sizes small,medium,large --runs 3
+
+Corpora come from ../shared/bench/gen_corpus.py (or --gen PATH) and are kept in bench/out/. ccusage 20.0.24's
+native binary is installed there with npm on first use. Both tools run alternately, after one warm-up run
+each (page cache), and the median wall time of each is compared in the same run; peak RSS comes from wait4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+sys.path.insert(0, str(HERE))
+from check_truth import compare  # noqa: E402
+
+SIZES = {
+    "small": ["--sessions", "120"],
+    "medium": ["--sessions", "1000", "--turns", "50"],
+    "large": ["--sessions", "3000", "--turns", "60", "--tool-kb", "8"],
+}
+CCUSAGE_VERSION = "20.0.24"
+TOKENTOP = str(Path(sys.executable).with_name("tokentop"))  # the installed console script
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None, stdout: int | None = None) -> tuple[float, float, bytes]:
+    """Wall seconds, peak RSS (MB, the process and its waited-for children) and stdout of one run."""
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE if stdout is None else stdout,
+                         stderr=subprocess.DEVNULL)
+    out = p.stdout.read() if p.stdout else b""
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def ensure_corpus(size: str, gen: Path) -> Path:
+    path = OUT / size
+    if not (path / "truth.json").exists():
+        print(f"generating {size} corpus …", flush=True)
+        subprocess.run([sys.executable, str(gen), str(path), *SIZES[size]], check=True)
+    return path
+
+
+def ensure_ccusage() -> Path | None:
+    binary = OUT / "ccusage" / "node_modules" / "@ccusage" / "ccusage-linux-x64" / "bin" / "ccusage"
+    if not binary.exists():
+        (OUT / "ccusage").mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(["npm", "install", "--silent", f"ccusage@{CCUSAGE_VERSION}"], cwd=OUT / "ccusage")
+        if r.returncode != 0 or not binary.exists():
+            print("ccusage could not be installed: comparing without it")
+            return None
+    binary.chmod(0o755)
+    return binary
+
+
+def tokentop_cmd(corpus: Path) -> list[str]:
+    return [TOKENTOP, "report", "--json", "--tz", "UTC",
+            "--claude-dir", str(corpus / "claude"), "--data-root", str(corpus / "wb"),
+            "--internal-project", "work-buddy"]
+
+
+def bench_size(size: str, corpus: Path, ccusage: Path | None, runs: int) -> dict[str, object]:
+    mb = sum(f.stat().st_size for f in corpus.rglob("*") if f.is_file()) / 1e6
+    tt = tokentop_cmd(corpus)
+    cc_env = {**os.environ, "CLAUDE_CONFIG_DIR": str(corpus / "claude")}
+    cc = [str(ccusage), "claude", "daily", "--json", "--offline"] if ccusage else None
+    _, _, out = run_measured(tt)  # warm-up, and the correctness check
+    errors = compare(json.loads(out), json.loads((corpus / "truth.json").read_text()))
+    if cc:
+        run_measured(cc, cc_env)
+    tt_runs, cc_runs = [], []
+    for _ in range(runs):
+        tt_runs.append(run_measured(tt)[:2])
+        if cc:
+            cc_runs.append(run_measured(cc, cc_env)[:2])
+    tt_wall = statistics.median(w for w, _ in tt_runs)
+    tt_rss = max(r for _, r in tt_runs)
+    row: dict[str, object] = {"size": size, "MB": round(mb), "truth": "OK" if not errors else f"{len(errors)} errors",
+                              "tokentop_s": round(tt_wall, 2), "tokentop_MB_rss": round(tt_rss)}
+    if cc_runs:
+        cc_wall = statistics.median(w for w, _ in cc_runs)
+        row.update({"ccusage_s": round(cc_wall, 2), "ccusage_MB_rss": round(max(r for _, r in cc_runs)),
+                    "ratio": round(tt_wall / cc_wall, 2)})
+    for e in errors[:10]:
+        print("  truth:", e)
+    return row
+
+
+def bench_startup(runs: int = 7) -> float:
+    with tempfile.TemporaryDirectory() as empty:
+        cmd = [TOKENTOP, "report", "--json", "--claude-dir", empty, "--data-root", empty]
+        return statistics.median(run_measured(cmd)[0] for _ in range(runs))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="small,medium")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--gen", type=Path, default=HERE.parent.parent / "shared" / "bench" / "gen_corpus.py")
+    ap.add_argument("--no-ccusage", action="store_true")
+    a = ap.parse_args()
+    OUT.mkdir(exist_ok=True)
+    ccusage = None if a.no_ccusage else ensure_ccusage()
+    print(f"machine: {os.cpu_count()} cores · python {sys.version.split()[0]}")
+    print(f"startup (empty corpus, report --json): {bench_startup():.3f} s")
+    failed = False
+    for size in a.sizes.split(","):
+        corpus = ensure_corpus(size.strip(), a.gen)
+        row = bench_size(size.strip(), corpus, ccusage, a.runs)
+        failed |= row["truth"] != "OK"
+        print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
