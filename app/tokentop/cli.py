@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="machine-readable output")
     r.add_argument("--group-by", choices=GROUPS, default="day", help="rows of the table (default: day)")
     r.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
+
+    d = sub.add_parser("demo", help="the TUI on a generated history that keeps moving (a temp dir, removed on exit)")
+    d.add_argument("--tz", metavar="ZONE", help="UTC, local or an IANA zone (default: the system zone)")
     return p
 
 
@@ -184,16 +187,50 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tui(args: argparse.Namespace) -> int:
+    """`tokentop`: the full-screen app over the user's own history."""
+    settings = Settings.load()
+    tz = parse_tz(args.tz or settings.tz)
+    engine = Engine(make_sources(args, settings), make_book(args), tz)
+    from .ui.app import run_tui
+
+    return run_tui(engine, active_window_minutes=settings.active_window_minutes)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`tokentop demo`: a generated history in a temp dir with a live feed; the dir is removed on exit."""
+    import shutil
+    import tempfile
+    import threading
+
+    from .demo import Demo, start_feed
+
+    tz = parse_tz(args.tz)
+    root = Path(tempfile.mkdtemp(prefix="tokentop-demo-"))
+    stop = threading.Event()
+    try:
+        demo = Demo(root, time.time())
+        demo.write_history()
+        sources = Sources(claude_dirs=[demo.claude_dir], data_root=demo.data_root, internal_project="work-buddy")
+        engine = Engine(sources, PriceBook(cache_dir=cache_dir()), tz)
+        from .ui.app import run_tui
+
+        return run_tui(engine, on_start=lambda app: start_feed(demo, time.time, stop))
+    finally:
+        stop.set()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tokentop`` script."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "demo":
+            return cmd_demo(args)
         if args.command is None:
-            from .ui.app import run_tui
-
-            return run_tui(args)
+            return cmd_tui(args)
         raise UsageError(f"unknown command {args.command!r}")
     except (UsageError, FilterError, PriceFileError, ValueError) as e:
         sys.stderr.write(f"tokentop: error: {e}\n")

@@ -280,9 +280,10 @@ def parse_lines(buf: bytes, path: str, warnings: Warnings, session: str = "", pr
                     and env.cwd == last_env.cwd and not env.isApiErrorMessage and env.timestamp is not None
                 ):
                     ts = _epoch(env.timestamp)
-                    task = _tools_of(msg.content)
-                    if (ts, task) > (last.ts, last.task):  # what merge() would keep, without a new Call
-                        last.ts, last.task = ts, task
+                    if ts >= last.ts:  # what merge() would keep, without a new Call
+                        task = _tools_of(msg.content)
+                        if ts > last.ts or task > last.task:
+                            last.ts, last.task = ts, task
                     pos = e + 1
                     continue
                 call = _call_of(env, path, session, project)

@@ -5,6 +5,7 @@ prices calls and keeps the cube. No UI, no printing: callers render its view mod
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -148,6 +149,8 @@ class Engine:
         #: read again (keyed calls need no such care: re-reading them merges into the same key).
         self.keyless_calls: dict[str, list[Call]] = {}
         self.lines_applied = 0
+        #: Held while the cube changes and while views read it (scan and live updates run in threads).
+        self.lock = threading.RLock()
 
     def price(self, c: Call) -> float | None:
         """Price one call with this engine's book."""
@@ -188,14 +191,15 @@ class Engine:
 
     def _apply_job(self, job_bytes: bytes) -> tuple[int, int]:
         cells, calls, warnings, states = _job_decoder.decode(job_bytes)
-        self.cube.absorb(cells, calls)
-        self.warnings.update(warnings)
-        for c in calls:
-            if c.key is None:
-                self.keyless_calls.setdefault(c.file, []).append(c)
-        for st in states:
-            self.files[st.path] = st
-        self.lines_applied += len(calls)
+        with self.lock:
+            self.cube.absorb(cells, calls)
+            self.warnings.update(warnings)
+            for c in calls:
+                if c.key is None:
+                    self.keyless_calls.setdefault(c.file, []).append(c)
+            for st in states:
+                self.files[st.path] = st
+            self.lines_applied += len(calls)
         return len(states), sum(st.offset for st in states)
 
     # -- incremental --------------------------------------------------------------------------------------
@@ -217,8 +221,9 @@ class Engine:
                 if kind is not None:
                     targets[p] = kind
         n = 0
-        for path, kind in targets.items():
-            n += self._update_file(path, kind)
+        with self.lock:
+            for path, kind in targets.items():
+                n += self._update_file(path, kind)
         return n
 
     def _update_file(self, path: str, kind: str) -> int:
@@ -249,7 +254,19 @@ class Engine:
 
     def report(self, flt: Filter, **kw: Any) -> dict[str, Any]:
         """The view model for ``flt`` (see `report.build_report`)."""
-        return build_report(self.cube, flt, warnings=self.warnings.as_dict(), **kw)
+        with self.lock:
+            return build_report(self.cube, flt, warnings=self.warnings.as_dict(), **kw)
+
+    def dashboard(self, flt: Filter, **kw: Any) -> dict[str, Any]:
+        """The TUI's view model for ``flt`` (see `views.dashboard`)."""
+        from .views import dashboard
+
+        with self.lock:
+            return dashboard(self.cube, flt, warnings=self.warnings.as_dict(), **kw)
+
+    def files_watched(self) -> int:
+        """How many input files are being followed."""
+        return len(self.files)
 
 
 def _batches(files: list[tuple[str, int, str]], n: int) -> list[list[tuple[str, int, str]]]:

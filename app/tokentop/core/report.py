@@ -137,7 +137,7 @@ def build_report(
     by_source: dict[str, list[float]] = {}
     sessions: dict[tuple[str, str], list[float]] = {}
     session_projects: dict[tuple[str, str], dict[str, float]] = {}
-    session_models: dict[tuple[str, str], set[str]] = {}
+    session_models: dict[tuple[str, str], dict[str, float]] = {}
     for (day, src, model, proj, session, _mode), cell in matching_cells(cube, flt):
         _acc_into(total, cell)
         _acc(by_day, day, cell)
@@ -148,7 +148,8 @@ def build_report(
         _acc(sessions, sk, cell)
         projects = session_projects.setdefault(sk, {})
         projects[proj] = projects.get(proj, 0) + cell[CALLS]
-        session_models.setdefault(sk, set()).add(model)
+        models = session_models.setdefault(sk, {})
+        models[model] = models.get(model, 0) + cell[CALLS]
     window = active_window_minutes * 60
     ordered = sorted(sessions.items(), key=lambda kv: (kv[1][LAST], kv[0][1]), reverse=True)
     session_rows = []
@@ -158,7 +159,7 @@ def build_report(
             "session": sk[1],
             "project": max(session_projects[sk].items(), key=lambda kv: (kv[1], kv[0]))[0],
             "source": sk[0],
-            "models": sorted(session_models[sk]),
+            "models": [m for m, _ in sorted(session_models[sk].items(), key=lambda kv: (-kv[1], kv[0]))],
             "last_activity": datetime.fromtimestamp(last, flt.tz).isoformat(timespec="seconds"),
             "active": now - last <= window,
             **totals_of(cell),
@@ -177,6 +178,19 @@ def build_report(
     if group_by_task:
         out["by_task"] = by_task(cube, flt)
     return out
+
+
+def quick_totals(cube: Cube, flt: Filter, group: int | None = None) -> tuple[Row, list[Row]]:
+    """Totals, and optionally rows per one key part (2 = model), without the rest of the report."""
+    if tz_name(cube.tz) != tz_name(flt.tz):
+        cube = cube.in_zone(flt.tz)
+    total = new_cell()
+    groups: dict[str, list[float]] = {}
+    for key, cell in matching_cells(cube, flt):
+        _acc_into(total, cell)
+        if group is not None:
+            _acc(groups, key[group], cell)
+    return totals_of(total), _rows(groups, "key")
 
 
 def by_task(cube: Cube, flt: Filter) -> list[Row]:

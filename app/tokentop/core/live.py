@@ -1,0 +1,130 @@
+"""Following the files live: watchfiles events -> one engine update per batch. Idle costs nothing.
+
+Used by the TUI (as a Textual worker) and by `tokentop watch --json`. Roots that do not exist yet are
+picked up when they appear (checked every few seconds with a stat, not a recursive watch of $HOME).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .engine import Engine
+from .rate_limits import FILE_NAME as RATE_LIMITS_FILE
+
+#: watchfiles groups events that arrive within this many ms; its default (1.6 s) is far too slow for streaming.
+DEBOUNCE_MS = 50
+STEP_MS = 10
+#: How often missing roots are looked for.
+ROOT_CHECK_SECONDS = 2.0
+#: Files read per engine update, so a burst of thousands of new files is applied in bounded batches.
+MAX_FILES_PER_BATCH = 200
+
+
+@dataclass
+class Batch:
+    """What one applied batch changed."""
+
+    calls_read: int
+    files: int
+    rate_limits_changed: bool
+    polling: bool
+
+
+def watch_roots(engine: Engine) -> list[Path]:
+    """Every folder to follow: Claude ``projects/`` roots, ``<data_root>/agents`` and ``<data_root>/runtime``."""
+    roots = list(engine.sources.claude_roots)
+    if engine.sources.data_root is not None:
+        roots += [Path(engine.sources.data_root) / "agents", Path(engine.sources.data_root) / "runtime"]
+    return roots
+
+
+async def follow(
+    engine: Engine,
+    on_batch: Callable[[Batch], Awaitable[None] | None],
+    stop: asyncio.Event,
+    *,
+    force_polling: bool | None = None,
+) -> None:
+    """Apply every change under the roots until ``stop`` is set.
+
+    Args:
+        engine: the engine to update (its initial scan must be done).
+        on_batch: called once per applied batch (after the engine changed).
+        stop: set it to end the loop.
+        force_polling: True to poll (where inotify is unavailable); None = automatic fallback.
+    """
+    from watchfiles import Change, awatch
+
+    polling = bool(force_polling)
+    while not stop.is_set():
+        roots = watch_roots(engine)
+        existing = [str(r) for r in roots if r.is_dir()]
+        missing = [r for r in roots if not r.is_dir()]
+        if not existing:
+            await _wait(stop, ROOT_CHECK_SECONDS)
+            continue
+        appeared = asyncio.Event()
+        watcher_stop = asyncio.Event()
+
+        async def look_for_missing(missing: list[Path] = missing, appeared: asyncio.Event = appeared) -> None:
+            while missing and not watcher_stop.is_set():
+                await _wait(watcher_stop, ROOT_CHECK_SECONDS)
+                if any(m.is_dir() for m in missing):
+                    appeared.set()
+                    watcher_stop.set()
+
+        async def relay_stop() -> None:
+            await stop.wait()
+            watcher_stop.set()
+
+        helpers = [asyncio.create_task(look_for_missing()), asyncio.create_task(relay_stop())]
+        try:
+            async for changes in awatch(*existing, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=watcher_stop,
+                                        force_polling=polling, poll_delay_ms=500, recursive=True,
+                                        ignore_permission_denied=True):
+                paths = sorted({p for kind, p in changes if kind != Change.deleted})
+                await _apply(engine, paths, on_batch, polling)
+        except OSError:
+            if polling:
+                raise
+            polling = True  # inotify unavailable or its watch limit reached: poll instead (announced)
+            await _maybe_await(on_batch(Batch(0, 0, False, True)))
+        finally:
+            for h in helpers:
+                h.cancel()
+        if appeared.is_set():
+            # New root: read what it already holds, then watch it too.
+            await _apply(engine, None, on_batch, polling)
+
+
+async def _apply(engine: Engine, paths: list[str] | None, on_batch: Callable[[Batch], Awaitable[None] | None],
+                 polling: bool) -> None:
+    rl_changed = paths is None or any(os.path.basename(p) == RATE_LIMITS_FILE for p in paths)
+    if paths is None:
+        n = await asyncio.to_thread(engine.update, None)
+        await _maybe_await(on_batch(Batch(n, 0, rl_changed, polling)))
+        return
+    inputs = [p for p in paths if p.endswith(".jsonl")]
+    if not inputs and rl_changed:
+        await _maybe_await(on_batch(Batch(0, 0, True, polling)))
+        return
+    for i in range(0, len(inputs), MAX_FILES_PER_BATCH):
+        chunk = inputs[i:i + MAX_FILES_PER_BATCH]
+        n = await asyncio.to_thread(engine.update, chunk)
+        await _maybe_await(on_batch(Batch(n, len(chunk), rl_changed and i == 0, polling)))
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def _maybe_await(x: Awaitable[None] | None) -> None:
+    if x is not None:
+        await x

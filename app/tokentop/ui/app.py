@@ -1,0 +1,463 @@
+"""TokentopApp: the main screen, its bindings, the scan and watcher workers, and the current Filter.
+
+No numbers are computed here: every widget shows a part of `Engine.dashboard(filter)`, the same view model
+that `report --json` prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer
+
+from ..core.engine import Engine
+from ..core.filters import Filter, tz_name
+from ..core.live import Batch, follow
+from ..core.rate_limits import RateLimits, rate_limits_path, read_rate_limits
+from ..core.records import CLAUDE_CODE, INTERNAL
+from ..core.views import DATE_PRESETS, date_window, hourly_cost, today_in, window_label
+from .messages import ScanProgress, UsageChanged
+from .screens import HelpScreen, ProjectPicker
+from .widgets import Cards, ChipBar, FilterBar, RateLimitPanel, SessionsTable, SparkRow, StatusLine
+from .widgets.chips import Chip
+
+SOLO_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign", "circumflex_accent",
+             "ampersand", "asterisk", "left_parenthesis")
+SOURCES = ("all", CLAUDE_CODE, INTERNAL)
+MODES = (None, "cloud", "local")
+
+
+class MainScreen(Screen[None]):
+    """The dashboard. Its bindings live here so modal screens (picker, help) keep their own keys."""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-compact"), (120, "-wide")]
+
+    BINDINGS = [
+        *[Binding(str(i + 1), f"toggle_chip({i})", "toggle model", show=False) for i in range(9)],
+        *[Binding(k, f"solo_chip({i})", "solo model", show=False) for i, k in enumerate(SOLO_KEYS)],
+        Binding("left", "chip_focus(-1)", "chip ←", show=False, priority=True),
+        Binding("right", "chip_focus(1)", "chip →", show=False, priority=True),
+        Binding("space", "toggle_focused", "toggle focused chip", show=False),
+        Binding("S", "solo_focused", "solo focused chip", show=False),
+        Binding("f", "toggle_family", "family", show=False),
+        Binding("0", "reset_models", "all models", show=False),
+        Binding("s", "cycle_source", "source"),
+        Binding("d", "cycle_dates", "dates"),
+        Binding("left_square_bracket", "shift_dates(-1)", "earlier", show=False),
+        Binding("right_square_bracket", "shift_dates(1)", "later", show=False),
+        Binding("p", "pick_project", "project"),
+        Binding("m", "cycle_mode", "mode"),
+        Binding("t", "toggle_hourly", "$/hour", show=False),
+        Binding("r", "rescan", "rescan", show=False),
+        Binding("escape", "clear_session", "clear session", show=False, priority=True),
+        Binding("question_mark", "app.help", "keys"),
+        Binding("q", "app.quit", "quit"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield FilterBar(id="filterbar")
+        yield Cards(id="cards")
+        yield SparkRow(id="spark-row")
+        yield ChipBar(id="chips")
+        with Horizontal(id="main"):
+            yield SessionsTable(id="sessions")
+            with Vertical(id="side"):
+                yield RateLimitPanel(id="limits")
+        yield StatusLine(id="status")
+        yield Footer()
+
+    @property
+    def tapp(self) -> TokentopApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    # -- chips -------------------------------------------------------------------------------------------
+
+    def _chip_models(self) -> list[str]:
+        return [c["model"] for c in self.query_one(ChipBar).chips]
+
+    def action_toggle_chip(self, index: int) -> None:
+        """Toggle model chip N (1-9)."""
+        models = self._chip_models()
+        if index >= len(models):
+            return
+        selected = set(models) if self.tapp.models is None else set(self.tapp.models)
+        selected ^= {models[index]}
+        self.tapp.set_models(selected, models)
+
+    def action_solo_chip(self, index: int) -> None:
+        """Show only model chip N (again: show all)."""
+        models = self._chip_models()
+        if index >= len(models):
+            return
+        solo = (models[index],)
+        self.tapp.set_models(None if self.tapp.models == solo else set(solo), models)
+
+    def action_chip_focus(self, step: int) -> None:
+        """Move the chip focus."""
+        bar = self.query_one(ChipBar)
+        if bar.chips:
+            bar.focus_index = (bar.focus_index + step) % len(bar.chips)
+            self.tapp.refresh_view()
+
+    def action_toggle_focused(self) -> None:
+        """Toggle the focused chip."""
+        self.action_toggle_chip(self.query_one(ChipBar).focus_index)
+
+    def action_solo_focused(self) -> None:
+        """Solo the focused chip."""
+        self.action_solo_chip(self.query_one(ChipBar).focus_index)
+
+    def action_toggle_family(self) -> None:
+        """Select or deselect every chip of the focused chip's family."""
+        bar = self.query_one(ChipBar)
+        if not bar.chips:
+            return
+        family = bar.chips[bar.focus_index]["family"]
+        members = {c["model"] for c in bar.chips if c["family"] == family}
+        models = self._chip_models()
+        selected = set(models) if self.tapp.models is None else set(self.tapp.models)
+        selected = selected - members if members <= selected else selected | members
+        self.tapp.set_models(selected, models)
+
+    def action_reset_models(self) -> None:
+        """All models."""
+        self.tapp.set_models(None, [])
+
+    @on(Chip.Clicked)
+    def chip_clicked(self, event: Chip.Clicked) -> None:
+        """Click toggles, shift/alt-click solos."""
+        event.stop()
+        self.query_one(ChipBar).focus_index = event.index
+        (self.action_solo_chip if event.solo else self.action_toggle_chip)(event.index)
+
+    # -- other filters -----------------------------------------------------------------------------------
+
+    def action_cycle_source(self) -> None:
+        """all → claude_code → internal."""
+        a = self.tapp
+        a.source = SOURCES[(SOURCES.index(a.source) + 1) % len(SOURCES)]
+        a.refresh_view()
+
+    def action_cycle_dates(self) -> None:
+        """today → 7d → 30d → this week → all."""
+        a = self.tapp
+        a.preset = DATE_PRESETS[(DATE_PRESETS.index(a.preset) + 1) % len(DATE_PRESETS)]
+        a.offset = 0
+        a.refresh_view()
+
+    def action_shift_dates(self, step: int) -> None:
+        """Move the window one length back or forward (not past today)."""
+        a = self.tapp
+        if a.preset != "all":
+            a.offset = min(0, a.offset + step)
+            a.refresh_view()
+
+    def action_cycle_mode(self) -> None:
+        """all → cloud → local."""
+        a = self.tapp
+        a.mode = MODES[(MODES.index(a.mode) + 1) % len(MODES)]
+        a.refresh_view()
+
+    def action_toggle_hourly(self) -> None:
+        """Sparkline: cost per day over the range, or per hour today."""
+        self.tapp.hourly = not self.tapp.hourly
+        self.tapp.refresh_view()
+
+    def action_pick_project(self) -> None:
+        """Fuzzy picker over canonical project names."""
+        a = self.tapp
+        projects = sorted({r["project"] for r in a.view.get("by_project", [])} if a.project is None
+                          else a.all_projects())
+
+        def picked(name: str | None) -> None:
+            a.project = name
+            a.refresh_view()
+
+        self.app.push_screen(ProjectPicker(projects, a.project), picked)
+
+    def action_rescan(self) -> None:
+        """Read every file again from the start."""
+        self.tapp.start_scan(rescan=True)
+
+    def action_clear_session(self) -> None:
+        """Leave the session drill-down."""
+        if self.tapp.session is not None:
+            self.tapp.session = None
+            self.tapp.refresh_view()
+
+    @on(DataTable.RowSelected, "#sessions")
+    def drill_into_session(self, event: DataTable.RowSelected) -> None:
+        """``enter`` on a row filters to that session."""
+        key = event.row_key.value or ""
+        _source, _, session = key.partition("\x1f")
+        self.tapp.session = session or None
+        self.tapp.refresh_view()
+
+
+class TokentopApp(App[None]):
+    """Live cost, tokens and rate-limit headroom of Claude Code and your own LLM calls."""
+
+    CSS_PATH = "tokentop.tcss"
+    TITLE = "tokentop"
+    BINDINGS = [Binding("ctrl+c", "quit", "quit", show=False)]
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        active_window_minutes: float = 15,
+        clock: Callable[[], float] | None = None,
+        live: bool = True,
+        scan: bool = True,
+        on_start: Callable[[TokentopApp], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.tz = engine.cube.tz
+        self.active_window_minutes = active_window_minutes
+        self.clock = clock or time.time
+        self.live = live
+        self.scan_on_mount = scan
+        self.on_start = on_start
+        # The filter, as the keys change it.
+        self.source = "all"
+        self.models: tuple[str, ...] | None = None
+        self.project: str | None = None
+        self.mode: str | None = None
+        self.preset = "7d"
+        self.offset = 0
+        self.session: str | None = None
+        self.hourly = False
+        # What is shown.
+        self.view: dict[str, Any] = {}
+        self.rate_limits = RateLimits()
+        self.scanning = False
+        self.scan_text = ""
+        self.polling = False
+        self.updated_at: float | None = None
+        self._stop = asyncio.Event()
+
+    def get_default_screen(self) -> Screen[Any]:
+        return MainScreen()
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._started)
+
+    def _started(self) -> None:
+        self.read_rate_limits()
+        self.refresh_view()
+        if self.scan_on_mount:
+            self.start_scan()
+        elif self.live:
+            self.follow_files()
+        self.set_interval(1.0, self.tick)
+        if self.on_start:
+            self.on_start(self)
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+
+    # -- the filter --------------------------------------------------------------------------------------
+
+    def current_filter(self) -> Filter:
+        """The Filter the keys have set."""
+        today = today_in(self.tz, self.clock())
+        since, until = date_window(self.preset, self.offset, today)
+        return Filter(source=self.source, models=self.models, project=self.project, mode=self.mode,
+                      since=since, until=until, session=self.session, tz=self.tz)
+
+    def set_models(self, selected: set[str] | None, all_models: list[str]) -> None:
+        """Selected models; every chip selected means no model filter (so new models show up)."""
+        if selected is None or (all_models and selected >= set(all_models)):
+            self.models = None
+        else:
+            self.models = tuple(sorted(selected))
+        self.refresh_view()
+
+    def all_projects(self) -> list[str]:
+        """Projects under the current filter without the project restriction."""
+        flt = self.current_filter().with_(project=None)
+        return [r["project"] for r in self.engine.report(flt, now=self.clock())["by_project"]]
+
+    # -- drawing -----------------------------------------------------------------------------------------
+
+    def refresh_view(self) -> None:
+        """Recompute the view model for the current filter and hand each widget its part."""
+        if not isinstance(self.screen, MainScreen):
+            screen = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+            if screen is None:
+                return
+        else:
+            screen = self.screen
+        now = self.clock()
+        flt = self.current_filter()
+        self.view = self.engine.dashboard(flt, now=now, active_window_minutes=self.active_window_minutes)
+        v = self.view
+        with self.batch_update():
+            screen.query_one(Cards).update_view(v)
+            if self.hourly:
+                day = today_in(self.tz, now)
+                with self.engine.lock:
+                    hours = hourly_cost(self.engine.cube, flt, day)
+                screen.query_one(SparkRow).show([(f"{h:02d}", c) for h, c in enumerate(hours)], hourly=True)
+            else:
+                screen.query_one(SparkRow).show(v["daily"], hourly=False)
+            screen.query_one(ChipBar).show(v["chips"], none_selected=self.models == ())
+            screen.query_one(SessionsTable).show(v["sessions"], now)
+            screen.query_one(FilterBar).update(self.filter_text(flt, now))
+            self.draw_status()
+            self.draw_rate_limits()
+
+    def filter_text(self, flt: Filter, now: float) -> str:
+        """The top line: what the numbers are of."""
+        today = today_in(self.tz, now)
+        parts = [
+            "[b]tokentop[/b]",
+            {"all": "all sources", CLAUDE_CODE: "claude code", INTERNAL: "internal"}[self.source],
+            window_label(self.preset, flt.since, flt.until, today),
+            f"project {self.project}" if self.project else "all projects",
+            {None: "cloud+local", "cloud": "cloud", "local": "local"}[self.mode],
+            tz_name(self.tz),
+        ]
+        if self.session:
+            parts.append(f"session {self.session[:8]} (esc)")
+        text = " · ".join(parts)
+        if self.source == INTERNAL:
+            t = self.view.get("totals", {})
+            text += f"  [reverse] api {t.get('cloud_calls', 0):,} [/] [reverse] local {t.get('local_calls', 0):,} [/]"
+        return text
+
+    def draw_status(self) -> None:
+        """The bottom line: is it live, and can it be trusted."""
+        screen = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+        if screen is None:
+            return
+        warnings = self.engine.warnings.as_dict()
+        bad = warnings["unparsable_lines"]
+        t = self.view.get("totals", {})
+        if self.scanning:
+            head = f"[yellow]{self.scan_text}[/]"
+        else:
+            head = "[green]● live[/]" if self.live else "○ static"
+            if self.polling:
+                head += " [yellow](polling: inotify unavailable)[/]"
+        when = (datetime.fromtimestamp(self.updated_at, self.tz).strftime("%H:%M:%S")
+                if self.updated_at else "–")
+        warn = f"[red]{bad:,} unparsable[/]" if bad else "0 unparsable"
+        screen.query_one(StatusLine).update(
+            f"{head} · {self.engine.files_watched():,} files · {t.get('calls', 0):,} calls shown · "
+            f"{warn} · updated {when}")
+
+    def read_rate_limits(self) -> None:
+        """Re-read the rate-limit observations."""
+        root = self.engine.sources.data_root
+        self.rate_limits = read_rate_limits(rate_limits_path(root)) if root else RateLimits(status="no data root")
+
+    def draw_rate_limits(self) -> None:
+        """The headroom panel (re-estimated at the current time)."""
+        screen = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+        if screen is not None:
+            screen.query_one(RateLimitPanel).show(self.rate_limits.as_json(self.clock()))
+
+    def tick(self) -> None:
+        """Once a second: countdowns move while there are fresh observations; nothing else is redrawn."""
+        now = self.clock()
+        if any(not o.stale(now) for o in self.rate_limits.observations):
+            self.draw_rate_limits()
+
+    # -- workers -----------------------------------------------------------------------------------------
+
+    def start_scan(self, rescan: bool = False) -> None:
+        """Run the initial (or a full re-) scan in a thread; panels fill in as batches arrive."""
+        if rescan:
+            with self.engine.lock:
+                self.engine.cube.clear()
+                self.engine.files.clear()
+                self.engine.keyless_calls.clear()
+                self.engine.warnings.clear()
+        self.scanning = True
+        self.scan_text = "scanning…"
+        self._scan()
+
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    def _scan(self) -> None:
+        start = time.monotonic()
+        last = 0.0
+
+        def progress(files: int, total_files: int, done: int, total: int) -> None:
+            nonlocal last
+            t = time.monotonic()
+            if t - last > 0.25 or files == total_files:
+                last = t
+                self.post_message(ScanProgress(files, total_files, done, total, t - start))
+
+        self.engine.scan(progress=progress)
+        self.post_message(UsageChanged())
+        self.call_from_thread(self._scan_done)
+
+    def _scan_done(self) -> None:
+        self.scanning = False
+        self.updated_at = self.clock()
+        self.refresh_view()
+        if self.live:
+            self.follow_files()
+
+    @on(ScanProgress)
+    def show_progress(self, event: ScanProgress) -> None:
+        """Progress bar in the status line, and the panels filled with what is read so far."""
+        frac = event.done_bytes / event.total_bytes if event.total_bytes else 1.0
+        eta = event.elapsed / frac - event.elapsed if frac > 0 else 0
+        n = int(frac * 20)
+        self.scan_text = (f"scanning {'█' * n}{'░' * (20 - n)} {event.files:,}/{event.total_files:,} files · "
+                          f"{event.done_bytes / 1e6:,.0f}/{event.total_bytes / 1e6:,.0f} MB · {eta:.0f}s left")
+        self.refresh_view()
+
+    @work(exclusive=True, group="watch", exit_on_error=False)
+    async def follow_files(self) -> None:
+        """Follow both sources with watchfiles until the app exits; one UsageChanged per batch."""
+
+        def applied(batch: Batch) -> None:
+            self.polling = batch.polling
+            self.post_message(UsageChanged(batch.calls_read, batch.rate_limits_changed))
+
+        await follow(self.engine, applied, self._stop)
+
+    @on(UsageChanged)
+    def usage_changed(self, event: UsageChanged) -> None:
+        """Redraw from the engine (rate limits re-read when their file changed)."""
+        if event.rate_limits_changed:
+            self.read_rate_limits()
+        self.updated_at = self.clock()
+        self.refresh_view()
+
+    def action_help(self) -> None:
+        """Every key and what it does."""
+        lines = [("1-9", "toggle model chip N"), ("shift+1-9 (!@#…)", "solo model chip N"),
+                 ("← →", "move chip focus"), ("space / S", "toggle / solo focused chip"),
+                 ("f", "toggle the focused chip's family"), ("0", "all models"),
+                 ("s", "source: all → claude code → internal"), ("d", "dates: today → 7d → 30d → week → all"),
+                 ("[ ]", "shift the date window"), ("p", "pick a project (fuzzy)"),
+                 ("m", "mode: all → cloud → local"), ("t", "sparkline $/day ↔ $/hour today"),
+                 ("enter / esc", "drill into the session / back"), ("r", "rescan everything"),
+                 ("?", "this help"), ("q", "quit")]
+        self.push_screen(HelpScreen(lines))
+
+
+def run_tui(engine: Engine, *, active_window_minutes: float = 15,
+            on_start: Callable[[TokentopApp], None] | None = None) -> int:
+    """Run the app until the user quits."""
+    TokentopApp(engine, active_window_minutes=active_window_minutes, on_start=on_start).run()
+    return 0
+
+
+__all__ = ["MainScreen", "TokentopApp", "run_tui"]

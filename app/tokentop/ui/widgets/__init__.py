@@ -1,0 +1,12 @@
+"""tokentop's widgets, one per module."""
+
+from __future__ import annotations
+
+from .cards import Cards
+from .chips import ChipBar
+from .rate_limits import RateLimitPanel
+from .sessions import SessionsTable
+from .spark import SparkRow
+from .status import FilterBar, StatusLine
+
+__all__ = ["Cards", "ChipBar", "FilterBar", "RateLimitPanel", "SessionsTable", "SparkRow", "StatusLine"]

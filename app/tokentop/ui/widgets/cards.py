@@ -1,0 +1,42 @@
+"""The cards row: cost, tokens, calls, today — for the current filter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from ...core import fmt
+
+
+def cost_text(t: dict[str, Any]) -> str:
+    """Cost with "unpriced" when some calls had no price (never a bare $0 for them)."""
+    return fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])
+
+
+class Cards(Horizontal):
+    """Four bordered cards fed from the dashboard view model."""
+
+    def compose(self) -> ComposeResult:
+        for card_id, title in (("cost", "Cost"), ("tokens", "Tokens"), ("calls", "Calls"), ("today", "Today")):
+            card = Static(id=f"card-{card_id}", classes="card")
+            card.border_title = title
+            yield card
+
+    def update_view(self, view: dict[str, Any]) -> None:
+        """Show the numbers of one view model."""
+        t = view["totals"]
+        priced = t["calls"] - t["unpriced_calls"]
+        per_call = fmt.money(t["cost_usd"] / priced) + "/call" if priced else "–/call"
+        cost = fmt.money(t["cost_usd"], 0, None) if t["unpriced_calls"] < t["calls"] or not t["calls"] else "unpriced"
+        extra = f"+{t['unpriced_calls']:,} unpriced" if t["unpriced_calls"] and cost != "unpriced" else per_call
+        self.query_one("#card-cost", Static).update(f"[b]{cost}[/b]\n{extra}")
+        self.query_one("#card-tokens", Static).update(
+            f"in {fmt.tokens(t['input_tokens'])}  out {fmt.tokens(t['output_tokens'])}\n"
+            f"write {fmt.tokens(t['cache_creation_tokens'])}  read {fmt.tokens(t['cache_read_tokens'])}")
+        self.query_one("#card-calls", Static).update(
+            f"[b]{fmt.count(t['calls'])}[/b]\n{fmt.calls_split(t['cloud_calls'], t['local_calls'])}")
+        today = view["today"]
+        self.query_one("#card-today", Static).update(f"[b]{cost_text(today)}[/b]\n{fmt.count(today['calls'])} calls")

@@ -1,0 +1,77 @@
+"""The model-chip bar: one chip per model, grouped by family, with its cost share; click toggles, shift-click solos."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import Label, Static
+
+
+class Chip(Static):
+    """One model chip."""
+
+    @dataclass
+    class Clicked(Message):
+        """A chip was clicked; ``solo`` for shift/alt/ctrl-click."""
+
+        index: int
+        solo: bool
+
+    def __init__(self, index: int, chip: dict[str, Any], focused: bool, compact: bool) -> None:
+        share = "local" if chip["family"] == "Local" else f"{chip['share'] * 100:.0f}%"
+        number = f"{index + 1} " if index < 9 else ""
+        name = chip["name"][:12] + "…" if compact and len(chip["name"]) > 13 else chip["name"]
+        super().__init__(f"{number}{name} {share}", classes="chip")
+        self.index = index
+        self.set_class(not chip["selected"], "-off")
+        self.set_class(focused, "-focused")
+
+    def on_click(self, event: events.Click) -> None:
+        """Toggle, or solo with a modifier."""
+        event.stop()
+        self.post_message(self.Clicked(self.index, event.shift or event.meta or event.ctrl))
+
+
+class ChipBar(Horizontal):
+    """Chips in family order; a hint when nothing is selected."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.chips: list[dict[str, Any]] = []
+        self.focus_index = 0
+        self._shown: tuple = ()
+
+    def compose(self) -> ComposeResult:
+        yield Label("no data yet", classes="chip-hint")
+
+    def show(self, chips: list[dict[str, Any]], none_selected: bool) -> None:
+        """Rebuild the chips when anything shown changed."""
+        self.chips = chips
+        self.focus_index = min(self.focus_index, max(0, len(chips) - 1))
+        compact = self.size.width < 110
+        shown = (tuple((c["model"], c["selected"], round(c["share"], 2)) for c in chips), self.focus_index,
+                 none_selected, compact)
+        if shown == self._shown:
+            return
+        self._shown = shown
+        with self.app.batch_update():
+            self.remove_children()
+            widgets: list[Static] = []
+            family = None
+            for i, chip in enumerate(chips):
+                if chip["family"] != family and not compact:  # compact: the chip's own name says it
+                    family = chip["family"]
+                    widgets.append(Label(family, classes="family"))
+                widgets.append(Chip(i, chip, focused=i == self.focus_index, compact=compact))
+            if none_selected:
+                widgets.append(Label("no models selected — 0 shows all", classes="chip-hint -warn"))
+            elif not chips:
+                widgets.append(Label("no data in this range", classes="chip-hint"))
+            else:
+                widgets.append(Label("0:all", classes="chip-hint"))
+            self.mount_all(widgets)

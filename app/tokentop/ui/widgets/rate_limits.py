@@ -1,0 +1,63 @@
+"""Rate-limit headroom: a bar per model and kind, reset countdowns, stale observations greyed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ...core.rate_limits import KIND_LABELS
+from ...core.views import display_name
+
+
+def bar(frac: float, width: int = 10) -> str:
+    """``████░░░░░░``."""
+    n = max(0, min(width, round(frac * width)))
+    return "█" * n + "░" * (width - n)
+
+
+def countdown(seconds: float | None) -> str:
+    """``0:31``, ``12:05``, ``2h10m``."""
+    if seconds is None:
+        return ""
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 60}:{s % 60:02d}"
+
+
+class RateLimitPanel(Static):
+    """Renders the rate-limit view model (``RateLimits.as_json``)."""
+
+    def show(self, view: dict[str, Any]) -> None:
+        """Draw the panel."""
+        t = Text()
+        tight = view.get("tightest")
+        if tight:
+            t.append("tightest: ", style="dim")
+            style = "bold red" if tight["headroom"] < 0.1 else "bold yellow" if tight["headroom"] < 0.3 else "bold"
+            t.append(f"{display_name(tight['model'])} {KIND_LABELS[tight['kind']]} {tight['headroom'] * 100:.0f}%\n",
+                     style=style)
+        models = view.get("models") or []
+        width = max(3, min(20, self.size.width - 2 - 25))  # the bar takes what the panel can spare
+        if not models:
+            t.append(view.get("status") or "no observations yet", style="dim")
+            t.append("\nwritten by `tokentop log` / record_response() to <data_root>/runtime/rate_limits.json",
+                     style="dim")
+        for m in models:
+            name = display_name(m["model"])[:10]
+            dim = "dim" if m["stale"] else ""
+            for i, b in enumerate(m["buckets"]):
+                label = f"{name:<10}" if i == 0 else " " * 10
+                h = b["headroom"]
+                pct = "  ?" if h is None else f"{h * 100:3.0f}%"
+                color = "" if h is None else "red" if h < 0.1 else "yellow" if h < 0.3 else "green"
+                t.append(f"{label} {KIND_LABELS[b['kind']]:<3} ", style=dim)
+                t.append(bar(h or 0.0, width), style="dim" if m["stale"] else color)
+                t.append(f" {pct} {countdown(b['resets_in_s'])}\n", style=dim)
+            if m["stale"]:
+                t.append(f"{'':<10} stale (> 5 min)\n", style="dim italic")
+        if view.get("status") and models:
+            t.append(view["status"], style="dim")
+        self.update(t)

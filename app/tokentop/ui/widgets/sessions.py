@@ -1,0 +1,89 @@
+"""Sessions table: newest activity first, a coloured dot for sessions active within the window."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from ...core import fmt
+from ...core.views import display_name
+
+
+def ago(iso: str, now: float) -> str:
+    """``2m``, ``3h``, ``4d`` since an ISO timestamp."""
+    secs = max(0.0, now - datetime.fromisoformat(iso).timestamp())
+    for div, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if secs >= div:
+            return f"{int(secs // div)}{unit}"
+    return f"{int(secs)}s"
+
+
+class SessionsTable(DataTable):
+    """One row per session; ``enter`` filters to it (handled by the app)."""
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.cell_padding = 0
+        self._wide: bool | None = None
+
+    def _columns(self, wide: bool) -> None:
+        # cell_padding is 0 to fit 80 columns: widths include one space of separation.
+        self.clear(columns=True)
+        self.add_column(" ", key="dot", width=2)
+        self.add_column("session" if wide else "id", key="session", width=9 if wide else 5)
+        self.add_column("project", key="project", width=15 if wide else 11)
+        if wide:
+            self.add_column("source", key="source", width=12)
+        self.add_column("model", key="model", width=19 if wide else 11)
+        for label, key, width in (("calls", "calls", 6), ("tokens", "tokens", 8 if wide else 0),
+                                  ("cost", "cost", 9 if wide else 8), ("last", "last", 5)):
+            if width:  # numbers are right-aligned with one space after: so are their headers
+                self.add_column(label.rjust(width - 1) + " ", key=key, width=width)
+
+    def show(self, sessions: list[dict[str, Any]], now: float) -> None:
+        """Replace the rows (keeps the cursor on the same session when it is still there)."""
+        wide = self.size.width >= 90
+        if wide != self._wide:
+            self._columns(wide)
+            self._wide = wide
+        current = None
+        if self.row_count and self.cursor_row < self.row_count:
+            current = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        self.clear()
+        w = {c.key.value: c.width for c in self.columns.values()}
+
+        def right(text: str, key: str) -> str:  # numbers line up; one space of separation on the left
+            return text.rjust(w[key] - 1)[: w[key] - 1] + " "
+
+        def left(text: str, key: str) -> str:
+            return text[: w[key] - 1]
+
+        for s in sessions[:500]:
+            dot = Text("●", style="bold green") if s["active"] else Text(" ")
+            models = s["models"]  # most calls first
+            model = display_name(models[0]) if models else ""
+            if wide and len(models) > 1:
+                model += f" +{len(models) - 1}"
+            cost = fmt.money(s["cost_usd"], s["unpriced_calls"], s["calls"])
+            if s["cost_usd"] == 0 and s["local_calls"] == s["calls"]:
+                cost = "local"
+            # Claude Code sessions are UUIDs (the head identifies them); internal ones are <date>-<hash>.
+            n = w["session"] - 1
+            sid = s["session"][-n:] if s["source"] == "internal" else s["session"][:n]
+            row: list[Any] = [dot, sid, left(s["project"], "project")]
+            if wide:
+                row.append(left(s["source"], "source"))
+            row += [left(model, "model"), right(fmt.count(s["calls"]), "calls")]
+            if wide:
+                tokens = s["input_tokens"] + s["output_tokens"] + s["cache_creation_tokens"] + s["cache_read_tokens"]
+                row.append(right(fmt.tokens(tokens), "tokens"))
+            row += [right(cost, "cost"), right(ago(s["last_activity"], now), "last")]
+            self.add_row(*row, key=f"{s['source']}\x1f{s['session']}")
+        if current is not None:
+            try:
+                self.move_cursor(row=self.get_row_index(current))
+            except Exception:  # the session left the filter
+                pass

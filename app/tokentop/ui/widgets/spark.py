@@ -1,0 +1,35 @@
+"""Cost per day over the range (or per hour today) as a Textual Sparkline, with first/last/max labels."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Label, Sparkline
+
+from ...core import fmt
+
+
+class SparkRow(Horizontal):
+    """``$/day ▁▂▅█▃  max $212 on 11-19 · 11-01 → 11-27``."""
+
+    def compose(self) -> ComposeResult:
+        yield Label("$/day", id="spark-title")
+        yield Sparkline([], id="spark")
+        yield Label("", id="spark-labels")
+
+    def show(self, series: list[tuple[str, float]], hourly: bool) -> None:
+        """Draw a series of (label, cost)."""
+        self.query_one("#spark-title", Label).update("$/hour" if hourly else "$/day")
+        values = [v for _, v in series]
+        self.query_one("#spark", Sparkline).data = values or [0.0]
+        if not series:
+            self.query_one("#spark-labels", Label).update("no data in range")
+            return
+        i = max(range(len(values)), key=values.__getitem__)
+        peak = series[i][0] if hourly else series[i][0][5:]
+        if hourly:
+            span = "today 00 → 23h"
+            peak = f"{peak}h"
+        else:
+            span = f"{series[0][0][5:]} → {series[-1][0][5:]}"
+        self.query_one("#spark-labels", Label).update(f"max {fmt.money(values[i])} {peak} · {span}")

@@ -1,0 +1,38 @@
+"""SVG snapshots of the main layouts (pytest-textual-snapshot). Update with --snapshot-update after a look."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.tui_support import make_app
+
+
+async def settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_main_screen(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=settle)
+
+
+def test_soloed_model_80x24(snap_compare, tmp_path: Path) -> None:
+    async def solo_second(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("at")
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=solo_second)
+
+
+def test_no_models_selected_hint_80x24(snap_compare, tmp_path: Path) -> None:
+    async def all_off(pilot) -> None:
+        await settle(pilot)
+        for chip in pilot.app.view["chips"][:9]:
+            await pilot.press(str(pilot.app.view["chips"].index(chip) + 1))
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=all_off)

@@ -1,0 +1,215 @@
+"""The TUI driven from the keyboard (and mouse): every key changes the numbers exactly as `report` would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.tui_support import NOW, make_app, text_of
+from tokentop.core import fmt
+from tokentop.ui.app import MainScreen, TokentopApp
+from tokentop.ui.screens import HelpScreen, ProjectPicker
+from tokentop.ui.widgets.chips import Chip
+
+
+async def ready(app: TokentopApp, pilot) -> None:
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def expected(app: TokentopApp) -> dict:
+    """What `report --json` says for the app's current filter."""
+    return app.engine.report(app.current_filter(), now=NOW)["totals"]
+
+
+def shown_cost(app: TokentopApp) -> str:
+    return text_of(app, "#card-cost").splitlines()[0]
+
+
+def chip_names(app: TokentopApp) -> list[str]:
+    return [c["model"] for c in app.view["chips"]]
+
+
+async def test_first_frame_shows_the_report_numbers(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        t = expected(app)
+        assert t["calls"] > 100
+        assert app.view["totals"] == t
+        assert shown_cost(app) == fmt.money(t["cost_usd"])
+        assert text_of(app, "#card-calls").splitlines()[1] == f"cloud {t['cloud_calls']} · local {t['local_calls']}"
+        assert "last 7d" in text_of(app, "#filterbar")
+
+
+async def test_shift_digit_solos_a_model_and_matches_report_models(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        for i, key in enumerate(("exclamation_mark", "at", "number_sign")):
+            await pilot.press(key)
+            await pilot.pause()
+            model = chip_names(app)[i]
+            assert app.models == (model,)
+            solo = app.engine.report(app.current_filter().with_(models=(model,)), now=NOW)["totals"]
+            assert app.view["totals"] == solo
+            assert shown_cost(app) == fmt.money(solo["cost_usd"])
+            await pilot.press("0")
+
+
+async def test_digits_toggle_and_all_off_shows_zero_with_a_hint(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        n = len(chip_names(app))
+        assert n >= 3
+        everything = expected(app)
+        await pilot.press("1")
+        await pilot.pause()
+        first_off = expected(app)
+        assert app.view["totals"] == first_off and first_off["calls"] < everything["calls"]
+        for i in range(2, n + 1):
+            await pilot.press(str(i))
+        await pilot.pause()
+        assert app.models == ()
+        assert app.view["totals"]["calls"] == 0
+        assert shown_cost(app) == "$0.00"
+        assert "no models selected — 0 shows all" in [str(w.render()) for w in app.screen.query(".chip-hint")]
+        await pilot.press("0")
+        await pilot.pause()
+        assert app.models is None
+        assert app.view["totals"] == everything
+
+
+async def test_arrows_space_solo_and_family_on_the_focused_chip(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        chips = app.view["chips"]
+        await pilot.press("right", "space")
+        await pilot.pause()
+        assert app.models is not None and chips[1]["model"] not in app.models
+        await pilot.press("S")
+        await pilot.pause()
+        assert app.models == (chips[1]["model"],)
+        await pilot.press("0", "left", "left", "f")  # wrap around to the last chip, toggle its family off
+        await pilot.pause()
+        last_family = chips[-1]["family"]
+        members = {c["model"] for c in chips if c["family"] == last_family}
+        assert app.models is not None and not members & set(app.models)
+        await pilot.press("f")
+        await pilot.pause()
+        assert app.models is None
+
+
+async def test_click_toggles_and_shift_click_solos(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        chips = app.view["chips"]
+        await pilot.click(Chip, offset=(2, 0))
+        await pilot.pause()
+        assert app.models is not None and chips[0]["model"] not in app.models
+        await pilot.press("0")
+        await pilot.pause()
+        second = app.screen.query(Chip)[1]
+        await pilot.click(second, offset=(2, 0), shift=True)
+        await pilot.pause()
+        assert app.models == (chips[1]["model"],)
+
+
+async def test_source_dates_mode_keys_change_the_filter_like_report(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        seen = []
+        for key, attr in (("s", "source"), ("s", "source"), ("m", "mode"), ("m", "mode"), ("d", "preset"),
+                          ("d", "preset"), ("d", "preset")):
+            await pilot.press(key)
+            await pilot.pause()
+            seen.append(getattr(app, attr))
+            assert app.view["totals"] == expected(app), (key, seen)
+        assert seen == ["claude_code", "internal", "cloud", "local", "30d", "week", "all"]
+        assert "api" in text_of(app, "#filterbar") and "local" in text_of(app, "#filterbar")
+        await pilot.press("d")  # back to today
+        await pilot.press("left_square_bracket")
+        await pilot.pause()
+        assert app.offset == -1
+        f = app.current_filter()
+        assert f.since == f.until and str(f.since) == "2026-11-17"
+        assert app.view["totals"] == expected(app)
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        await pilot.pause()
+        assert app.offset == 0  # never past today
+
+
+async def test_project_picker_filters_by_fuzzy_name(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        await pilot.press("p")
+        await pilot.pause()
+        assert isinstance(app.screen, ProjectPicker)
+        await pilot.press("p", "y", "m", "t", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert app.project == "payments"
+        assert {r["project"] for r in app.view["by_project"]} == {"payments"}
+        assert app.view["totals"] == expected(app)
+
+
+async def test_enter_drills_into_a_session_and_escape_clears(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        first = app.view["sessions"][0]
+        app.screen.query_one("#sessions").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.session == first["session"]
+        assert app.view["totals"]["calls"] == first["calls"]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.session is None
+
+
+async def test_active_sessions_get_the_dot(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        sessions = app.view["sessions"]
+        active = [s for s in sessions if s["active"]]
+        assert active and len(active) < len(sessions)
+        table = app.screen.query_one("#sessions")
+        dots = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert dots[: len(active)] == ["●"] * len(active)
+        assert "●" not in dots[len(active):]
+
+
+async def test_rate_limit_panel_and_help_and_quit(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        panel = text_of(app, "#limits")
+        tight = app.rate_limits.tightest(NOW)
+        assert tight is not None
+        assert "tightest: " in panel and f"{tight[2] * 100:.0f}%" in panel
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape", "q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_hourly_toggle_sums_to_todays_cost(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        await pilot.press("t")
+        await pilot.pause()
+        spark = app.screen.query_one("#spark")
+        assert len(spark.data) == 24
+        assert sum(spark.data) == pytest.approx(app.view["today"]["cost_usd"])
+        assert "$/hour" in text_of(app, "#spark-title")
