@@ -4,23 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokentop.core.engine import Engine, Sources
-from tokentop.core.filters import parse_tz
-from tokentop.core.pricing import PriceBook
-from tokentop.demo import Demo
 from tokentop.ui.app import TokentopApp
+from tokentop.ui.screenshots import NOW, demo_app
 
-NOW = 1_795_000_000.0  # 2026-11-18 08:26:40 UTC
-
-
-def make_engine(root: Path) -> Engine:
-    demo = Demo(root, NOW)
-    demo.write_history()
-    return Engine(Sources([demo.claude_dir], demo.data_root, "work-buddy"), PriceBook(), parse_tz("UTC"))
+__all__ = ["NOW", "make_app", "text_of"]
 
 
 def make_app(root: Path, live: bool = False) -> TokentopApp:
-    return TokentopApp(make_engine(root), clock=lambda: NOW, live=live)
+    return demo_app(root, NOW, live=live)
 
 
 def text_of(app: TokentopApp, selector: str) -> str:
