@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--group-by", choices=GROUPS, default="day", help="rows of the table (default: day)")
     r.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
 
+    w = sub.add_parser("watch", help="headless live mode: one JSON line of totals after every applied batch")
+    _source_options(w)
+    _filter_options(w)
+    w.add_argument("--json", action="store_true", required=True, help="JSON lines on stdout (the only format)")
+    w.add_argument("--poll", action="store_true", help="poll instead of inotify (network filesystems)")
+
     d = sub.add_parser("demo", help="the TUI on a generated history that keeps moving (a temp dir, removed on exit)")
     d.add_argument("--tz", metavar="ZONE", help="UTC, local or an IANA zone (default: the system zone)")
     return p
@@ -187,6 +193,44 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    """`tokentop watch --json`: scan, print totals, then print them again after every applied batch."""
+    import asyncio
+    import signal
+    from datetime import datetime, timezone
+
+    from .core.live import Batch, follow
+
+    settings = Settings.load()
+    flt = make_filter(args, args.tz or settings.tz)
+    engine = Engine(make_sources(args, settings), make_book(args), flt.tz)
+
+    def emit(lines: int) -> None:
+        line = {"applied_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "lines": lines,
+                "totals": engine.totals(flt)}
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await asyncio.to_thread(engine.scan)
+        emit(engine.lines_applied)
+
+        def applied(batch: Batch) -> None:
+            if batch.calls_read or batch.files:
+                emit(batch.calls_read)
+            if batch.polling and batch.files == 0 and batch.calls_read == 0:
+                sys.stderr.write("tokentop: inotify unavailable, polling\n")
+
+        await follow(engine, applied, stop, force_polling=True if args.poll else None)
+
+    asyncio.run(run())
+    return 0
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     """`tokentop`: the full-screen app over the user's own history."""
     settings = Settings.load()
@@ -229,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "watch":
+            return cmd_watch(args)
         if args.command is None:
             return cmd_tui(args)
         raise UsageError(f"unknown command {args.command!r}")

@@ -257,6 +257,13 @@ class Engine:
         with self.lock:
             return build_report(self.cube, flt, warnings=self.warnings.as_dict(), **kw)
 
+    def totals(self, flt: Filter) -> dict[str, Any]:
+        """Just the totals for ``flt`` (cheap: what `watch --json` prints after every batch)."""
+        from .report import quick_totals
+
+        with self.lock:
+            return quick_totals(self.cube, flt)[0]
+
     def dashboard(self, flt: Filter, **kw: Any) -> dict[str, Any]:
         """The TUI's view model for ``flt`` (see `views.dashboard`)."""
         from .views import dashboard

@@ -86,7 +86,7 @@ async def follow(
             async for changes in awatch(*existing, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=watcher_stop,
                                         force_polling=polling, poll_delay_ms=500, recursive=True,
                                         ignore_permission_denied=True):
-                paths = sorted({p for kind, p in changes if kind != Change.deleted})
+                paths = _expand({p for kind, p in changes if kind != Change.deleted})
                 await _apply(engine, paths, on_batch, polling)
         except OSError:
             if polling:
@@ -99,6 +99,22 @@ async def follow(
         if appeared.is_set():
             # New root: read what it already holds, then watch it too.
             await _apply(engine, None, on_batch, polling)
+
+
+def _expand(paths: set[str]) -> list[str]:
+    """Changed paths, with new folders replaced by the files inside them.
+
+    A folder created with files in it (a new project, a new ``subagents/``) can fill before the watcher has added
+    it, so its files would never get an event of their own.
+    """
+    out: set[str] = set()
+    for p in paths:
+        if os.path.isdir(p):
+            for dirpath, _dirs, names in os.walk(p):
+                out.update(os.path.join(dirpath, n) for n in names if n.endswith(".jsonl") or n == RATE_LIMITS_FILE)
+        else:
+            out.add(p)
+    return sorted(out)
 
 
 async def _apply(engine: Engine, paths: list[str] | None, on_batch: Callable[[Batch], Awaitable[None] | None],
