@@ -67,10 +67,10 @@ def ensure_ccusage() -> Path | None:
     return binary
 
 
-def tokentop_cmd(corpus: Path) -> list[str]:
+def tokentop_cmd(corpus: Path, ledger: Path | None = None) -> list[str]:
     return [TOKENTOP, "report", "--json", "--tz", "UTC",
             "--claude-dir", str(corpus / "claude"), "--data-root", str(corpus / "wb"),
-            "--internal-project", "work-buddy"]
+            "--internal-project", "work-buddy", *(["--ledger", str(ledger)] if ledger else ["--no-ledger"])]
 
 
 def bench_size(size: str, corpus: Path, ccusage: Path | None, runs: int) -> dict[str, object]:
@@ -95,7 +95,19 @@ def bench_size(size: str, corpus: Path, ccusage: Path | None, runs: int) -> dict
         cc_wall = statistics.median(w for w, _ in cc_runs)
         row.update({"ccusage_s": round(cc_wall, 2), "ccusage_MB_rss": round(max(r for _, r in cc_runs)),
                     "ratio": round(tt_wall / cc_wall, 2)})
-    for e in errors[:10]:
+    # The ledger: a cold ingest into a fresh one, then warm starts on the unchanged corpus.
+    ledger = OUT / f"ledger-{size}.sqlite"
+    for f in OUT.glob(f"ledger-{size}.sqlite*"):
+        f.unlink()
+    cold_ledger, _, _ = run_measured(tokentop_cmd(corpus, ledger))
+    warm = [run_measured(tokentop_cmd(corpus, ledger)) for _ in range(runs)]
+    warm_errors = compare(json.loads(warm[-1][2]), json.loads((corpus / "truth.json").read_text()))
+    row.update({"cold_with_ledger_s": round(cold_ledger, 2),
+                "ledger_vs_no_ledger": round(cold_ledger / tt_wall, 2),
+                "warm_s": round(statistics.median(w for w, _, _ in warm), 2),
+                "warm_truth": "OK" if not warm_errors else f"{len(warm_errors)} errors",
+                "ledger_MB": round(ledger.stat().st_size / 1e6)})
+    for e in (errors + warm_errors)[:10]:
         print("  truth:", e)
     return row
 
@@ -121,7 +133,7 @@ def main() -> int:
     for size in a.sizes.split(","):
         corpus = ensure_corpus(size.strip(), a.gen)
         row = bench_size(size.strip(), corpus, ccusage, a.runs)
-        failed |= row["truth"] != "OK"
+        failed |= row["truth"] != "OK" or row["warm_truth"] != "OK"
         print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     return 1 if failed else 0
 

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
-from .config import Settings, cache_dir, config_dir, default_data_root
+from .config import Settings, cache_dir, config_dir, default_data_root, default_ledger_path
 from .core import fmt
 from .core.claude_code import default_claude_dirs
 from .core.engine import Engine, Sources
 from .core.filters import Filter, FilterError, parse_date, parse_tz
+from .core.ledger import Ledger, LedgerError
 from .core.pricing import PriceBook, PriceFileError
 
 GROUPS = ("day", "model", "project", "session", "task")
@@ -44,6 +45,9 @@ def _source_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prices", type=Path, metavar="FILE",
                    help="TOML file of price overrides (default: prices.toml in the config dir)")
     g.add_argument("--tz", metavar="ZONE", help="UTC, local or an IANA zone (default: the system zone)")
+    g.add_argument("--ledger", type=Path, metavar="PATH",
+                   help="SQLite ledger keeping every call (default: ledger.sqlite in the data dir; env TOKENTOP_LEDGER)")
+    g.add_argument("--no-ledger", action="store_true", help="read the files only, keep nothing")
 
 
 def _filter_options(p: argparse.ArgumentParser) -> None:
@@ -78,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--json", action="store_true", required=True, help="JSON lines on stdout (the only format)")
     w.add_argument("--poll", action="store_true", help="poll instead of inotify (network filesystems)")
 
+    rp = sub.add_parser("reprice", help="recompute stored Claude Code costs with the current prices")
+    _source_options(rp)
+
+    ex = sub.add_parser("export", help="write the ledger's calls as CSV or JSONL")
+    _source_options(ex)
+    ex.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    ex.add_argument("--since", metavar="YYYY-MM-DD")
+    ex.add_argument("--until", metavar="YYYY-MM-DD")
+    ex.add_argument("--output", "-o", type=Path, metavar="FILE", help="default: standard output")
+
     d = sub.add_parser("demo", help="the TUI on a generated history that keeps moving (a temp dir, removed on exit)")
     d.add_argument("--tz", metavar="ZONE", help="UTC, local or an IANA zone (default: the system zone)")
     return p
@@ -89,6 +103,26 @@ def make_sources(args: argparse.Namespace, settings: Settings) -> Sources:
     data_root = args.data_root or default_data_root()
     return Sources(claude_dirs=list(claude_dirs), data_root=data_root,
                    internal_project=args.internal_project or settings.internal_project)
+
+
+def open_ledger(args: argparse.Namespace, sources: Sources) -> Ledger | None:
+    """The ledger the options ask for (None with --no-ledger)."""
+    if getattr(args, "no_ledger", False):
+        return None
+    from .core.pricing import PRICE_PATCH_VERSION, _genai_fingerprint
+
+    roots = [*sources.claude_roots]
+    if sources.data_root is not None:
+        roots.append(Path(sources.data_root) / "agents")
+    return Ledger(getattr(args, "ledger", None) or default_ledger_path(),
+                  priced_with=f"genai-prices:{_genai_fingerprint()}+{PRICE_PATCH_VERSION}",
+                  roots=roots, internal_project=sources.project_for_internal)
+
+
+def make_engine(args: argparse.Namespace, settings: Settings, tz: Any) -> Engine:
+    """Sources, prices and ledger from the options."""
+    sources = make_sources(args, settings)
+    return Engine(sources, make_book(args), tz, ledger=open_ledger(args, sources))
 
 
 def make_filter(args: argparse.Namespace, tz_arg: str | None) -> Filter:
@@ -182,10 +216,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     """`tokentop report`."""
     settings = Settings.load()
     flt = make_filter(args, args.tz or settings.tz)
-    engine = Engine(make_sources(args, settings), make_book(args), flt.tz)
-    engine.scan(workers=args.workers, progress=None if args.json else _progress_printer())
+    engine = make_engine(args, settings, flt.tz)
+    engine.start(workers=args.workers, progress=None if args.json else _progress_printer())
     rep = engine.report(flt, active_window_minutes=settings.active_window_minutes,
                         group_by_task=args.group_by == "task")
+    rep["warnings"]["ledger_only_calls"] = engine.ledger_only
+    cleanup = claude_cleanup_days(engine.sources.claude_dirs)
+    if cleanup is not None and cleanup < 30:
+        rep["warnings"]["claude_cleanup_period_days"] = cleanup
     if args.json:
         sys.stdout.write(json.dumps(rep, ensure_ascii=False) + "\n")
     else:
@@ -203,7 +241,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     settings = Settings.load()
     flt = make_filter(args, args.tz or settings.tz)
-    engine = Engine(make_sources(args, settings), make_book(args), flt.tz)
+    engine = make_engine(args, settings, flt.tz)
 
     def emit(lines: int) -> None:
         line = {"applied_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "lines": lines,
@@ -216,7 +254,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await asyncio.to_thread(engine.scan)
+        await asyncio.to_thread(engine.start)
         emit(engine.lines_applied)
 
         def applied(batch: Batch) -> None:
@@ -231,11 +269,53 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def claude_cleanup_days(claude_dirs: list[Path]) -> int | None:
+    """Claude Code's ``cleanupPeriodDays`` (it deletes older transcripts), when set in a settings file."""
+    for d in claude_dirs:
+        try:
+            value = json.loads((Path(d) / "settings.json").read_text()).get("cleanupPeriodDays")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def cmd_reprice(args: argparse.Namespace) -> int:
+    """`tokentop reprice`: stored Claude Code calls priced again (internal rows keep their logged cost)."""
+    settings = Settings.load()
+    engine = make_engine(args, settings, parse_tz("UTC"))
+    if engine.ledger is None:
+        raise UsageError("reprice works on the ledger; drop --no-ledger")
+    ledger = engine.ledger
+    n, before, after = ledger.reprice(engine.price, ledger.priced_with)
+    sys.stdout.write(f"repriced {n:,} calls: Claude Code total {fmt.money(before)} → {fmt.money(after)}\n")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`tokentop export`: calls as CSV or JSONL for a date range (catching up with the files first)."""
+    settings = Settings.load()
+    flt = make_filter(args, args.tz or settings.tz)
+    engine = make_engine(args, settings, flt.tz)
+    if engine.ledger is None:
+        raise UsageError("export reads the ledger; drop --no-ledger")
+    engine.start()
+    lo, hi = flt.day_bounds()
+    if args.output:
+        with open(args.output, "w", newline="") as out:
+            n = engine.ledger.export(out, args.format, lo, hi)
+        sys.stderr.write(f"{n:,} calls written to {args.output}\n")
+    else:
+        engine.ledger.export(sys.stdout, args.format, lo, hi)
+    return 0
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     """`tokentop`: the full-screen app over the user's own history."""
     settings = Settings.load()
     tz = parse_tz(args.tz or settings.tz)
-    engine = Engine(make_sources(args, settings), make_book(args), tz)
+    engine = make_engine(args, settings, tz)
     from .ui.app import run_tui
 
     return run_tui(engine, active_window_minutes=settings.active_window_minutes)
@@ -275,10 +355,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "watch":
             return cmd_watch(args)
+        if args.command == "reprice":
+            return cmd_reprice(args)
+        if args.command == "export":
+            return cmd_export(args)
         if args.command is None:
             return cmd_tui(args)
         raise UsageError(f"unknown command {args.command!r}")
-    except (UsageError, FilterError, PriceFileError, ValueError) as e:
+    except (UsageError, FilterError, PriceFileError, LedgerError, ValueError) as e:
         sys.stderr.write(f"tokentop: error: {e}\n")
         return 2
     except KeyboardInterrupt:

@@ -29,6 +29,16 @@ def cache_dir() -> Path:
     return Path(user_cache_dir(APP))
 
 
+def default_ledger_path() -> Path:
+    """The SQLite ledger (``TOKENTOP_LEDGER`` overrides): tokentop's own data dir."""
+    env = os.environ.get("TOKENTOP_LEDGER")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP)) / "ledger.sqlite"
+
+
 def default_data_root() -> Path:
     """The app data root holding ``agents/`` and ``runtime/`` (``TOKENTOP_DATA_ROOT`` overrides)."""
     env = os.environ.get("TOKENTOP_DATA_ROOT")

@@ -42,6 +42,9 @@ class Cube:
         self.by_key: dict[str, Call] = {}
         #: Calls without a dedupe key (internal rows), for views that need single calls (tasks, recent).
         self.plain: list[Call] = []
+        #: Where calls not held in memory live (a ledger after a warm start): key lookup and time-range reads.
+        self.lookup: Callable[[str, str], Call | None] | None = None
+        self.call_source: Callable[[float | None, float | None], Iterable[Call]] | None = None
         self.version = 0  # bumped on every change; views cache on it
 
     def __len__(self) -> int:
@@ -101,31 +104,43 @@ class Cube:
         other.apply(list(self.calls()))
         return other
 
-    def calls(self) -> Iterable[Call]:
-        """Every counted call (final snapshots of Claude Code messages, and internal rows)."""
-        yield from self.by_key.values()
-        yield from self.plain
+    def calls(self, lo: float | None = None, hi: float | None = None) -> Iterable[Call]:
+        """Every counted call (final snapshots of Claude Code messages, and internal rows), or ``lo <= ts < hi``."""
+        if self.call_source is not None:
+            yield from self.call_source(lo, hi)
+            return
+        for group in (self.by_key.values(), self.plain):
+            for c in group:
+                if (lo is None or c.ts >= lo) and (hi is None or c.ts < hi):
+                    yield c
 
-    def apply(self, calls: Iterable[Call]) -> int:
+    def apply(self, calls: Iterable[Call], replaced: list[Call] | None = None) -> list[Call]:
         """Add priced calls; Claude Code copies of a known key replace its contribution when larger.
 
+        Args:
+            calls: priced calls.
+            replaced: if given, receives the earlier version of every call that was replaced.
+
         Returns:
-            How many calls changed the cube.
+            The calls that changed the cube, as they now stand (merged where a key was known).
         """
-        changed = 0
+        changed: list[Call] = []
         by_key = self.by_key
+        lookup = self.lookup
         for c in calls:
             k = c.key
             if k is None:
                 self.plain.append(c)
                 self._bump(c, 1)
-                changed += 1
+                changed.append(c)
                 continue
             prev = by_key.get(k)
+            if prev is None and lookup is not None:
+                prev = lookup(c.source, k)
             if prev is None:
                 by_key[k] = c
                 self._bump(c, 1)
-                changed += 1
+                changed.append(c)
                 continue
             m = merge(prev, c)
             if m is prev or m == prev:
@@ -135,7 +150,9 @@ class Cube:
             self._bump(prev, -1)
             by_key[k] = m
             self._bump(m, 1)
-            changed += 1
+            changed.append(m)
+            if replaced is not None:
+                replaced.append(prev)
         if changed:
             self.version += 1
         return changed

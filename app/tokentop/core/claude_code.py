@@ -227,7 +227,9 @@ def _is_json_object(line: bytes) -> bool:
             return False
 
 
-def parse_lines(buf: bytes, path: str, warnings: Warnings, session: str = "", project: str = "") -> list[Call]:
+def parse_lines(
+    buf: bytes, path: str, warnings: Warnings, session: str = "", project: str = "", base: int = 0
+) -> list[Call]:
     """Calls in ``buf``, which holds complete ``\\n``-terminated lines only (the caller keeps a partial tail).
 
     Args:
@@ -236,12 +238,14 @@ def parse_lines(buf: bytes, path: str, warnings: Warnings, session: str = "", pr
         warnings: counters to bump for skipped or repaired lines.
         session: session for lines without ``sessionId`` (default: the file's stem).
         project: project for lines without ``cwd`` (default: the file's folder name).
+        base: file offset of ``buf`` (recorded on calls without a key, which the line's place identifies).
 
     Returns:
         One Call per usage-bearing line, not yet de-duplicated or priced.
     """
     if buf.startswith(BOM):
         buf = buf[3:]
+        base += 3
     if not session:
         session = os.path.splitext(os.path.basename(path))[0]
     if not project:
@@ -288,6 +292,8 @@ def parse_lines(buf: bytes, path: str, warnings: Warnings, session: str = "", pr
                     continue
                 call = _call_of(env, path, session, project)
                 if call is not None:
+                    if call.key is None:
+                        call.offset = base + pos
                     out.append(call)
                     last, last_env = call, env
                 elif env.type == "progress" and env.data is not None and isinstance(env.data.message, _Envelope):
@@ -297,6 +303,8 @@ def parse_lines(buf: bytes, path: str, warnings: Warnings, session: str = "", pr
                     if call is not None:
                         if not inner.sessionId and env.sessionId:
                             call.session = env.sessionId
+                        if call.key is None:
+                            call.offset = base + pos
                         out.append(call)
         elif end > pos:
             if not (buf[pos] == 0x7B and buf[end - 1] == 0x7D) and not _is_json_object(buf[pos:end]):

@@ -17,6 +17,7 @@ import msgspec
 from . import claude_code, internal_log
 from .aggregate import Cube
 from .filters import Filter
+from .ledger import Ledger
 from .pricing import PriceBook
 from .records import CLAUDE_CODE, Call
 from .report import build_report
@@ -96,11 +97,12 @@ def read_file(
     calls: list[Call] = []
     end = offset
     try:
-        for buf, end in read_complete(path, offset):
+        for buf, end_of_buf in read_complete(path, offset):
             if kind == CLAUDE:
-                calls.extend(claude_code.parse_lines(buf, path, warnings))
+                calls.extend(claude_code.parse_lines(buf, path, warnings, base=end))
             else:
-                calls.extend(internal_log.parse_lines(buf, path, internal_project, warnings))
+                calls.extend(internal_log.parse_lines(buf, path, internal_project, warnings, base=end))
+            end = end_of_buf
     except OSError:
         warnings[UNREADABLE_FILES] += 1
     return calls, end
@@ -139,10 +141,17 @@ _job_decoder = msgspec.msgpack.Decoder(
 class Engine:
     """Cube + file states + warnings for one set of sources."""
 
-    def __init__(self, sources: Sources, book: PriceBook | None = None, tz: tzinfo | None = None) -> None:
+    def __init__(self, sources: Sources, book: PriceBook | None = None, tz: tzinfo | None = None,
+                 ledger: Ledger | None = None) -> None:
         self.sources = sources
         self.book = book or PriceBook()
         self.cube = Cube(self.price, tz)
+        self.ledger = ledger
+        #: Calls known only from the ledger (their transcript files are gone).
+        self.ledger_only = 0
+        if ledger is not None:
+            self.cube.lookup = ledger.get
+            self.cube.call_source = ledger.calls
         self.warnings = Warnings()
         self.files: dict[str, FileState] = {}
         #: Calls without a dedupe key, per file: a truncated or replaced file's are taken out before it is
@@ -155,6 +164,41 @@ class Engine:
     def price(self, c: Call) -> float | None:
         """Price one call with this engine's book."""
         return price_call(self.book, c)
+
+    # -- start ------------------------------------------------------------------------------------------
+
+    def start(self, workers: int | None = None, progress: Progress | None = None) -> None:
+        """Warm start from the ledger and read only what is new; else a cold scan."""
+        if self.ledger is not None and self.ledger.has_calls():
+            with self.lock:
+                self.cube.cells = self.ledger.cells(self.cube.day_of)
+                self.cube.version += 1
+                self.files = {s.path: s for s in self.ledger.file_states()}
+                self.warnings.update(self.ledger.warnings())
+                self.ledger_only = self.ledger.ledger_only()
+            self.update()
+            if progress:
+                progress(1, 1, 1, 1)
+        else:
+            self.scan(workers=workers, progress=progress)
+
+    def rescan(self, progress: Progress | None = None) -> None:
+        """Read every file again from the start (the ledger keeps what deleted files held)."""
+        if self.ledger is None:
+            with self.lock:
+                self.cube.clear()
+                self.files.clear()
+                self.keyless_calls.clear()
+                self.warnings.clear()
+            self.scan(progress=progress)
+            return
+        with self.lock:
+            self.warnings.clear()
+            for path, st in self.files.items():  # an unknown identity: each file reads as replaced
+                self.files[path] = msgspec.structs.replace(st, dev=-1, ino=-1)
+        self.update()
+        if progress:
+            progress(1, 1, 1, 1)
 
     # -- cold scan ----------------------------------------------------------------------------------------
 
@@ -169,37 +213,53 @@ class Engine:
         done_files = done_bytes = 0
         global _worker_book, _worker_project, _worker_tz
         _worker_book, _worker_project, _worker_tz = self.book, self.sources.project_for_internal, self.cube.tz
-        if workers > 1 and total_bytes >= PARALLEL_MIN_BYTES and len(jobs) > 1:
-            import multiprocessing  # only large histories pay for it
+        if self.ledger is not None:
+            self.ledger.set_rollup_valid(False)  # per-job commits skip it; rebuilt once at the end
+            self.ledger.bulk(True)
+        writer = _Writer(self.ledger) if self.ledger is not None else None
+        try:
+            if workers > 1 and total_bytes >= PARALLEL_MIN_BYTES and len(jobs) > 1:
+                import multiprocessing  # only large histories pay for it
 
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(workers) as pool:
-                results = pool.imap_unordered(_scan_job, [[(p, k) for p, _, k in job] for job in jobs])
-                for job_bytes in results:
-                    n_files, n_bytes = self._apply_job(job_bytes)
+                ctx = multiprocessing.get_context("fork")
+                with ctx.Pool(workers) as pool:
+                    results = pool.imap_unordered(_scan_job, [[(p, k) for p, _, k in job] for job in jobs])
+                    for job_bytes in results:
+                        n_files, n_bytes = self._apply_job(job_bytes, writer)
+                        done_files += n_files
+                        done_bytes += n_bytes
+                        if progress:
+                            progress(done_files, len(files), done_bytes, total_bytes)
+            else:
+                for job in jobs:
+                    n_files, n_bytes = self._apply_job(_scan_job([(p, k) for p, _, k in job]), writer)
                     done_files += n_files
                     done_bytes += n_bytes
                     if progress:
                         progress(done_files, len(files), done_bytes, total_bytes)
-        else:
-            for job in jobs:
-                n_files, n_bytes = self._apply_job(_scan_job([(p, k) for p, _, k in job]))
-                done_files += n_files
-                done_bytes += n_bytes
-                if progress:
-                    progress(done_files, len(files), done_bytes, total_bytes)
+        finally:
+            if writer is not None:
+                writer.close()
+        if self.ledger is not None:
+            with self.lock:
+                self.ledger.rebuild_rollup()
+                self.ledger.bulk(False)
 
-    def _apply_job(self, job_bytes: bytes) -> tuple[int, int]:
+    def _apply_job(self, job_bytes: bytes, writer: _Writer | None = None) -> tuple[int, int]:
         cells, calls, warnings, states = _job_decoder.decode(job_bytes)
         with self.lock:
             self.cube.absorb(cells, calls)
             self.warnings.update(warnings)
-            for c in calls:
-                if c.key is None:
-                    self.keyless_calls.setdefault(c.file, []).append(c)
+            if self.ledger is None:
+                for c in calls:
+                    if c.key is None:
+                        self.keyless_calls.setdefault(c.file, []).append(c)
             for st in states:
                 self.files[st.path] = st
             self.lines_applied += len(calls)
+            if writer is not None:
+                by_key = self.cube.by_key
+                writer.put([by_key[c.key] if c.key is not None else c for c in calls], states, dict(self.warnings))
         return len(states), sum(st.offset for st in states)
 
     # -- incremental --------------------------------------------------------------------------------------
@@ -222,11 +282,14 @@ class Engine:
                     targets[p] = kind
         n = 0
         with self.lock:
+            batch = _Batch()
             for path, kind in targets.items():
-                n += self._update_file(path, kind)
+                n += self._update_file(path, kind, batch)
+            if self.ledger is not None and (batch.changed or batch.states or batch.reset):
+                self.ledger.commit(batch.changed, batch.states, dict(self.warnings), batch.reset, batch.replaced)
         return n
 
-    def _update_file(self, path: str, kind: str) -> int:
+    def _update_file(self, path: str, kind: str, batch: _Batch) -> int:
         st = self.files.get(path)
         if st is None:
             st = new_state(path, kind)
@@ -236,17 +299,22 @@ class Engine:
                 return 0  # nothing new; a deleted file's calls stay counted
             st = change.state
             if change.reset:
-                self.cube.remove(self.keyless_calls.pop(path, []))
+                old = self.keyless_calls.pop(path, [])
+                if self.ledger is not None:
+                    old = self.ledger.keyless_of(path)  # committed ones (this run's included)
+                    batch.reset.append(path)
+                self.cube.remove(old)
         calls, st.offset = read_file(path, kind, st.offset, self.sources.project_for_internal, self.warnings)
         self.files[path] = st
+        batch.states.append(st)
         if kind == CLAUDE:
             keyed: dict[str, Call] = {}
             calls = claude_code.dedupe(calls, keyed) + list(keyed.values())
         for c in calls:
             c.cost = self.price(c)
-            if c.key is None:
+            if c.key is None and self.ledger is None:
                 self.keyless_calls.setdefault(path, []).append(c)
-        self.cube.apply(calls)
+        batch.changed += self.cube.apply(calls, batch.replaced)
         self.lines_applied += len(calls)
         return len(calls)
 
@@ -274,6 +342,48 @@ class Engine:
     def files_watched(self) -> int:
         """How many input files are being followed."""
         return len(self.files)
+
+
+class _Writer:
+    """Commits scan jobs to the ledger from a thread, so SQLite's work overlaps the next job's merge."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        import queue
+
+        self.ledger = ledger
+        self.queue: queue.Queue[tuple[list[Call], list[FileState], dict[str, int]] | None] = queue.Queue(maxsize=8)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="tokentop-ledger-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.ledger.commit(*item, rollup=False)
+                except BaseException as e:  # re-raised by close() in the scanning thread
+                    self.error = e
+
+    def put(self, calls: list[Call], states: list[FileState], warnings: dict[str, int]) -> None:
+        """Queue one job's calls and file states (one transaction)."""
+        self.queue.put((calls, states, warnings))
+
+    def close(self) -> None:
+        """Wait for every queued commit; raise the first error."""
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass
+class _Batch:
+    """What one update changed: written to the ledger in one transaction."""
+
+    changed: list[Call] = field(default_factory=list)
+    states: list[FileState] = field(default_factory=list)
+    reset: list[str] = field(default_factory=list)
+    replaced: list[Call] = field(default_factory=list)
 
 
 def _batches(files: list[tuple[str, int, str]], n: int) -> list[list[tuple[str, int, str]]]:

@@ -99,13 +99,20 @@ def call_of_row(row: InternalRow, session: str, default_project: str, warnings: 
     )
 
 
-def parse_lines(buf: bytes, path: str, default_project: str, warnings: Warnings) -> list[Call]:
-    """Calls from complete ``\\n``-terminated lines of one ``llm_costs.jsonl``; bad lines skipped and counted."""
+def parse_lines(buf: bytes, path: str, default_project: str, warnings: Warnings, base: int = 0) -> list[Call]:
+    """Calls from complete ``\\n``-terminated lines of one ``llm_costs.jsonl``; bad lines skipped and counted.
+
+    ``base`` is the file offset of ``buf``: each row is identified by its line's offset.
+    """
     if buf.startswith(BOM):
         buf = buf[3:]
+        base += 3
     session = os.path.basename(os.path.dirname(path))
     out: list[Call] = []
+    pos = 0
     for raw in buf.split(b"\n"):
+        start = pos
+        pos += len(raw) + 1
         line = raw[:-1] if raw.endswith(b"\r") else raw
         if not line.strip():
             continue
@@ -118,5 +125,7 @@ def parse_lines(buf: bytes, path: str, default_project: str, warnings: Warnings)
                 warnings[UNPARSABLE] += 1
                 continue
             warnings[INVALID_UTF8] += 1
-        out.append(call_of_row(row, session, default_project, warnings, path))
+        call = call_of_row(row, session, default_project, warnings, path)
+        call.offset = base + start
+        out.append(call)
     return out

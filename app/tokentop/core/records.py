@@ -41,6 +41,11 @@ class Call(msgspec.Struct, array_like=True, gc=False):
     speed: str = ""
     geo: str = ""
     file: str = ""
+    offset: int = -1  # byte offset of the line in ``file`` (identifies calls without a key)
+
+    def ledger_key(self) -> str:
+        """Primary key in the ledger: the dedupe key, else the line's place in its file."""
+        return self.key if self.key is not None else f"{self.file}@{self.offset}"
 
     def tokens(self) -> int:
         """All tokens of the call, cache included."""

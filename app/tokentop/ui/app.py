@@ -379,18 +379,12 @@ class TokentopApp(App[None]):
 
     def start_scan(self, rescan: bool = False) -> None:
         """Run the initial (or a full re-) scan in a thread; panels fill in as batches arrive."""
-        if rescan:
-            with self.engine.lock:
-                self.engine.cube.clear()
-                self.engine.files.clear()
-                self.engine.keyless_calls.clear()
-                self.engine.warnings.clear()
         self.scanning = True
         self.scan_text = "scanning…"
-        self._scan()
+        self._scan(rescan)
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
-    def _scan(self) -> None:
+    def _scan(self, rescan: bool) -> None:
         start = time.monotonic()
         last = 0.0
 
@@ -401,7 +395,10 @@ class TokentopApp(App[None]):
                 last = t
                 self.post_message(ScanProgress(files, total_files, done, total, t - start))
 
-        self.engine.scan(progress=progress)
+        if rescan:
+            self.engine.rescan(progress=progress)
+        else:
+            self.engine.start(progress=progress)
         self.post_message(UsageChanged())
         self.call_from_thread(self._scan_done)
 

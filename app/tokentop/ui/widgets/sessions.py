@@ -49,8 +49,8 @@ class SessionsTable(DataTable):
         if wide != self._wide:
             self._columns(wide)
             self._wide = wide
-        current = None
-        if self.row_count and self.cursor_row < self.row_count:
+        current = None  # the cursor stays on its session, unless it is on the top row (it then follows the newest)
+        if self.row_count and 0 < self.cursor_row < self.row_count:
             current = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
         self.clear()
         w = {c.key.value: c.width for c in self.columns.values()}

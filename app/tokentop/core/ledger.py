@@ -1,0 +1,401 @@
+"""The durable ledger (SQLite): every call once, with the read state of every file, committed together.
+
+Each applied batch (a scan job, a live update) is one transaction holding its calls *and* the offsets of the
+files it read, so a crash at any point leaves either all of a batch or none of it: a restart re-reads from the
+recorded offsets and de-duplication keeps the totals exact. Calls outlive their transcripts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from .aggregate import BUCKET_SECONDS, CellKey
+from .filters import DayNamer
+from .records import Call
+from .tail import FileState
+
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS calls (
+    source TEXT NOT NULL,
+    key TEXT NOT NULL,            -- message.id for Claude Code; <file>@<offset> for rows without one
+    keyed INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    model TEXT NOT NULL,
+    project TEXT NOT NULL,
+    session TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_creation_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cost REAL,                    -- NULL = unpriced
+    task TEXT NOT NULL,
+    cache_write_1h INTEGER NOT NULL,
+    web_search_requests INTEGER NOT NULL,
+    speed TEXT NOT NULL,
+    geo TEXT NOT NULL,
+    file TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    priced_with TEXT NOT NULL,
+    root TEXT NOT NULL            -- the source folder the file was under (what a run reads is scoped by it)
+);
+-- A rowid table with a unique index, not WITHOUT ROWID: rows append, only the small key index takes random inserts.
+CREATE UNIQUE INDEX IF NOT EXISTS calls_key ON calls (source, key);
+CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts);
+CREATE INDEX IF NOT EXISTS calls_keyless_file ON calls (file) WHERE keyed = 0;
+-- The cube, per quarter hour (time-zone free), kept in step with calls: a warm start reads this, not calls.
+CREATE TABLE IF NOT EXISTS rollup (
+    root TEXT NOT NULL, bucket INTEGER NOT NULL, source TEXT NOT NULL, model TEXT NOT NULL, project TEXT NOT NULL,
+    session TEXT NOT NULL, mode TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cache_creation_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL, calls INTEGER NOT NULL, cost REAL NOT NULL, unpriced INTEGER NOT NULL,
+    local_calls INTEGER NOT NULL, last REAL NOT NULL,
+    PRIMARY KEY (root, bucket, source, model, project, session, mode)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, kind TEXT NOT NULL, dev INTEGER NOT NULL, ino INTEGER NOT NULL,
+    offset INTEGER NOT NULL, size INTEGER NOT NULL, mtime REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+#: version -> SQL that upgrades a ledger from version-1 to version (none yet: the framework for the next).
+MIGRATIONS: dict[int, str] = {}
+
+_COLS = ("source", "key", "keyed", "ts", "model", "project", "session", "mode", "input_tokens", "output_tokens",
+         "cache_creation_tokens", "cache_read_tokens", "cost", "task", "cache_write_1h", "web_search_requests",
+         "speed", "geo", "file", "offset", "priced_with", "root")
+_ROLLUP_DELTA = """INSERT INTO rollup VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+    ON CONFLICT DO UPDATE SET input_tokens = input_tokens + excluded.input_tokens,
+        output_tokens = output_tokens + excluded.output_tokens,
+        cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
+        cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens, calls = calls + excluded.calls,
+        cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced,
+        local_calls = local_calls + excluded.local_calls, last = max(last, excluded.last)"""
+_UPSERT = f"INSERT OR REPLACE INTO calls ({', '.join(_COLS)}) VALUES ({', '.join('?' * len(_COLS))})"
+_SELECT = f"SELECT {', '.join(_COLS[:-1])} FROM calls"
+
+
+def _locked(method: Any) -> Any:
+    """Run a method holding the ledger's lock (the connection is shared between threads)."""
+
+    def wrapper(self: Ledger, *args: Any, **kw: Any) -> Any:
+        with self.lock:
+            return method(self, *args, **kw)
+
+    wrapper.__name__ = method.__name__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
+class LedgerError(Exception):
+    """The ledger cannot be used; the message says why and what to do."""
+
+
+def _row(c: Call, priced_with: str, project: str, root: str) -> tuple[Any, ...]:
+    return (c.source, c.ledger_key(), c.key is not None, c.ts, c.model, project, c.session, c.mode,
+            c.input_tokens, c.output_tokens, c.cache_creation_tokens, c.cache_read_tokens, c.cost, c.task,
+            c.cache_write_1h, c.web_search_requests, c.speed, c.geo, c.file, c.offset, priced_with, root)
+
+
+def _delta(c: Call, sign: int, project: str, root: str) -> tuple[Any, ...]:
+    return (root, int(c.ts // BUCKET_SECONDS), c.source, c.model, project, c.session, c.mode,
+            sign * c.input_tokens, sign * c.output_tokens, sign * c.cache_creation_tokens,
+            sign * c.cache_read_tokens, sign, sign * (c.cost or 0.0), sign * (c.cost is None),
+            sign * (c.mode == "local"), c.ts if sign > 0 else 0.0)
+
+
+def _call(r: tuple[Any, ...], internal_project: str) -> Call:
+    (source, key, keyed, ts, model, project, session, mode, inp, out, cw, cr, cost, task, w1h, web, speed, geo,
+     file, offset, _priced_with) = r
+    return Call(source, ts, model, project or internal_project, session, mode, inp, out, cw, cr, cost, key if keyed else None, task,
+                w1h, web, speed, geo, file, offset)
+
+
+class Ledger:
+    """One SQLite ledger file."""
+
+    def __init__(self, path: Path | str, priced_with: str = "", roots: Iterable[Path] = (),
+                 internal_project: str = "") -> None:
+        """Open (creating or upgrading) a ledger.
+
+        Args:
+            path: the SQLite file.
+            priced_with: price version stored with each call.
+            roots: only calls read from files below these folders are visible (the sources being read now);
+                none = every call.
+            internal_project: the project given to internal rows without one: stored as "" and resolved on
+                read, so changing the setting later applies to old rows too.
+        """
+        self.path = Path(path)
+        self.priced_with = priced_with
+        self.internal_project = internal_project
+        self.roots = [str(r).rstrip(os.sep) for r in roots]
+        self.scope_sql = "1"
+        self.scope_args: tuple[str, ...] = tuple(self.roots)
+        if self.roots:
+            self.scope_sql = f"root IN ({','.join('?' * len(self.roots))})"
+        self._root_cache: dict[str, str] = {}
+        #: One connection, used by the scan's writer thread, live updates and views: one user at a time.
+        self.lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA cache_size=-65536")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise LedgerError(self._advice(e)) from e
+        except OSError as e:
+            raise LedgerError(f"cannot open the ledger {self.path}: {e.strerror}; use --no-ledger or --ledger PATH")
+
+    def root_of(self, path: str) -> str:
+        """The configured root a file is under ("" when none is)."""
+        r = self._root_cache.get(path)
+        if r is None:
+            r = next((root for root in self.roots if path.startswith(root + os.sep)), "")
+            self._root_cache[path] = r
+        return r
+
+    @_locked
+    def bulk(self, on: bool) -> None:
+        """During a cold scan: no fsync per batch and no checkpoints until the end (a killed process loses
+        nothing the OS already has: WAL keeps every committed batch)."""
+        self.db.execute(f"PRAGMA synchronous={'OFF' if on else 'NORMAL'}")
+        self.db.execute(f"PRAGMA wal_autocheckpoint={100_000 if on else 1000}")
+        if not on:
+            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _project(self, c: Call) -> str:
+        return "" if c.source == "internal" and c.project == self.internal_project else c.project
+
+    def _advice(self, e: Exception) -> str:
+        if "locked" in str(e):
+            return (f"the ledger {self.path} is locked by another tokentop ({e}); close it, or run with --no-ledger")
+        return (f"the ledger {self.path} is unreadable ({e}); run with --no-ledger, or move the file away and "
+                "tokentop rebuilds it from the transcripts that still exist")
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LedgerError(f"the ledger {self.path} was written by a newer tokentop (schema {version}, this one "
+                              f"knows {SCHEMA_VERSION}); upgrade tokentop or use --ledger with another file")
+        if version == 0:
+            self.db.executescript(_SCHEMA_V1)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            return
+        for v in range(version + 1, SCHEMA_VERSION + 1):
+            self.db.execute("BEGIN")
+            self.db.executescript(MIGRATIONS[v])
+            self.db.execute(f"PRAGMA user_version = {v}")
+            self.db.execute("COMMIT")
+
+    @_locked
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    # -- writing -----------------------------------------------------------------------------------------
+
+    @_locked
+    def commit(self, calls: Iterable[Call] = (), states: Iterable[FileState] = (), warnings: dict[str, int] | None
+               = None, drop_keyless_of: Iterable[str] = (), replaced: Iterable[Call] = (),
+               rollup: bool = True) -> None:
+        """One batch, atomically: calls upserted (the caller passes final, merged calls), file states, warnings.
+
+        Args:
+            calls: the calls as they now stand.
+            states: read state of the files the batch read.
+            warnings: all warning counters.
+            drop_keyless_of: files whose keyless calls are forgotten first (truncated or replaced files).
+            replaced: earlier versions of ``calls`` that they replace (their rollup share is taken out).
+            rollup: keep the rollup in step (a cold scan rebuilds it once at the end instead).
+        """
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                deltas = []
+                for path in drop_keyless_of:
+                    if rollup:
+                        deltas += [_delta(c, -1, self._project(c), self.root_of(c.file)) for c in self.keyless_of(path)]
+                    self.db.execute("DELETE FROM calls WHERE file = ? AND keyed = 0", (path,))
+                rows = []
+                for c in calls:
+                    project, root = self._project(c), self.root_of(c.file)
+                    rows.append(_row(c, self.priced_with, project, root))
+                    if rollup:
+                        deltas.append(_delta(c, 1, project, root))
+                if rollup:
+                    deltas += [_delta(c, -1, self._project(c), self.root_of(c.file)) for c in replaced]
+                    self.db.executemany(_ROLLUP_DELTA, deltas)
+                self.db.executemany(_UPSERT, rows)
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO files (path, kind, dev, ino, offset, size, mtime) VALUES (?,?,?,?,?,?,?)",
+                    ((s.path, s.kind, s.dev, s.ino, s.offset, s.size, s.mtime) for s in states))
+                if warnings is not None:
+                    self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('warnings', ?)",
+                                    (json.dumps(warnings),))
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as e:
+            raise LedgerError(self._advice(e)) from e
+
+    @_locked
+    def set_rollup_valid(self, valid: bool) -> None:
+        """Mark the rollup stale before a cold scan (which skips it), valid once rebuilt."""
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rollup_valid', ?)", ("1" if valid else "0",))
+
+    @_locked
+    def rebuild_rollup(self) -> None:
+        """Recompute the rollup of the current roots from the calls (after a cold scan, or a crash in one)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute(f"DELETE FROM rollup WHERE {self.scope_sql}", self.scope_args)
+            self.db.execute(f"""INSERT INTO rollup SELECT root, CAST(ts / {BUCKET_SECONDS} AS INTEGER), source, model,
+                    project, session, mode, SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens),
+                    SUM(cache_read_tokens), COUNT(*), TOTAL(cost), SUM(cost IS NULL), SUM(mode = 'local'), MAX(ts)
+                FROM calls WHERE {self.scope_sql} GROUP BY 1, 2, 3, 4, 5, 6, 7""", self.scope_args)
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rollup_valid', '1')")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    @_locked
+    def rollup_valid(self) -> bool:
+        """False when a cold scan was cut short before its rollup was rebuilt."""
+        r = self.db.execute("SELECT value FROM meta WHERE key = 'rollup_valid'").fetchone()
+        return r is None or r[0] == "1"
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    @_locked
+    def has_calls(self) -> bool:
+        """Whether anything is stored for the current roots."""
+        q = f"SELECT 1 FROM calls WHERE {self.scope_sql} LIMIT 1"
+        return self.db.execute(q, self.scope_args).fetchone() is not None
+
+    @_locked
+    def count(self) -> int:
+        """Calls stored for the current roots."""
+        return self.db.execute(f"SELECT COUNT(*) FROM calls WHERE {self.scope_sql}", self.scope_args).fetchone()[0]
+
+    @_locked
+    def get(self, source: str, key: str) -> Call | None:
+        """One call by its key (within the current roots)."""
+        r = self.db.execute(f"{_SELECT} WHERE source = ? AND key = ? AND {self.scope_sql}",
+                            (source, key, *self.scope_args)).fetchone()
+        return _call(r, self.internal_project) if r else None
+
+    @_locked
+    def keyless_of(self, path: str) -> list[Call]:
+        """The calls without a key read from one file."""
+        return [_call(r, self.internal_project)
+                for r in self.db.execute(f"{_SELECT} WHERE file = ? AND keyed = 0", (path,))]
+
+    def calls(self, lo: float | None = None, hi: float | None = None) -> Iterator[Call]:
+        """Every call within the current roots, or those with ``lo <= ts < hi``."""
+        with self.lock:
+            rows = self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql}",
+                                   (lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"),
+                                    *self.scope_args)).fetchall()
+        for r in rows:
+            yield _call(r, self.internal_project)
+
+    @_locked
+    def file_states(self) -> list[FileState]:
+        """Recorded read state of every file."""
+        return [FileState(*r) for r in self.db.execute("SELECT path, kind, dev, ino, offset, size, mtime FROM files")
+                if not self.roots or self.root_of(r[0])]
+
+    @_locked
+    def warnings(self) -> dict[str, int]:
+        """Warning counters as of the last commit."""
+        r = self.db.execute("SELECT value FROM meta WHERE key = 'warnings'").fetchone()
+        return json.loads(r[0]) if r else {}
+
+    @_locked
+    def cells(self, day_of: DayNamer) -> dict[CellKey, list[float]]:
+        """The cube's cells: the rollup's quarter hours folded into days of the display zone."""
+        if not self.rollup_valid():
+            self.rebuild_rollup()
+        out: dict[CellKey, list[float]] = {}
+        q = f"""SELECT bucket, source, model, project, session, mode, input_tokens, output_tokens,
+                       cache_creation_tokens, cache_read_tokens, calls, cost, unpriced, local_calls, last
+                FROM rollup WHERE {self.scope_sql} AND calls != 0"""
+        for b, source, model, project, session, mode, *sums in self.db.execute(q, self.scope_args):
+            key = (day_of(b), source, model, project or self.internal_project, session, mode)
+            cell = out.get(key)
+            if cell is None:
+                out[key] = sums
+            else:
+                for i in range(8):
+                    cell[i] += sums[i]
+                if sums[8] > cell[8]:
+                    cell[8] = sums[8]
+        return out
+
+    @_locked
+    def ledger_only(self) -> int:
+        """Calls whose source file no longer exists (kept only here)."""
+        gone = [s.path for s in self.file_states() if not os.path.exists(s.path)]
+        n = 0
+        for i in range(0, len(gone), 500):
+            chunk = gone[i:i + 500]
+            n += self.db.execute(f"SELECT COUNT(*) FROM calls WHERE file IN ({','.join('?' * len(chunk))})",
+                                 chunk).fetchone()[0]
+        return n
+
+    # -- maintenance -------------------------------------------------------------------------------------
+
+    def reprice(self, price: Any, priced_with: str) -> tuple[int, float, float]:
+        """Recompute Claude Code costs with ``price(call)``; internal rows keep their logged cost.
+
+        Returns:
+            (calls changed, total before, total after) over Claude Code calls.
+        """
+        before = after = 0.0
+        changed: list[Call] = []
+        for c in self.calls():
+            if c.source != "claude_code":
+                continue
+            new = price(c)
+            before += c.cost or 0.0
+            after += new or 0.0
+            if new != c.cost:
+                c.cost = new
+                changed.append(c)
+        old, self.priced_with = self.priced_with, priced_with
+        try:
+            self.commit(changed)
+        finally:
+            self.priced_with = old
+        return len(changed), before, after
+
+    def export(self, out: TextIO, fmt: str, lo: float | None, hi: float | None) -> int:
+        """Write calls (``csv`` or ``jsonl``) with ``lo <= ts < hi``; returns how many."""
+        fields = [f for f in Call.__struct_fields__]
+        n = 0
+        if fmt == "csv":
+            w = csv.writer(out)
+            w.writerow(fields)
+            for c in self.calls(lo, hi):
+                w.writerow([getattr(c, f) if getattr(c, f) is not None else "" for f in fields])
+                n += 1
+        else:
+            for c in self.calls(lo, hi):
+                out.write(json.dumps({f: getattr(c, f) for f in fields}) + "\n")
+                n += 1
+        return n
