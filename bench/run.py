@@ -34,7 +34,8 @@ CCUSAGE_VERSION = "20.0.24"
 TOKENTOP = str(Path(sys.executable).with_name("tokentop"))  # the installed console script
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None, stdout: int | None = None) -> tuple[float, float, bytes]:
+def run_measured(cmd: list[str], env: dict[str, str] | None = None,
+                 stdout: int | None = None) -> tuple[float, float, bytes]:
     """Wall seconds, peak RSS (MB, the process and its waited-for children) and stdout of one run."""
     t = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE if stdout is None else stdout,

@@ -46,7 +46,8 @@ def _source_options(p: argparse.ArgumentParser) -> None:
                    help="TOML file of price overrides (default: prices.toml in the config dir)")
     g.add_argument("--tz", metavar="ZONE", help="UTC, local or an IANA zone (default: the system zone)")
     g.add_argument("--ledger", type=Path, metavar="PATH",
-                   help="SQLite ledger keeping every call (default: ledger.sqlite in the data dir; env TOKENTOP_LEDGER)")
+                   help="SQLite ledger keeping every call (default: ledger.sqlite in the data dir; "
+                        "env TOKENTOP_LEDGER)")
     g.add_argument("--no-ledger", action="store_true", help="read the files only, keep nothing")
 
 

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tests.builders import cc_line, internal_row, project_dir, write_lines
 from tokentop.core.engine import Engine, Sources
 from tokentop.core.filters import Filter, parse_tz
 from tokentop.core.live import Batch, follow
 from tokentop.core.pricing import PriceBook
+
+from tests.builders import cc_line, internal_row, project_dir, write_lines
 
 UTC = parse_tz("UTC")
 BOOK = PriceBook()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from tests.tui_support import NOW, make_app, text_of
 from tokentop.core import fmt
 from tokentop.ui.app import MainScreen, TokentopApp
 from tokentop.ui.screens import HelpScreen, ProjectPicker
 from tokentop.ui.widgets.chips import Chip
+
+from tests.tui_support import NOW, make_app, text_of
 
 
 async def ready(app: TokentopApp, pilot) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tokentop.core.aggregate import Cube
 from tokentop.core.claude_code import dedupe
 from tokentop.core.filters import Filter

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.builders import HAIKU, OPUS, SONNET, cc_line, project_dir, user_line, write_lines
 from tokentop.core.claude_code import default_claude_dirs, discover_files, project_of_cwd
+
+from tests.builders import HAIKU, OPUS, SONNET, cc_line, project_dir, user_line, write_lines
 
 
 def test_streamed_copies_count_once_with_final_output(claude_dir: Path, report) -> None:

@@ -6,7 +6,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
 from tokentop.core.pricing import PriceBook, PriceFileError, load_overrides, normalize_model
 
 NOV = datetime(2026, 11, 20, 12, tzinfo=timezone.utc).timestamp()

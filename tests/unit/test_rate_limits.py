@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
 from tokentop.core.rate_limits import read_rate_limits
 
 T0 = datetime(2026, 11, 20, 18, 0, tzinfo=timezone.utc).timestamp()

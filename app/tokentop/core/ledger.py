@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+import msgspec
+
 from .aggregate import BUCKET_SECONDS, CellKey
 from .filters import DayNamer
 from .records import Call
@@ -117,8 +119,8 @@ def _delta(c: Call, sign: int, project: str, root: str) -> tuple[Any, ...]:
 def _call(r: tuple[Any, ...], internal_project: str) -> Call:
     (source, key, keyed, ts, model, project, session, mode, inp, out, cw, cr, cost, task, w1h, web, speed, geo,
      file, offset, _priced_with) = r
-    return Call(source, ts, model, project or internal_project, session, mode, inp, out, cw, cr, cost, key if keyed else None, task,
-                w1h, web, speed, geo, file, offset)
+    return Call(source, ts, model, project or internal_project, session, mode, inp, out, cw, cr, cost,
+                key if keyed else None, task, w1h, web, speed, geo, file, offset)
 
 
 class Ledger:
@@ -157,7 +159,8 @@ class Ledger:
         except sqlite3.DatabaseError as e:
             raise LedgerError(self._advice(e)) from e
         except OSError as e:
-            raise LedgerError(f"cannot open the ledger {self.path}: {e.strerror}; use --no-ledger or --ledger PATH")
+            raise LedgerError(
+                f"cannot open the ledger {self.path}: {e.strerror}; use --no-ledger or --ledger PATH") from e
 
     def root_of(self, path: str) -> str:
         """The configured root a file is under ("" when none is)."""
@@ -368,6 +371,7 @@ class Ledger:
         """
         before = after = 0.0
         changed: list[Call] = []
+        replaced: list[Call] = []
         for c in self.calls():
             if c.source != "claude_code":
                 continue
@@ -375,11 +379,11 @@ class Ledger:
             before += c.cost or 0.0
             after += new or 0.0
             if new != c.cost:
-                c.cost = new
-                changed.append(c)
+                replaced.append(c)
+                changed.append(msgspec.structs.replace(c, cost=new))
         old, self.priced_with = self.priced_with, priced_with
         try:
-            self.commit(changed)
+            self.commit(changed, replaced=replaced)
         finally:
             self.priced_with = old
         return len(changed), before, after

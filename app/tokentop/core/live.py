@@ -69,19 +69,8 @@ async def follow(
             continue
         appeared = asyncio.Event()
         watcher_stop = asyncio.Event()
-
-        async def look_for_missing(missing: list[Path] = missing, appeared: asyncio.Event = appeared) -> None:
-            while missing and not watcher_stop.is_set():
-                await _wait(watcher_stop, ROOT_CHECK_SECONDS)
-                if any(m.is_dir() for m in missing):
-                    appeared.set()
-                    watcher_stop.set()
-
-        async def relay_stop() -> None:
-            await stop.wait()
-            watcher_stop.set()
-
-        helpers = [asyncio.create_task(look_for_missing()), asyncio.create_task(relay_stop())]
+        helpers = [asyncio.create_task(_look_for(missing, appeared, watcher_stop)),
+                   asyncio.create_task(_relay(stop, watcher_stop))]
         try:
             async for changes in awatch(*existing, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=watcher_stop,
                                         force_polling=polling, poll_delay_ms=500, recursive=True,
@@ -99,6 +88,20 @@ async def follow(
         if appeared.is_set():
             # New root: read what it already holds, then watch it too.
             await _apply(engine, None, on_batch, polling)
+
+
+async def _look_for(missing: list[Path], appeared: asyncio.Event, watcher_stop: asyncio.Event) -> None:
+    """Stop the current watcher when a missing root appears (so the next one watches it too)."""
+    while missing and not watcher_stop.is_set():
+        await _wait(watcher_stop, ROOT_CHECK_SECONDS)
+        if any(m.is_dir() for m in missing):
+            appeared.set()
+            watcher_stop.set()
+
+
+async def _relay(stop: asyncio.Event, watcher_stop: asyncio.Event) -> None:
+    await stop.wait()
+    watcher_stop.set()
 
 
 def _expand(paths: set[str]) -> list[str]:

@@ -130,7 +130,9 @@ def _rates_of(mp: Any) -> Rates:
 
 def _build_genai_table() -> dict[str, Periods]:
     """Every anthropic model of genai-prices' bundled snapshot, by exact normalized alias, with dated periods."""
-    from genai_prices import data_snapshot  # ~0.4 s to import: done once per genai-prices version, then cached
+    from genai_prices import (
+        data_snapshot,  # ~0.4 s to import: done once per genai-prices version, then cached
+    )
     from genai_prices.types import ModelPrice, StartDateConstraint
 
     snapshot = data_snapshot.get_snapshot()

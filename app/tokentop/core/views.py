@@ -47,7 +47,8 @@ def window_label(preset: str, since: date | None, until: date | None, today: dat
     return f"{since} → {until}"
 
 
-_NAME = re.compile(r"^claude-(?:(?P<fam>opus|sonnet|haiku|fable|mythos)-(?P<v>[\d-]+)|(?P<v2>[\d-]+)-(?P<fam2>opus|sonnet|haiku))$")
+_NAME = re.compile(
+    r"^claude-(?:(?P<fam>opus|sonnet|haiku|fable|mythos)-(?P<v>[\d-]+)|(?P<v2>[\d-]+)-(?P<fam2>opus|sonnet|haiku))$")
 
 
 def display_name(model: str) -> str:

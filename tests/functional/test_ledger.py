@@ -1,0 +1,223 @@
+"""The durable ledger: warm starts, history beyond deleted transcripts, crash safety, repricing, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tokentop.core.engine import Engine, Sources
+from tokentop.core.filters import Filter, parse_tz
+from tokentop.core.ledger import Ledger
+from tokentop.core.pricing import PriceBook
+
+from tests.builders import OPUS, SONNET, cc_line, internal_row, project_dir, write_lines
+from tests.conftest import run_cli
+
+UTC = parse_tz("UTC")
+
+
+@pytest.fixture
+def ledger_path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.sqlite"
+
+
+def report(claude_dir: Path, data_root: Path, capsys, *args: str) -> dict:
+    code, out, err = run_cli(["report", "--json", "--tz", "UTC", "--claude-dir", str(claude_dir), "--data-root",
+                              str(data_root), *args], capsys)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def engine(claude_dir: Path, data_root: Path, ledger_path: Path) -> Engine:
+    sources = Sources([claude_dir], data_root, "app")
+    ledger = Ledger(ledger_path, roots=[*sources.claude_roots, data_root / "agents"], internal_project="app")
+    return Engine(sources, PriceBook(), UTC, ledger=ledger)
+
+
+def history(claude_dir: Path, data_root: Path) -> None:
+    write_lines(project_dir(claude_dir) / "a.jsonl", [cc_line("m1", output=2), cc_line("m1", output=300),
+                                                      cc_line("m2", model=OPUS, output=50)])
+    write_lines(project_dir(claude_dir, "/src/other") / "b.jsonl", [cc_line("m3", cwd="/src/other", session="b")])
+    write_lines(data_root / "agents" / "s1" / "llm_costs.jsonl", [internal_row(cost=0.5), internal_row(cost=0.25)])
+
+
+def test_warm_start_equals_cold_and_reads_no_transcript(claude_dir, data_root, ledger_path, capsys) -> None:
+    history(claude_dir, data_root)
+    cold = report(claude_dir, data_root, capsys, "--no-ledger")
+    first = report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    warm = report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    for r in (first, warm):
+        assert r["totals"] == cold["totals"]
+        assert r["by_day"] == cold["by_day"] and r["by_model"] == cold["by_model"]
+        assert r["sessions"] == cold["sessions"]
+    e = engine(claude_dir, data_root, ledger_path)
+    e.start()
+    assert e.lines_applied == 0  # nothing was read again
+    assert e.totals(Filter(tz=UTC)) == cold["totals"]
+
+
+def test_no_ledger_writes_nothing(claude_dir, data_root, tmp_path, capsys) -> None:
+    history(claude_dir, data_root)
+    report(claude_dir, data_root, capsys, "--no-ledger", "--ledger", str(tmp_path / "never.sqlite"))
+    assert not (tmp_path / "never.sqlite").exists()
+
+
+def test_calls_survive_deleted_transcripts(claude_dir, data_root, ledger_path, capsys) -> None:
+    history(claude_dir, data_root)
+    before = report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    (project_dir(claude_dir) / "a.jsonl").unlink()  # Claude Code's cleanupPeriodDays at work
+    after = report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    assert after["totals"] == before["totals"]
+    assert after["warnings"]["ledger_only_calls"] == 2
+    gone = report(claude_dir, data_root, capsys, "--no-ledger")
+    assert gone["totals"]["calls"] == before["totals"]["calls"] - 2
+
+
+def test_larger_snapshot_updates_in_place_across_restarts(claude_dir, data_root, ledger_path, capsys) -> None:
+    f = project_dir(claude_dir) / "a.jsonl"
+    write_lines(f, [cc_line("m1", output=3)])
+    report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    with open(f, "a") as fh:
+        fh.write(cc_line("m1", output=800) + "\n" + cc_line("m1", output=5) + "\n")
+    r = report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    assert (r["totals"]["calls"], r["totals"]["output_tokens"]) == (1, 800)
+    assert r["totals"] == report(claude_dir, data_root, capsys, "--no-ledger")["totals"]
+    again = report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    assert again["totals"] == r["totals"]
+
+
+def test_truncated_internal_log_replaces_its_rows_across_restarts(claude_dir, data_root, ledger_path, capsys) -> None:
+    log = data_root / "agents" / "s1" / "llm_costs.jsonl"
+    write_lines(log, [internal_row(cost=0.5), internal_row(cost=0.25)])
+    report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    write_lines(log, [internal_row(cost=2.0)])
+    r = report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    assert (r["totals"]["calls"], r["totals"]["cost_usd"]) == (1, 2.0)
+
+
+def test_internal_project_setting_applies_to_stored_rows(claude_dir, data_root, ledger_path, capsys) -> None:
+    write_lines(data_root / "agents" / "s1" / "llm_costs.jsonl", [internal_row(), internal_row(project="mine")])
+    report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    r = report(claude_dir, data_root, capsys, "--ledger", str(ledger_path), "--internal-project", "work-buddy")
+    assert {p["project"] for p in r["by_project"]} == {"work-buddy", "mine"}
+
+
+def test_other_roots_in_the_same_ledger_stay_out(tmp_path, claude_dir, data_root, ledger_path, capsys) -> None:
+    history(claude_dir, data_root)
+    other = tmp_path / "other-claude"
+    write_lines(project_dir(other) / "x.jsonl", [cc_line("x1"), cc_line("x2")])
+    report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    only_other = report(other, tmp_path / "no-data", capsys, "--ledger", str(ledger_path))
+    assert only_other["totals"]["calls"] == 2
+    mine = report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    assert mine["totals"] == report(claude_dir, data_root, capsys, "--no-ledger")["totals"]
+
+
+def make_corpus(claude_dir: Path, data_root: Path, files: int = 150, lines: int = 120) -> None:
+    rng = random.Random(5)
+    for i in range(files):
+        rows = []
+        for _ in range(lines):
+            key = f"m{rng.randint(0, files * lines // 3)}"  # keys repeat across files (resume copies)
+            rows.append(cc_line(key, output=rng.randint(1, 900), session=f"s{i}",
+                                content=[{"type": "text", "text": "x" * rng.randint(10, 2000)}]))
+        write_lines(project_dir(claude_dir, f"/src/p{i % 7}") / f"s{i}.jsonl", rows)
+    write_lines(data_root / "agents" / "s" / "llm_costs.jsonl", [internal_row(cost=0.01 * k) for k in range(300)])
+
+
+def test_kill_9_at_any_moment_then_restart_gives_exact_totals(claude_dir, data_root, ledger_path, capsys) -> None:
+    make_corpus(claude_dir, data_root)
+    truth = report(claude_dir, data_root, capsys, "--no-ledger")["totals"]
+    cmd = [sys.executable, "-m", "tokentop.cli", "report", "--json", "--tz", "UTC", "--workers", "1",
+           "--claude-dir", str(claude_dir), "--data-root", str(data_root), "--ledger", str(ledger_path)]
+    t = time.monotonic()
+    subprocess.run(cmd, capture_output=True, check=True)
+    full = time.monotonic() - t
+    rng = random.Random(11)
+    killed = 0
+    for _ in range(6):
+        for f in ledger_path.parent.glob(ledger_path.name + "*"):
+            f.unlink()
+        for _attempt in range(3):  # a kill, a restart killed again, ...
+            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.05, full))
+            if p.poll() is None:
+                p.kill()
+                killed += 1
+            p.wait()
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        got = json.loads(out)["totals"]
+        assert {k: v for k, v in got.items() if k != "cost_usd"} == {k: v for k, v in truth.items() if k != "cost_usd"}
+        assert got["cost_usd"] == pytest.approx(truth["cost_usd"], rel=1e-9)
+    assert killed >= 3  # the test really interrupted ingests
+
+
+def test_newer_schema_is_refused_with_a_clear_message(claude_dir, data_root, ledger_path, capsys) -> None:
+    db = sqlite3.connect(ledger_path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    code, out, err = run_cli(["report", "--claude-dir", str(claude_dir), "--data-root", str(data_root), "--ledger",
+                              str(ledger_path)], capsys)
+    assert code == 2
+    assert "newer tokentop" in err and len(err.strip().splitlines()) == 1
+
+
+def test_corrupt_ledger_says_what_to_do(claude_dir, data_root, ledger_path, capsys) -> None:
+    ledger_path.write_bytes(b"this is not a database" * 100)
+    code, _, err = run_cli(["report", "--claude-dir", str(claude_dir), "--data-root", str(data_root), "--ledger",
+                            str(ledger_path)], capsys)
+    assert code == 2
+    assert "--no-ledger" in err and "Traceback" not in err
+
+
+def test_reprice_updates_claude_code_costs_only(tmp_path, claude_dir, data_root, ledger_path, capsys) -> None:
+    history(claude_dir, data_root)
+    base = ["--claude-dir", str(claude_dir), "--data-root", str(data_root), "--ledger", str(ledger_path)]
+    before = report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    prices = tmp_path / "prices.toml"
+    prices.write_text(f'[models."{SONNET}"]\ninput = 30\noutput = 150\n')
+    code, out, err = run_cli(["reprice", "--prices", str(prices), *base], capsys)
+    assert code == 0, err
+    assert "repriced 2 calls" in out
+    after = report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    by_source = {r["source"]: r["cost_usd"] for r in after["by_source"]}
+    assert by_source["internal"] == 0.75  # logged cost, untouched
+    sonnet = {r["model"]: r["cost_usd"] for r in after["by_model"]}[SONNET]
+    assert sonnet == pytest.approx(10 * {r["model"]: r["cost_usd"] for r in before["by_model"]}[SONNET])
+
+
+def test_export_csv_and_jsonl_for_a_date_range(tmp_path, claude_dir, data_root, ledger_path, capsys) -> None:
+    write_lines(project_dir(claude_dir) / "a.jsonl", [cc_line("m1", ts="2026-11-19T10:00:00.000Z"),
+                                                      cc_line("m2", ts="2026-11-20T10:00:00.000Z")])
+    base = ["--claude-dir", str(claude_dir), "--data-root", str(data_root), "--ledger", str(ledger_path),
+            "--tz", "UTC"]
+    code, out, _ = run_cli(["export", "--format", "jsonl", "--since", "2026-11-20", *base], capsys)
+    assert code == 0
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert [r["key"] for r in rows] == ["m2"]
+    code, _, err = run_cli(["export", "--format", "csv", "-o", str(tmp_path / "all.csv"), *base], capsys)
+    assert code == 0 and "2 calls written" in err
+    lines = (tmp_path / "all.csv").read_text().splitlines()
+    assert lines[0].startswith("source,ts,model") and len(lines) == 3
+
+
+def test_low_cleanup_period_is_warned_about(claude_dir, data_root, capsys) -> None:
+    (claude_dir / "settings.json").write_text(json.dumps({"cleanupPeriodDays": 7}))
+    r = report(claude_dir, data_root, capsys)
+    assert r["warnings"]["claude_cleanup_period_days"] == 7
+
+
+def test_ledger_size_is_recorded_per_call(claude_dir, data_root, ledger_path, capsys) -> None:
+    make_corpus(claude_dir, data_root, files=20, lines=50)
+    report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    db = sqlite3.connect(ledger_path)
+    n = db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+    assert n == report(claude_dir, data_root, capsys, "--no-ledger")["totals"]["calls"]
+    assert os.path.getsize(ledger_path) > 0
