@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="machine-readable output")
     r.add_argument("--group-by", choices=GROUPS, default="day", help="rows of the table (default: day)")
     r.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
+    r.add_argument("--blocks", action="store_true", help="5-hour blocks: cost, tokens, burn rate, projection")
 
     w = sub.add_parser("watch", help="headless live mode: one JSON line of totals after every applied batch")
     _source_options(w)
@@ -92,6 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--since", metavar="YYYY-MM-DD")
     ex.add_argument("--until", metavar="YYYY-MM-DD")
     ex.add_argument("--output", "-o", type=Path, metavar="FILE", help="default: standard output")
+
+    lg = sub.add_parser("log", help="record one call in <data_root>/agents/<session>/llm_costs.jsonl")
+    lg.add_argument("--data-root", type=Path, metavar="DIR", help="app data root (env TOKENTOP_DATA_ROOT)")
+    lg.add_argument("--model", required=True)
+    lg.add_argument("--input", type=int, required=True, metavar="N", help="uncached input tokens")
+    lg.add_argument("--output", type=int, required=True, metavar="N")
+    lg.add_argument("--cache-read", type=int, default=0, metavar="N")
+    lg.add_argument("--cache-write", type=int, default=0, metavar="N", help="all cache writes (5m and 1h)")
+    lg.add_argument("--cache-write-1h", type=int, default=0, metavar="N", help="the 1-hour part of the writes")
+    lg.add_argument("--cost", type=float, metavar="USD", help="as you computed it (default: priced by tokentop)")
+    lg.add_argument("--session", help="session folder (default: one per invocation, YYYYMMDD-<hex>)")
+    lg.add_argument("--mode", choices=("cloud", "local"), default="cloud")
+    lg.add_argument("--task")
+    lg.add_argument("--project")
+
+    sl = sub.add_parser("statusline", help="Claude Code statusline: record plan limits from stdin, print one line")
+    _source_options(sl)
 
     d = sub.add_parser("demo", help="the TUI on a generated history that keeps moving (a temp dir, removed on exit)")
     d.add_argument("--tz", metavar="ZONE", help="UTC, local or an IANA zone (default: the system zone)")
@@ -222,13 +240,107 @@ def cmd_report(args: argparse.Namespace) -> int:
     rep = engine.report(flt, active_window_minutes=settings.active_window_minutes,
                         group_by_task=args.group_by == "task")
     rep["warnings"]["ledger_only_calls"] = engine.ledger_only
+    if args.blocks:
+        from .core.blocks import blocks_report
+
+        with engine.lock:
+            rep["blocks"] = blocks_report(report_calls(engine, flt), time.time())
     cleanup = claude_cleanup_days(engine.sources.claude_dirs)
     if cleanup is not None and cleanup < 30:
         rep["warnings"]["claude_cleanup_period_days"] = cleanup
     if args.json:
         sys.stdout.write(json.dumps(rep, ensure_ascii=False) + "\n")
+    elif args.blocks:
+        sys.stdout.write(render_blocks(rep["blocks"], flt.tz) + "\n")
     else:
         sys.stdout.write(render_report_table(rep, args.group_by) + "\n")
+    return 0
+
+
+def report_calls(engine: Engine, flt: Filter) -> Any:
+    """Single calls passing the filter (for blocks)."""
+    from .core.report import matching_calls
+
+    return matching_calls(engine.cube, flt)
+
+
+def render_blocks(b: dict[str, Any], tz: Any) -> str:
+    """The 5-hour blocks as a table, the active one with its burn rate and projection."""
+    from datetime import datetime
+
+    def when(iso: str) -> str:
+        return datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+    lines = ["BLOCK START       CALLS    TOKENS        COST  MODELS"]
+    for blk in b["blocks"][-24:]:
+        if blk["gap"]:
+            lines.append(f"{when(blk['start'])}  (gap)")
+            continue
+        mark = " ●" if blk["active"] else ""
+        lines.append(f"{when(blk['start'])}  {blk['calls']:>5,}  {fmt.tokens(blk['tokens']):>8}  "
+                     f"{fmt.money(blk['cost_usd'], blk['unpriced_calls']):>10}  "
+                     f"{', '.join(blk['models'])[:40]}{mark}")
+    a = b["active"]
+    if a:
+        pct = f" · {a['percent_of_max']:.0f}% of the largest block" if a.get("percent_of_max") else ""
+        lines += ["", f"active block: {fmt.money(a['cost_usd'])} · {fmt.tokens(a['tokens'])} tokens · "
+                      f"{fmt.tokens(a['tokens_per_minute'])} tok/min · {fmt.money(a['usd_per_hour'])}/h · "
+                      f"{a['minutes_left']:.0f} min left · projected {fmt.money(a['projected_cost_usd'])}{pct}"]
+    else:
+        lines += ["", "no active block"]
+    return "\n".join(lines)
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    """`tokentop log`: one row appended to the app log; the row is printed as JSON."""
+    from .recorder import record
+
+    row = record(args.model, args.input, args.output, cache_read_tokens=args.cache_read,
+                 cache_creation_tokens=args.cache_write, cache_write_1h_tokens=args.cache_write_1h,
+                 cost_usd=args.cost, session=args.session, mode=args.mode, task=args.task, project=args.project,
+                 data_root=args.data_root)
+    sys.stdout.write(json.dumps(row) + "\n")
+    return 0
+
+
+def cmd_statusline(args: argparse.Namespace) -> int:
+    """`tokentop statusline`: Claude Code pipes its statusline JSON in; we record plan windows, print a line."""
+    from datetime import datetime
+
+    from .core.rate_limits import PLAN_WINDOWS, parse_plan_window, plan_limits_path
+
+    settings = Settings.load()
+    raw = sys.stdin.read()
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        data = {}
+    now = time.time()
+    windows = {}
+    limits = data.get("rate_limits") if isinstance(data, dict) else None
+    for name in PLAN_WINDOWS:
+        w = parse_plan_window(limits.get(name) if isinstance(limits, dict) else None, now)
+        if w is not None:
+            windows[name] = w
+    sources = make_sources(args, settings)
+    if windows and sources.data_root is not None:
+        path = plan_limits_path(sources.data_root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(windows))
+        os.replace(tmp, path)
+    tz = parse_tz(args.tz or settings.tz)
+    engine = make_engine(args, settings, tz)
+    engine.start()
+    today = datetime.now(tz).date()
+    t = engine.totals(Filter(since=today, until=today, tz=tz))
+    parts = [f"today {fmt.money(t['cost_usd'], t['unpriced_calls'], t['calls'])}"]
+    for name, label in (("five_hour", "5h"), ("seven_day", "7d")):
+        if name in windows:
+            w = windows[name]
+            left = f" ⟳{fmt.duration(w['resets_at'] - now)}" if w["resets_at"] else ""
+            parts.append(f"{label} {w['used_percentage']:.0f}%{left}")
+    sys.stdout.write("tokentop · " + " · ".join(parts) + "\n")
     return 0
 
 
@@ -356,6 +468,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "watch":
             return cmd_watch(args)
+        if args.command == "log":
+            return cmd_log(args)
+        if args.command == "statusline":
+            return cmd_statusline(args)
         if args.command == "reprice":
             return cmd_reprice(args)
         if args.command == "export":

@@ -133,6 +133,12 @@ class Demo:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
         os.replace(tmp, path)
+        # What `tokentop statusline` records from Claude Code's statusline JSON (measured plan windows).
+        t = at.timestamp()
+        plan = {"five_hour": {"used_percentage": rng.randint(20, 70), "resets_at": t + 2 * 3600 + 600,
+                              "observed_at": t},
+                "seven_day": {"used_percentage": rng.randint(5, 40), "resets_at": t + 3 * 86400, "observed_at": t}}
+        (self.data_root / "runtime" / "plan_limits.json").write_text(json.dumps(plan))
 
     def append_one(self, now: float) -> None:
         """One new call in an active session (sometimes an internal row, sometimes new rate limits)."""

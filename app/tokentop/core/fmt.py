@@ -31,3 +31,15 @@ def tokens(n: float) -> str:
 def calls_split(cloud: int, local: int) -> str:
     """``cloud 4,790 · local 22``."""
     return f"cloud {cloud:,} · local {local:,}"
+
+
+def duration(seconds: float) -> str:
+    """``45s``, ``12m``, ``2h10m``, ``3d15h``."""
+    s = max(0, int(seconds))
+    if s >= 86400:
+        return f"{s // 86400}d{(s % 86400) // 3600}h"
+    if s >= 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m"
+    return f"{s}s"

@@ -161,3 +161,44 @@ def read_rate_limits(path: Path) -> RateLimits:
     except (ValueError, UnicodeDecodeError):
         return RateLimits(status=f"{path} is not valid JSON (being rewritten?)")
     return parse_rate_limits(data)
+
+
+# --- Claude Code plan windows (measured by `tokentop statusline`, never guessed from a plan table) ------------
+
+PLAN_FILE = "plan_limits.json"
+PLAN_WINDOWS = ("five_hour", "seven_day")
+
+
+def plan_limits_path(data_root: Path) -> Path:
+    """Where `tokentop statusline` keeps the latest plan-window observation."""
+    return Path(data_root) / "runtime" / PLAN_FILE
+
+
+def parse_plan_window(value: Any, now: float) -> dict[str, Any] | None:
+    """One ``rate_limits.<window>`` of the statusline JSON: used % (0-100, over 100 happens) and reset time."""
+    if not isinstance(value, dict):
+        return None
+    used = _num(value.get("used_percentage"))
+    resets = value.get("resets_at")
+    reset_ts = float(resets) if isinstance(resets, int | float) else _ts(resets)
+    if used is None:
+        return None
+    return {"used_percentage": used, "resets_at": reset_ts, "observed_at": now}
+
+
+def read_plan_limits(path: Path, now: float) -> list[dict[str, Any]]:
+    """The measured plan windows, with their age and the time left to reset."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return []
+    out = []
+    for name in PLAN_WINDOWS:
+        w = data.get(name) if isinstance(data, dict) else None
+        if isinstance(w, dict) and isinstance(w.get("used_percentage"), int | float):
+            at = _num(w.get("observed_at")) or 0.0
+            reset = _num(w.get("resets_at"))
+            out.append({"window": name, "used_percentage": w["used_percentage"],
+                        "resets_in_s": None if reset is None else max(0.0, reset - now),
+                        "stale": now - at > STALE_SECONDS})
+    return out

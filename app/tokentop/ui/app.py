@@ -22,7 +22,9 @@ from textual.widgets import DataTable, Footer
 from ..core.engine import Engine
 from ..core.filters import Filter, tz_name
 from ..core.live import Batch, follow
-from ..core.rate_limits import RateLimits, rate_limits_path, read_rate_limits
+from ..core.blocks import blocks_report
+from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
+from ..core.report import matching_calls
 from ..core.records import CLAUDE_CODE, INTERNAL
 from ..core.views import DATE_PRESETS, date_window, hourly_cost, today_in, window_label
 from .messages import ScanProgress, UsageChanged
@@ -245,6 +247,7 @@ class TokentopApp(App[None]):
         self.scan_text = ""
         self.polling = False
         self.updated_at: float | None = None
+        self.active_block: dict[str, Any] | None = None
         self._stop = asyncio.Event()
 
     def get_default_screen(self) -> Screen[Any]:
@@ -303,6 +306,12 @@ class TokentopApp(App[None]):
         flt = self.current_filter()
         self.view = self.engine.dashboard(flt, now=now, active_window_minutes=self.active_window_minutes)
         v = self.view
+        # The current 5-hour block, from the last day of calls (a block chain longer than that is not expected).
+        lookback = now - 24 * 3600
+        recent = flt.with_(since=today_in(self.tz, lookback), until=None, session=None)
+        with self.engine.lock:
+            calls = [c for c in matching_calls(self.engine.cube, recent) if c.ts >= lookback]
+        self.active_block = blocks_report(calls, now)["active"] if calls else None
         with self.batch_update():
             screen.query_one(Cards).update_view(v)
             if self.hourly:
@@ -364,10 +373,16 @@ class TokentopApp(App[None]):
         self.rate_limits = read_rate_limits(rate_limits_path(root)) if root else RateLimits(status="no data root")
 
     def draw_rate_limits(self) -> None:
-        """The headroom panel (re-estimated at the current time)."""
+        """The headroom panel (re-estimated at the current time), measured plan windows, the active block."""
         screen = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
-        if screen is not None:
-            screen.query_one(RateLimitPanel).show(self.rate_limits.as_json(self.clock()))
+        if screen is None:
+            return
+        now = self.clock()
+        view = self.rate_limits.as_json(now)
+        root = self.engine.sources.data_root
+        view["plan"] = read_plan_limits(plan_limits_path(root), now) if root else []
+        view["block"] = self.active_block
+        screen.query_one(RateLimitPanel).show(view)
 
     def tick(self) -> None:
         """Once a second: countdowns move while there are fresh observations; nothing else is redrawn."""

@@ -7,6 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from ...core import fmt
 from ...core.rate_limits import KIND_LABELS
 from ...core.views import display_name
 
@@ -60,4 +61,18 @@ class RateLimitPanel(Static):
                 t.append(f"{'':<10} stale (> 5 min)\n", style="dim italic")
         if view.get("status") and models:
             t.append(view["status"], style="dim")
+        for w in view.get("plan") or []:
+            label = {"five_hour": "Plan 5h", "seven_day": "Plan 7d"}[w["window"]]
+            used = w["used_percentage"]
+            style = "dim" if w["stale"] else "red" if used >= 95 else "yellow" if used >= 80 else "green"
+            reset = f" ⟳{fmt.duration(w['resets_in_s'])}" if w["resets_in_s"] is not None else ""
+            t.append(f"\n{label:<14}" if t.plain and not t.plain.endswith("\n") else f"{label:<14}", style="bold")
+            t.append(bar(min(1.0, used / 100), width), style=style)
+            t.append(f" {used:3.0f}%{reset}\n", style="dim" if w["stale"] else "")
+        block = view.get("block")
+        if block:
+            t.append("Block 5h ", style="bold")
+            t.append(f"{fmt.money(block['cost_usd'])} · {fmt.money(block['usd_per_hour'])}/h\n"
+                     f"{'':9}ends {fmt.duration(block['minutes_left'] * 60)} → "
+                     f"{fmt.money(block['projected_cost_usd'])}\n")
         self.update(t)
