@@ -29,8 +29,7 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """One clear line instead of argparse's usage dump."""
-        self.exit(2, f"tokentop: error: {message} (see tokentop {self.prog.split()[-1]} --help)\n"
-                  if " " in self.prog else f"tokentop: error: {message} (see tokentop --help)\n")
+        self.exit(2, f"tokentop: error: {message} (see {self.prog} --help)\n")
 
 
 def _source_options(p: argparse.ArgumentParser) -> None:
@@ -77,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--group-by", choices=GROUPS, default="day", help="rows of the table (default: day)")
     r.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
     r.add_argument("--blocks", action="store_true", help="5-hour blocks: cost, tokens, burn rate, projection")
+    r.add_argument("--window", help="today, yesterday, this-week, last-week, this-month, last-7d, last-30d, all")
+    r.add_argument("--compare", action="store_true", help="add the previous window of equal length, with deltas")
 
     w = sub.add_parser("watch", help="headless live mode: one JSON line of totals after every applied batch")
     _source_options(w)
@@ -110,6 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     sl = sub.add_parser("statusline", help="Claude Code statusline: record plan limits from stdin, print one line")
     _source_options(sl)
+
+    bg = sub.add_parser("budget", help="spending limits: set, show, check (exit 1 past a hard stop), rm")
+    bsub = bg.add_subparsers(dest="budget_command", parser_class=_Parser, required=True)
+    bset = bsub.add_parser("set", help="set a budget: SCOPE (all, a project or a model) PERIOD AMOUNT")
+    bset.add_argument("scope")
+    bset.add_argument("period", choices=("daily", "weekly", "monthly"))
+    bset.add_argument("amount", type=float, help="USD")
+    bset.add_argument("--alert-at", type=float, default=0.8, help="fraction that turns the gauge yellow (0.8)")
+    bset.add_argument("--hard-stop", action="store_true", help="`budget check` exits 1 once it is exceeded")
+    brm = bsub.add_parser("rm", help="remove a budget")
+    brm.add_argument("scope")
+    brm.add_argument("period", choices=("daily", "weekly", "monthly"))
+    for name in ("show", "check"):
+        bp = bsub.add_parser(name, help="status of every budget" if name == "show" else
+                             "exit 1 when a hard-stop budget is exceeded (for scripts and hooks)")
+        _source_options(bp)
+        bp.add_argument("--json", action="store_true")
 
     d = sub.add_parser("demo", help="the TUI on a generated history that keeps moving (a temp dir, removed on exit)")
     d.add_argument("--tz", metavar="ZONE", help="UTC, local or an IANA zone (default: the system zone)")
@@ -231,15 +249,48 @@ def render_report_table(rep: dict[str, Any], group_by: str) -> str:
     return "\n".join(lines)
 
 
+def apply_window(args: argparse.Namespace, flt: Filter) -> Filter:
+    """``--window`` as dates in the display zone (not together with --since/--until)."""
+    from datetime import datetime
+
+    from .core.filters import window_dates
+
+    if not args.window:
+        return flt
+    if args.since or args.until:
+        raise UsageError("--window and --since/--until do not go together")
+    since, until = window_dates(args.window, datetime.now(flt.tz).date())
+    return flt.with_(since=since, until=until)
+
+
+def comparison(engine: Engine, flt: Filter) -> dict[str, Any]:
+    """The previous window of equal length: its totals and the deltas (absolute and %)."""
+    from .core.filters import previous_window
+
+    if flt.since is None or flt.until is None:
+        raise UsageError("--compare needs a bounded window (--window other than all, or --since and --until)")
+    since, until = previous_window(flt.since, flt.until)
+    now = engine.totals(flt)
+    prev = engine.totals(flt.with_(since=since, until=until))
+    return {
+        "previous": {"since": since.isoformat(), "until": until.isoformat()},
+        "totals": prev,
+        "delta": {k: now[k] - prev[k] for k in now},
+        "delta_pct": {k: (now[k] - prev[k]) / prev[k] * 100 if prev[k] else None for k in now},
+    }
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """`tokentop report`."""
     settings = Settings.load()
-    flt = make_filter(args, args.tz or settings.tz)
+    flt = apply_window(args, make_filter(args, args.tz or settings.tz))
     engine = make_engine(args, settings, flt.tz)
     engine.start(workers=args.workers, progress=None if args.json else _progress_printer())
     rep = engine.report(flt, active_window_minutes=settings.active_window_minutes,
                         group_by_task=args.group_by == "task")
     rep["warnings"]["ledger_only_calls"] = engine.ledger_only
+    if args.compare:
+        rep["compare"] = comparison(engine, flt)
     if args.blocks:
         from .core.blocks import blocks_report
 
@@ -254,6 +305,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         sys.stdout.write(render_blocks(rep["blocks"], flt.tz) + "\n")
     else:
         sys.stdout.write(render_report_table(rep, args.group_by) + "\n")
+        if args.compare:
+            c = rep["compare"]
+            pct = c["delta_pct"]["cost_usd"]
+            sys.stdout.write(
+                f"\nprevious {c['previous']['since']} → {c['previous']['until']}: "
+                f"cost {fmt.money(c['totals']['cost_usd'])} · calls {fmt.count(c['totals']['calls'])}\n"
+                f"change: cost {'+' if c['delta']['cost_usd'] >= 0 else '-'}{fmt.money(abs(c['delta']['cost_usd']))}"
+                f"{f' ({pct:+.0f}%)' if pct is not None else ''} · calls {c['delta']['calls']:+,}\n")
     return 0
 
 
@@ -289,6 +348,63 @@ def render_blocks(b: dict[str, Any], tz: Any) -> str:
     else:
         lines += ["", "no active block"]
     return "\n".join(lines)
+
+
+def budget_store() -> Any:
+    """The budgets file beside the settings."""
+    from .core.budgets import BudgetStore
+
+    return BudgetStore(config_dir() / "budgets.json")
+
+
+def budget_statuses(engine: Engine, tz: Any) -> list[dict[str, Any]]:
+    """Every budget's status now."""
+    from datetime import datetime
+
+    from .core.budgets import status
+
+    budgets = budget_store().load()
+    today = datetime.now(tz).date()
+    with engine.lock:
+        models = {c[2] for c in engine.cube.cells}
+        return [status(b, engine.cube, Filter(tz=tz), today, models) for b in budgets]
+
+
+def cmd_budget(args: argparse.Namespace) -> int:
+    """`tokentop budget set|rm|show|check`."""
+    from .core.budgets import Budget
+
+    store = budget_store()
+    if args.budget_command == "set":
+        b = Budget(args.scope, args.period, args.amount, args.alert_at, args.hard_stop)
+        store.set(b)
+        sys.stdout.write(f"budget {b.scope} {b.period} {fmt.money(b.amount)}"
+                         f"{' (hard stop)' if b.hard_stop else ''} saved\n")
+        return 0
+    if args.budget_command == "rm":
+        if not store.remove(args.scope, args.period):
+            raise UsageError(f"no {args.period} budget for {args.scope!r}")
+        return 0
+    settings = Settings.load()
+    tz = parse_tz(args.tz or settings.tz)
+    engine = make_engine(args, settings, tz)
+    engine.start()
+    statuses = budget_statuses(engine, tz)
+    over = [s for s in statuses if s["hard_stop"] and s["exceeded"]]
+    if args.json:
+        sys.stdout.write(json.dumps({"budgets": statuses}) + "\n")
+    elif not statuses:
+        sys.stdout.write("no budgets (tokentop budget set all daily 20)\n")
+    else:
+        for s in statuses:
+            sys.stdout.write(
+                f"{s['scope']:<20} {s['period']:<8} {fmt.money(s['spent_usd']):>9} of {fmt.money(s['amount']):<9}"
+                f" {s['percent']:5.1f}%  {s['level']:<6} projected {fmt.money(s['projected_usd'])}"
+                f"{'  HARD STOP EXCEEDED' if s in over else ''}\n")
+    if args.budget_command == "check" and over:
+        sys.stderr.write("tokentop: over budget: " + ", ".join(f"{s['scope']} {s['period']}" for s in over) + "\n")
+        return 1
+    return 0
 
 
 def cmd_log(args: argparse.Namespace) -> int:
@@ -431,7 +547,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     engine = make_engine(args, settings, tz)
     from .ui.app import run_tui
 
-    return run_tui(engine, active_window_minutes=settings.active_window_minutes)
+    return run_tui(engine, active_window_minutes=settings.active_window_minutes, budgets=budget_store().load())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -470,6 +586,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_watch(args)
         if args.command == "log":
             return cmd_log(args)
+        if args.command == "budget":
+            return cmd_budget(args)
         if args.command == "statusline":
             return cmd_statusline(args)
         if args.command == "reprice":

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-
 from tokentop.core.blocks import blocks, blocks_report
 from tokentop.core.records import CLAUDE_CODE, Call
 

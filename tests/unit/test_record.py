@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
 from tokentop import record, record_response
 from tokentop.core.rate_limits import read_rate_limits
 from tokentop.recorder import observation_from_headers
@@ -27,7 +26,8 @@ HEADERS = {
 
 
 def rows(data_root: Path) -> list[dict]:
-    return [json.loads(x) for f in sorted(data_root.glob("agents/*/llm_costs.jsonl")) for x in f.read_text().splitlines()]
+    files = sorted(data_root.glob("agents/*/llm_costs.jsonl"))
+    return [json.loads(x) for f in files for x in f.read_text().splitlines()]
 
 
 def test_record_writes_the_app_log_format_and_prices_it(data_root: Path) -> None:

@@ -146,3 +146,31 @@ class DayNamer:
     def of_ts(self, ts: float) -> str:
         """Day of an exact timestamp."""
         return self(int(ts // self.bucket_seconds))
+
+
+WINDOWS = ("today", "yesterday", "this-week", "last-week", "this-month", "last-7d", "last-30d", "all")
+
+
+def window_dates(name: str, today: date) -> tuple[date | None, date | None]:
+    """Inclusive (since, until) of a named window; weeks start Monday 00:00 in the display zone."""
+    monday = today - timedelta(days=today.weekday())
+    spans: dict[str, tuple[date | None, date | None]] = {
+        "today": (today, today),
+        "yesterday": (today - timedelta(days=1), today - timedelta(days=1)),
+        "this-week": (monday, today),
+        "last-week": (monday - timedelta(days=7), monday - timedelta(days=1)),
+        "this-month": (today.replace(day=1), today),
+        "last-7d": (today - timedelta(days=6), today),
+        "last-30d": (today - timedelta(days=29), today),
+        "all": (None, None),
+    }
+    if name not in spans:
+        raise FilterError(f"unknown window {name!r} (choose {', '.join(WINDOWS)})")
+    return spans[name]
+
+
+def previous_window(since: date, until: date) -> tuple[date, date]:
+    """The window of equal length just before ``[since, until]``."""
+    length = until - since
+    prev_until = since - timedelta(days=1)
+    return prev_until - length, prev_until

@@ -19,17 +19,19 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
+from ..core.blocks import blocks_report
+from ..core.budgets import Budget
+from ..core.budgets import status as budget_status
 from ..core.engine import Engine
 from ..core.filters import Filter, tz_name
 from ..core.live import Batch, follow
-from ..core.blocks import blocks_report
 from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
-from ..core.report import matching_calls
 from ..core.records import CLAUDE_CODE, INTERNAL
+from ..core.report import matching_calls
 from ..core.views import DATE_PRESETS, date_window, hourly_cost, today_in, window_label
 from .messages import ScanProgress, UsageChanged
 from .screens import HelpScreen, ProjectPicker
-from .widgets import Cards, ChipBar, FilterBar, RateLimitPanel, SessionsTable, SparkRow, StatusLine
+from .widgets import BudgetPanel, Cards, ChipBar, FilterBar, RateLimitPanel, SessionsTable, SparkRow, StatusLine
 from .widgets.chips import Chip
 
 SOLO_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign", "circumflex_accent",
@@ -74,6 +76,7 @@ class MainScreen(Screen[None]):
             yield SessionsTable(id="sessions")
             with Vertical(id="side"):
                 yield RateLimitPanel(id="limits")
+                yield BudgetPanel(id="budgets")
         yield StatusLine(id="status")
         yield Footer()
 
@@ -218,6 +221,7 @@ class TokentopApp(App[None]):
         engine: Engine,
         *,
         active_window_minutes: float = 15,
+        budgets: list[Budget] | None = None,
         clock: Callable[[], float] | None = None,
         live: bool = True,
         scan: bool = True,
@@ -227,6 +231,7 @@ class TokentopApp(App[None]):
         self.engine = engine
         self.tz = engine.cube.tz
         self.active_window_minutes = active_window_minutes
+        self.budgets = budgets or []
         self.clock = clock or time.time
         self.live = live
         self.scan_on_mount = scan
@@ -324,8 +329,18 @@ class TokentopApp(App[None]):
             screen.query_one(ChipBar).show(v["chips"], none_selected=self.models == ())
             screen.query_one(SessionsTable).show(v["sessions"], now)
             screen.query_one(FilterBar).update(self.filter_text(flt, now))
+            screen.query_one(BudgetPanel).show(self.budget_statuses(now))
             self.draw_status()
             self.draw_rate_limits()
+
+    def budget_statuses(self, now: float) -> list[dict[str, Any]]:
+        """Every budget's gauge, for the whole history (not the current filter)."""
+        if not self.budgets:
+            return []
+        today = today_in(self.tz, now)
+        with self.engine.lock:
+            models = {k[2] for k in self.engine.cube.cells}
+            return [budget_status(b, self.engine.cube, Filter(tz=self.tz), today, models) for b in self.budgets]
 
     def filter_text(self, flt: Filter, now: float) -> str:
         """The top line: what the numbers are of."""
@@ -465,10 +480,10 @@ class TokentopApp(App[None]):
         self.push_screen(HelpScreen(lines))
 
 
-def run_tui(engine: Engine, *, active_window_minutes: float = 15,
+def run_tui(engine: Engine, *, active_window_minutes: float = 15, budgets: list[Budget] | None = None,
             on_start: Callable[[TokentopApp], None] | None = None) -> int:
     """Run the app until the user quits."""
-    TokentopApp(engine, active_window_minutes=active_window_minutes, on_start=on_start).run()
+    TokentopApp(engine, active_window_minutes=active_window_minutes, budgets=budgets, on_start=on_start).run()
     return 0
 
 

@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..core.budgets import Budget
 from ..core.engine import Engine, Sources
 from ..core.filters import parse_tz
 from ..core.pricing import PriceBook
@@ -30,7 +31,8 @@ def demo_app(root: Path, now: float = NOW, live: bool = False) -> TokentopApp:
     demo = Demo(root, now)
     demo.write_history()
     engine = Engine(Sources([demo.claude_dir], demo.data_root, "work-buddy"), PriceBook(), parse_tz("UTC"))
-    return TokentopApp(engine, clock=lambda: now, live=live)
+    budgets = [Budget("all", "daily", 5.0, hard_stop=True), Budget("webshop", "weekly", 4.0)]
+    return TokentopApp(engine, clock=lambda: now, live=live, budgets=budgets)
 
 
 async def shoot(out: Path) -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .budgets import BudgetPanel
 from .cards import Cards
 from .chips import ChipBar
 from .rate_limits import RateLimitPanel
@@ -9,4 +10,4 @@ from .sessions import SessionsTable
 from .spark import SparkRow
 from .status import FilterBar, StatusLine
 
-__all__ = ["Cards", "ChipBar", "FilterBar", "RateLimitPanel", "SessionsTable", "SparkRow", "StatusLine"]
+__all__ = ["BudgetPanel", "Cards", "ChipBar", "FilterBar", "RateLimitPanel", "SessionsTable", "SparkRow", "StatusLine"]

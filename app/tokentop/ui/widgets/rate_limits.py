@@ -75,4 +75,5 @@ class RateLimitPanel(Static):
             t.append(f"{fmt.money(block['cost_usd'])} · {fmt.money(block['usd_per_hour'])}/h\n"
                      f"{'':9}ends {fmt.duration(block['minutes_left'] * 60)} → "
                      f"{fmt.money(block['projected_cost_usd'])}\n")
+        t.rstrip()
         self.update(t)
