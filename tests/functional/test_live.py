@@ -56,14 +56,25 @@ class Live:
     async def settles_at(self, want: dict, timeout: float = 5.0) -> None:
         """The live totals reach ``want`` and stay there (nothing counted twice a moment later)."""
         deadline = time.monotonic() + timeout
-        while self.totals() != want and time.monotonic() < deadline:
+        while not same(self.totals(), want) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        assert self.totals() == want
+        assert_same(self.totals(), want)
         await asyncio.sleep(0.3)
-        assert self.totals() == want
+        assert_same(self.totals(), want)
 
     async def matches_cold_recount(self, extra_dirs: tuple[Path, ...] = ()) -> None:
         await self.settles_at(cold_totals([self.claude_dir, *extra_dirs], self.data_root))
+
+
+def same(a: dict, b: dict) -> bool:
+    """Counts equal exactly; cost equal up to float summation order (calls are added in another order live)."""
+    return {k: v for k, v in a.items() if k != "cost_usd"} == {k: v for k, v in b.items() if k != "cost_usd"} and \
+        abs(a["cost_usd"] - b["cost_usd"]) <= 1e-9 * max(1.0, abs(b["cost_usd"]))
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert {k: v for k, v in a.items() if k != "cost_usd"} == {k: v for k, v in b.items() if k != "cost_usd"}
+    assert a["cost_usd"] == pytest.approx(b["cost_usd"], rel=1e-9, abs=1e-12)
 
 
 def append(path: Path, data: str | bytes) -> None:
