@@ -115,7 +115,7 @@ def bench_size(size: str, corpus: Path, ccusage: Path | None, runs: int) -> dict
 
 def bench_startup(runs: int = 7) -> float:
     with tempfile.TemporaryDirectory() as empty:
-        cmd = [TOKENTOP, "report", "--json", "--claude-dir", empty, "--data-root", empty]
+        cmd = [TOKENTOP, "report", "--json", "--claude-dir", empty, "--data-root", empty, "--no-ledger"]
         return statistics.median(run_measured(cmd)[0] for _ in range(runs))
 
 
