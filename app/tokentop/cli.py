@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--blocks", action="store_true", help="5-hour blocks: cost, tokens, burn rate, projection")
     r.add_argument("--window", help="today, yesterday, this-week, last-week, this-month, last-7d, last-30d, all")
     r.add_argument("--compare", action="store_true", help="add the previous window of equal length, with deltas")
+    r.add_argument("--top-tasks", action="store_true", help="the 15 costliest tasks (JSON: top_tasks)")
+    r.add_argument("--recent", action="store_true", help="the last 20 calls, newest first (JSON: recent)")
 
     w = sub.add_parser("watch", help="headless live mode: one JSON line of totals after every applied batch")
     _source_options(w)
@@ -291,6 +293,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     rep["warnings"]["ledger_only_calls"] = engine.ledger_only
     if args.compare:
         rep["compare"] = comparison(engine, flt)
+    from .core.report import projection, recent_calls, top_tasks
+
+    with engine.lock:
+        rep["projection"] = projection(engine.cube, flt.with_(since=None, until=None), time.time())
+        if args.top_tasks:
+            rep["top_tasks"] = top_tasks(engine.cube, flt)
+        if args.recent:
+            rep["recent"] = recent_calls(engine.cube, flt)
     if args.blocks:
         from .core.blocks import blocks_report
 
@@ -305,6 +315,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         sys.stdout.write(render_blocks(rep["blocks"], flt.tz) + "\n")
     else:
         sys.stdout.write(render_report_table(rep, args.group_by) + "\n")
+        if args.top_tasks:
+            sys.stdout.write("\n" + "\n".join(_table(rep["top_tasks"], "task", "top tasks")) + "\n")
+        if args.recent:
+            sys.stdout.write("\nRECENT CALLS\n" + "\n".join(_recent_line(r) for r in rep["recent"]) + "\n")
         if args.compare:
             c = rep["compare"]
             pct = c["delta_pct"]["cost_usd"]
@@ -314,6 +328,13 @@ def cmd_report(args: argparse.Namespace) -> int:
                 f"change: cost {'+' if c['delta']['cost_usd'] >= 0 else '-'}{fmt.money(abs(c['delta']['cost_usd']))}"
                 f"{f' ({pct:+.0f}%)' if pct is not None else ''} · calls {c['delta']['calls']:+,}\n")
     return 0
+
+
+def _recent_line(r: dict[str, Any]) -> str:
+    tokens = r["input_tokens"] + r["output_tokens"] + r["cache_creation_tokens"] + r["cache_read_tokens"]
+    cost = fmt.money(r["cost_usd"]) if r["cost_usd"] is not None else "unpriced"
+    return (f"{r['time'][:19].replace('T', ' ')}  {r['source']:<11} {r['model'][:26]:<26} {r['project'][:14]:<14} "
+            f"{fmt.tokens(tokens):>7}  {cost:>9}")
 
 
 def report_calls(engine: Engine, flt: Filter) -> Any:

@@ -179,3 +179,19 @@ def test_second_run_prices_from_the_cache_without_importing_genai_prices(tmp_pat
         [json.loads(x) for x in r.stdout.splitlines()] for r in runs)
     assert first_imported is True and second_imported is False
     assert first_report["totals"]["cost_usd"] == second_report["totals"]["cost_usd"] == 25.0
+
+
+def test_top_tasks_recent_calls_and_projection(mixed, report) -> None:
+    rep = report("--top-tasks", "--recent")
+    assert [r["task"] for r in rep["top_tasks"]][:1] == ["(text)"]
+    assert sum(r["calls"] for r in rep["top_tasks"]) == rep["totals"]["calls"]
+    text = next(r for r in rep["top_tasks"] if r["task"] == "(text)")
+    assert text["avg_cost_usd"] == pytest.approx(text["cost_usd"] / (text["calls"] - text["unpriced_calls"]))
+    times = [r["time"] for r in rep["recent"]]
+    assert times == sorted(times, reverse=True) and len(times) == 6
+    assert rep["recent"][0]["model"] == "qwen2.5-7b-instruct"  # 11:00 is the newest call
+    p = rep["projection"]
+    assert p["lookback_days"] == 7 and p["month_usd"] >= p["week_usd"] >= 0
+    only_opus = report("--top-tasks", "--recent", "--models", OPUS)
+    assert [r["model"] for r in only_opus["recent"]] == [OPUS]
+    assert sum(r["calls"] for r in only_opus["top_tasks"]) == 1

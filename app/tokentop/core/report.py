@@ -210,3 +210,46 @@ def by_task(cube: Cube, flt: Filter) -> list[Row]:
         if c.mode == LOCAL:
             acc[LOCAL_CALLS] += 1
     return _rows(groups, "task")
+
+
+def top_tasks(cube: Cube, flt: Filter, n: int = 15) -> list[Row]:
+    """The ``n`` costliest tasks, with the average cost per call."""
+    rows = by_task(cube, flt)[:n]
+    for r in rows:
+        priced = r["calls"] - r["unpriced_calls"]
+        r["avg_cost_usd"] = r["cost_usd"] / priced if priced else None
+    return rows
+
+
+def recent_calls(cube: Cube, flt: Filter, n: int = 20) -> list[Row]:
+    """The last ``n`` calls, newest first."""
+    import heapq
+
+    newest = heapq.nlargest(n, matching_calls(cube, flt), key=lambda c: c.ts)
+    return [{"time": datetime.fromtimestamp(c.ts, flt.tz).isoformat(timespec="seconds"), "source": c.source,
+             "model": c.model, "project": c.project, "session": c.session, "task": c.task,
+             "input_tokens": c.input_tokens, "output_tokens": c.output_tokens,
+             "cache_creation_tokens": c.cache_creation_tokens, "cache_read_tokens": c.cache_read_tokens,
+             "cost_usd": c.cost} for c in newest]
+
+
+def projection(cube: Cube, flt: Filter, now: float, lookback_days: int = 7) -> dict[str, Any]:
+    """Average spend per day over the lookback, projected to the end of today, this week and this month."""
+    from datetime import timedelta
+
+    today = datetime.fromtimestamp(now, flt.tz).date()
+    first = today - timedelta(days=lookback_days - 1)
+    spent = quick_totals(cube, flt.with_(since=first, until=today))[0]["cost_usd"]
+    per_day = spent / lookback_days
+    week_end = today + timedelta(days=6 - today.weekday())
+    month_end = (today.replace(day=1) + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    so_far = {name: quick_totals(cube, flt.with_(since=since, until=today))[0]["cost_usd"]
+              for name, since in (("day", today), ("week", today - timedelta(days=today.weekday())),
+                                  ("month", today.replace(day=1)))}
+    day_fraction_left = 1 - (now - datetime(today.year, today.month, today.day, tzinfo=flt.tz).timestamp()) / 86400
+    return {
+        "lookback_days": lookback_days, "per_day_usd": per_day,
+        "today_usd": so_far["day"] + per_day * max(0.0, day_fraction_left),
+        "week_usd": so_far["week"] + per_day * ((week_end - today).days + max(0.0, day_fraction_left)),
+        "month_usd": so_far["month"] + per_day * ((month_end - today).days + max(0.0, day_fraction_left)),
+    }
