@@ -40,6 +40,12 @@ class Sources:
     data_root: Path | None = None
     internal_project: str | None = None
 
+    def __post_init__(self) -> None:
+        # Real paths: the ledger scopes calls by folder, and a symlinked ~/.claude must not look like a new root.
+        self.claude_dirs = [Path(d).expanduser().resolve() for d in self.claude_dirs]
+        if self.data_root is not None:
+            self.data_root = Path(self.data_root).expanduser().resolve()
+
     @property
     def claude_roots(self) -> list[Path]:
         """The ``projects/`` folders."""
