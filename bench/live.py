@@ -56,7 +56,11 @@ class Watch:
     """`tokentop watch --json` in a subprocess with its output lines collected by a reader thread."""
 
     def __init__(self, corpus: Path) -> None:
-        self.p = subprocess.Popen([TOKENTOP, "watch", "--json", "--tz", "UTC", "--claude-dir", str(corpus / "claude"),
+        ledger = OUT / f"ledger-live-{corpus.name}.sqlite"  # a bench ledger, never the user's, fresh each run
+        for f in OUT.glob(ledger.name + "*"):
+            f.unlink()
+        self.p = subprocess.Popen([TOKENTOP, "watch", "--json", "--tz", "UTC", "--ledger", str(ledger),
+                                   "--claude-dir", str(corpus / "claude"),
                                    "--data-root", str(corpus / "wb")], stdout=subprocess.PIPE, text=True)
         self.lines: list[tuple[float, dict]] = []
         self.cond = threading.Condition()

@@ -291,6 +291,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     rep = engine.report(flt, active_window_minutes=settings.active_window_minutes,
                         group_by_task=args.group_by == "task")
     rep["warnings"]["ledger_only_calls"] = engine.ledger_only
+    rep["limit_hits"] = engine.limit_hits_json()
     if args.compare:
         rep["compare"] = comparison(engine, flt)
     from .core.report import projection, recent_calls, top_tasks

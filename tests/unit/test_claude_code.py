@@ -201,3 +201,23 @@ def test_discovery_reads_only_nonempty_jsonl(claude_dir: Path) -> None:
 def test_models_are_reported_as_logged(claude_dir: Path, report) -> None:
     write_lines(project_dir(claude_dir) / "s.jsonl", [cc_line("m1", model=OPUS), cc_line("m2", model=HAIKU)])
     assert sorted(m["model"] for m in report()["by_model"]) == [HAIKU, OPUS]
+
+
+def test_limit_hit_rows_are_read_not_counted(claude_dir: Path, report) -> None:
+    write_lines(project_dir(claude_dir) / "s.jsonl", [
+        json.dumps({"type": "assistant", "sessionId": "s", "timestamp": "2026-11-20T10:00:00.000Z",
+                    "message": {"id": "u-1", "model": "<synthetic>", "content": [
+                        {"type": "text", "text": "You've hit your session limit · resets 9:10pm"}]},
+                    "quotaLimits": {"status": "rejected", "resetsAt": 1788894600, "rateLimitType": "five_hour"},
+                    "error": "rate_limit", "isApiErrorMessage": True, "apiErrorStatus": 429}),
+        json.dumps({"type": "assistant", "sessionId": "s", "timestamp": "2026-11-19T10:00:00.000Z",
+                    "message": {"id": "u-2", "model": "<synthetic>", "content": [
+                        {"type": "text", "text": "Claude AI usage limit reached|1788800000"}]}}),
+        cc_line("m1"),
+    ])
+    rep = report()
+    assert rep["totals"]["calls"] == 1
+    hits = {h["window"]: h for h in rep["limit_hits"]}
+    assert hits["five_hour"]["resets_at"] == 1788894600 and hits["five_hour"]["status"] == "rejected"
+    assert hits["unknown"]["resets_at"] == 1788800000
+    assert report()["limit_hits"] == rep["limit_hits"]  # kept by the ledger across a warm start

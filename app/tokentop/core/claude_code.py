@@ -112,6 +112,12 @@ class _Progress(msgspec.Struct):
     message: _Envelope | str | None = None
 
 
+class _Quota(msgspec.Struct):
+    status: str | None = None
+    resetsAt: float | None = None  # noqa: N815
+    rateLimitType: str | None = None  # noqa: N815
+
+
 class _Envelope(msgspec.Struct):
     type: str | None = None
     timestamp: datetime | None = None
@@ -120,6 +126,38 @@ class _Envelope(msgspec.Struct):
     isApiErrorMessage: bool | None = None  # noqa: N815
     message: _Message | str | None = None
     data: _Progress | None = None
+    error: str | None = None
+    quotaLimits: _Quota | None = None  # noqa: N815
+
+
+class LimitHit(msgspec.Struct, array_like=True):
+    """Claude Code reported hitting a plan limit (a measured event, not a guess)."""
+
+    ts: float
+    window: str  # five_hour, seven_day, or "unknown" (legacy rows do not say)
+    resets_at: float | None
+    status: str
+    session: str
+
+
+_LEGACY_LIMIT = b"usage limit reached|"
+
+
+def _limit_hit(env: _Envelope, line: bytes, session: str) -> LimitHit | None:
+    """A limit-hit row: ``error:"rate_limit"`` (+ ``quotaLimits``) or the legacy ``usage limit reached|<epoch>``."""
+    ts = 0.0 if env.timestamp is None else _epoch(env.timestamp)
+    sid = env.sessionId or session
+    q = env.quotaLimits
+    if q is not None and (q.rateLimitType or q.resetsAt):
+        return LimitHit(ts, q.rateLimitType or "unknown", q.resetsAt, q.status or "", sid)
+    i = line.find(_LEGACY_LIMIT)
+    if i != -1:
+        digits = line[i + len(_LEGACY_LIMIT): i + len(_LEGACY_LIMIT) + 12].split(b'"')[0].split(b"\\")[0]
+        resets = float(digits) if digits.isdigit() else None
+        return LimitHit(ts, "unknown", resets, "rejected", sid)
+    if env.error == "rate_limit":
+        return LimitHit(ts, "unknown", None, "rejected", sid)
+    return None
 
 
 _decoder = msgspec.json.Decoder(_Envelope)
@@ -228,7 +266,8 @@ def _is_json_object(line: bytes) -> bool:
 
 
 def parse_lines(
-    buf: bytes, path: str, warnings: Warnings, session: str = "", project: str = "", base: int = 0
+    buf: bytes, path: str, warnings: Warnings, session: str = "", project: str = "", base: int = 0,
+    limits: list[LimitHit] | None = None,
 ) -> list[Call]:
     """Calls in ``buf``, which holds complete ``\\n``-terminated lines only (the caller keeps a partial tail).
 
@@ -239,6 +278,7 @@ def parse_lines(
         session: session for lines without ``sessionId`` (default: the file's stem).
         project: project for lines without ``cwd`` (default: the file's folder name).
         base: file offset of ``buf`` (recorded on calls without a key, which the line's place identifies).
+        limits: if given, receives the plan-limit hits the lines report.
 
     Returns:
         One Call per usage-bearing line, not yet de-duplicated or priced.
@@ -272,6 +312,9 @@ def parse_lines(
                 u = find(USAGE, pos, end)
         else:
             u = find(USAGE, pos, end)
+        if u == -1 and limits is not None and (find(_LEGACY_LIMIT, pos, end) != -1 or
+                                               find(b'"rate_limit"', pos, end) != -1):
+            u = pos  # a limit-hit row without usage: decode it too
         if u != -1:
             line = buf[pos:end]
             env = _decode(line, warnings)
@@ -296,6 +339,11 @@ def parse_lines(
                         call.offset = base + pos
                     out.append(call)
                     last, last_env = call, env
+                elif limits is not None and (env.isApiErrorMessage or env.error or env.quotaLimits is not None
+                                             or (type(msg) is _Message and msg.model == NOT_A_MODEL)):
+                    hit = _limit_hit(env, line, session)
+                    if hit is not None:
+                        limits.append(hit)
                 elif env.type == "progress" and env.data is not None and isinstance(env.data.message, _Envelope):
                     inner = env.data.message
                     call = _call_of(inner, path, env.sessionId or session,

@@ -97,7 +97,8 @@ def price_call(book: PriceBook, c: Call) -> float | None:
 
 
 def read_file(
-    path: str, kind: str, offset: int, internal_project: str, warnings: Warnings
+    path: str, kind: str, offset: int, internal_project: str, warnings: Warnings,
+    limits: list[claude_code.LimitHit] | None = None,
 ) -> tuple[list[Call], int]:
     """Calls in the complete lines of ``path`` from ``offset``; returns them and the new offset."""
     calls: list[Call] = []
@@ -105,7 +106,7 @@ def read_file(
     try:
         for buf, end_of_buf in read_complete(path, offset):
             if kind == CLAUDE:
-                calls.extend(claude_code.parse_lines(buf, path, warnings, base=end))
+                calls.extend(claude_code.parse_lines(buf, path, warnings, base=end, limits=limits))
             else:
                 calls.extend(internal_log.parse_lines(buf, path, internal_project, warnings, base=end))
             end = end_of_buf
@@ -127,9 +128,10 @@ def _scan_job(files: list[tuple[str, str]]) -> bytes:
     keyed: dict[str, Call] = {}
     plain: list[Call] = []
     states: list[FileState] = []
+    limits: list[claude_code.LimitHit] = []
     for path, kind in files:
         st = new_state(path, kind)
-        calls, st.offset = read_file(path, kind, 0, _worker_project, warnings)
+        calls, st.offset = read_file(path, kind, 0, _worker_project, warnings, limits)
         states.append(st)
         plain.extend(claude_code.dedupe(calls, keyed) if kind == CLAUDE else calls)
     out = list(keyed.values()) + plain
@@ -137,11 +139,11 @@ def _scan_job(files: list[tuple[str, str]]) -> bytes:
         c.cost = price_call(book, c)
     cube = Cube(lambda c: price_call(book, c), _worker_tz)
     cube.apply(out)
-    return msgspec.msgpack.encode((cube.rows(), out, dict(warnings), states))
+    return msgspec.msgpack.encode((cube.rows(), out, dict(warnings), states, limits))
 
 
 _job_decoder = msgspec.msgpack.Decoder(
-    tuple[list[list[Any]], list[Call], dict[str, int], list[FileState]])
+    tuple[list[list[Any]], list[Call], dict[str, int], list[FileState], list[claude_code.LimitHit]])
 
 
 class Engine:
@@ -164,12 +166,30 @@ class Engine:
         #: read again (keyed calls need no such care: re-reading them merges into the same key).
         self.keyless_calls: dict[str, list[Call]] = {}
         self.lines_applied = 0
+        #: The latest plan-limit hit Claude Code reported, per window (five_hour, seven_day, unknown).
+        self.limit_hits: dict[str, claude_code.LimitHit] = {}
         #: Held while the cube changes and while views read it (scan and live updates run in threads).
         self.lock = threading.RLock()
 
     def price(self, c: Call) -> float | None:
         """Price one call with this engine's book."""
         return price_call(self.book, c)
+
+    def note_limits(self, hits: Iterable[claude_code.LimitHit]) -> None:
+        """Keep the latest limit hit per window."""
+        for h in hits:
+            prev = self.limit_hits.get(h.window)
+            if prev is None or h.ts > prev.ts:
+                self.limit_hits[h.window] = h
+
+    def _meta(self) -> dict[str, Any]:
+        """What the ledger keeps besides calls: warning counters and the latest limit hits."""
+        hits = [msgspec.to_builtins(h) for h in self.limit_hits.values()]
+        return {"warnings": dict(self.warnings), "limit_hits": hits}
+
+    def limit_hits_json(self) -> list[dict[str, Any]]:
+        """The latest limit hits, for `report --json` and the TUI."""
+        return [msgspec.structs.asdict(h) for h in sorted(self.limit_hits.values(), key=lambda h: -h.ts)]
 
     # -- start ------------------------------------------------------------------------------------------
 
@@ -181,6 +201,7 @@ class Engine:
                 self.cube.version += 1
                 self.files = {s.path: s for s in self.ledger.file_states()}
                 self.warnings.update(self.ledger.warnings())
+                self.note_limits(msgspec.convert(self.ledger.meta("limit_hits") or [], list[claude_code.LimitHit]))
                 self.ledger_only = self.ledger.ledger_only()
             self.update()
             if progress:
@@ -252,8 +273,9 @@ class Engine:
                 self.ledger.bulk(False)
 
     def _apply_job(self, job_bytes: bytes, writer: _Writer | None = None) -> tuple[int, int]:
-        cells, calls, warnings, states = _job_decoder.decode(job_bytes)
+        cells, calls, warnings, states, limits = _job_decoder.decode(job_bytes)
         with self.lock:
+            self.note_limits(limits)
             self.cube.absorb(cells, calls)
             self.warnings.update(warnings)
             if self.ledger is None:
@@ -265,7 +287,7 @@ class Engine:
             self.lines_applied += len(calls)
             if writer is not None:
                 by_key = self.cube.by_key
-                writer.put([by_key[c.key] if c.key is not None else c for c in calls], states, dict(self.warnings))
+                writer.put([by_key[c.key] if c.key is not None else c for c in calls], states, self._meta())
         return len(states), sum(st.offset for st in states)
 
     # -- incremental --------------------------------------------------------------------------------------
@@ -292,7 +314,7 @@ class Engine:
             for path, kind in targets.items():
                 n += self._update_file(path, kind, batch)
             if self.ledger is not None and (batch.changed or batch.states or batch.reset):
-                self.ledger.commit(batch.changed, batch.states, dict(self.warnings), batch.reset, batch.replaced)
+                self.ledger.commit(batch.changed, batch.states, self._meta(), batch.reset, batch.replaced)
         return n
 
     def _update_file(self, path: str, kind: str, batch: _Batch) -> int:
@@ -310,7 +332,9 @@ class Engine:
                     old = self.ledger.keyless_of(path)  # committed ones (this run's included)
                     batch.reset.append(path)
                 self.cube.remove(old)
-        calls, st.offset = read_file(path, kind, st.offset, self.sources.project_for_internal, self.warnings)
+        limits: list[claude_code.LimitHit] = []
+        calls, st.offset = read_file(path, kind, st.offset, self.sources.project_for_internal, self.warnings, limits)
+        self.note_limits(limits)
         self.files[path] = st
         batch.states.append(st)
         if kind == CLAUDE:
@@ -357,7 +381,7 @@ class _Writer:
         import queue
 
         self.ledger = ledger
-        self.queue: queue.Queue[tuple[list[Call], list[FileState], dict[str, int]] | None] = queue.Queue(maxsize=8)
+        self.queue: queue.Queue[tuple[list[Call], list[FileState], dict[str, Any]] | None] = queue.Queue(maxsize=8)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="tokentop-ledger-writer", daemon=True)
         self.thread.start()
@@ -370,7 +394,7 @@ class _Writer:
                 except BaseException as e:  # re-raised by close() in the scanning thread
                     self.error = e
 
-    def put(self, calls: list[Call], states: list[FileState], warnings: dict[str, int]) -> None:
+    def put(self, calls: list[Call], states: list[FileState], warnings: dict[str, Any]) -> None:
         """Queue one job's calls and file states (one transaction)."""
         self.queue.put((calls, states, warnings))
 

@@ -211,7 +211,7 @@ class Ledger:
     # -- writing -----------------------------------------------------------------------------------------
 
     @_locked
-    def commit(self, calls: Iterable[Call] = (), states: Iterable[FileState] = (), warnings: dict[str, int] | None
+    def commit(self, calls: Iterable[Call] = (), states: Iterable[FileState] = (), warnings: dict[str, Any] | None
                = None, drop_keyless_of: Iterable[str] = (), replaced: Iterable[Call] = (),
                rollup: bool = True) -> None:
         """One batch, atomically: calls upserted (the caller passes final, merged calls), file states, warnings.
@@ -219,7 +219,7 @@ class Ledger:
         Args:
             calls: the calls as they now stand.
             states: read state of the files the batch read.
-            warnings: all warning counters.
+            warnings: JSON values kept beside the calls, by key (warning counters, limit hits).
             drop_keyless_of: files whose keyless calls are forgotten first (truncated or replaced files).
             replaced: earlier versions of ``calls`` that they replace (their rollup share is taken out).
             rollup: keep the rollup in step (a cold scan rebuilds it once at the end instead).
@@ -245,9 +245,9 @@ class Ledger:
                 self.db.executemany(
                     "INSERT OR REPLACE INTO files (path, kind, dev, ino, offset, size, mtime) VALUES (?,?,?,?,?,?,?)",
                     ((s.path, s.kind, s.dev, s.ino, s.offset, s.size, s.mtime) for s in states))
-                if warnings is not None:
-                    self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('warnings', ?)",
-                                    (json.dumps(warnings),))
+                if warnings is not None:  # {"warnings": {...}, "limit_hits": [...]}: each kept under its key
+                    self.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                        [(k, json.dumps(v)) for k, v in warnings.items()])
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -326,8 +326,13 @@ class Ledger:
     @_locked
     def warnings(self) -> dict[str, int]:
         """Warning counters as of the last commit."""
-        r = self.db.execute("SELECT value FROM meta WHERE key = 'warnings'").fetchone()
-        return json.loads(r[0]) if r else {}
+        return self.meta("warnings") or {}
+
+    @_locked
+    def meta(self, key: str) -> Any:
+        """A JSON value kept with the last commit (None when absent)."""
+        r = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(r[0]) if r else None
 
     @_locked
     def cells(self, day_of: DayNamer) -> dict[CellKey, list[float]]:

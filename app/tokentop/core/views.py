@@ -9,7 +9,6 @@ from typing import Any
 from .aggregate import Cube
 from .filters import Filter
 from .pricing import normalize_model
-from .records import LOCAL
 from .report import build_report, matching_calls, quick_totals
 
 DATE_PRESETS = ("today", "7d", "30d", "week", "all")
@@ -132,5 +131,5 @@ def dashboard(cube: Cube, flt: Filter, *, now: float | None = None, active_windo
     return rep
 
 
-__all__ = ["DATE_PRESETS", "LOCAL", "chips", "dashboard", "date_window", "display_name", "hourly_cost",
+__all__ = ["DATE_PRESETS", "chips", "dashboard", "date_window", "display_name", "hourly_cost",
            "model_family", "today_in", "window_label"]

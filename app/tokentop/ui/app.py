@@ -397,6 +397,8 @@ class TokentopApp(App[None]):
         root = self.engine.sources.data_root
         view["plan"] = read_plan_limits(plan_limits_path(root), now) if root else []
         view["block"] = self.active_block
+        view["now"] = now
+        view["limit_hits"] = [h for h in self.engine.limit_hits_json() if h["resets_at"] and h["resets_at"] > now]
         screen.query_one(RateLimitPanel).show(view)
 
     def tick(self) -> None:

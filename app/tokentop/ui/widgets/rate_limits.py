@@ -69,6 +69,10 @@ class RateLimitPanel(Static):
             t.append(f"\n{label:<14}" if t.plain and not t.plain.endswith("\n") else f"{label:<14}", style="bold")
             t.append(bar(min(1.0, used / 100), width), style=style)
             t.append(f" {used:3.0f}%{reset}\n", style="dim" if w["stale"] else "")
+        for h in view.get("limit_hits") or []:
+            label = {"five_hour": "5h", "seven_day": "7d"}.get(h["window"], "plan")
+            t.append(f"{label} limit hit", style="bold red")
+            t.append(f" · resets in {fmt.duration(h['resets_at'] - view.get('now', h['resets_at']))}\n")
         block = view.get("block")
         if block:
             t.append("Block 5h ", style="bold")
