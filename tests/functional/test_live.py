@@ -53,6 +53,15 @@ class Live:
     def totals(self) -> dict:
         return self.engine.totals(Filter(tz=UTC))
 
+    async def has_read(self, f: Path, timeout: float = 5.0) -> None:
+        """Wait until the engine has read ``f`` to its end."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.engine.files.get(str(f))
+            if st is not None and st.offset == f.stat().st_size:
+                return
+            await asyncio.sleep(0.02)
+
     async def settles_at(self, want: dict, timeout: float = 5.0) -> None:
         """The live totals reach ``want`` and stay there (nothing counted twice a moment later)."""
         deadline = time.monotonic() + timeout
@@ -227,6 +236,9 @@ async def test_randomized_soak_ends_equal_to_a_cold_report(tmp_path: Path, claud
                 os.replace(tmp, f)
             elif op < 0.68:
                 f = files.pop(rng.randrange(len(files)))
+                # Transcripts are deleted long after their last write (cleanupPeriodDays): let the watcher
+                # have read this one first; a line written and deleted within one debounce was never there.
+                await live.has_read(f)
                 dest = project_dir(graveyard, f"/g{n}") / f.name
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(f, dest)
@@ -272,3 +284,30 @@ def test_watch_accepts_report_filters(claude_dir: Path, data_root: Path, models:
         assert p.wait(5) == 0
     finally:
         p.kill()
+
+
+@pytest.mark.parametrize("kind", ["internal", "claude"])
+def test_rewrite_in_place_that_grows_past_the_offset_is_detected(claude_dir: Path, data_root: Path, kind: str) -> None:
+    # Truncated and rewritten before the watcher looked: same inode, bigger than what was read.
+    if kind == "internal":
+        f = data_root / "agents" / "s" / "llm_costs.jsonl"
+        first = [internal_row(cost=0.1 * i, input=i) for i in range(1, 6)]
+        second = [internal_row(cost=0.2 * i, input=100 + i) for i in range(1, 12)]
+    else:
+        f = project_dir(claude_dir) / "s.jsonl"
+        first = [cc_line(f"a{i}", output=i) for i in range(5)]
+        second = [cc_line(f"b{i}", output=i) for i in range(12)]
+    write_lines(f, first)
+    engine = Engine(Sources([claude_dir], data_root, "app"), BOOK, UTC)
+    engine.scan(workers=1)
+    with open(f, "r+") as fh:  # in place: the inode stays
+        fh.seek(0)
+        fh.truncate()
+        fh.write("\n".join(second) + "\n")
+    engine.update([str(f)])
+    got = engine.totals(Filter(tz=UTC))
+    want = cold_totals([claude_dir], data_root)
+    if kind == "claude":  # calls of a rewritten transcript stay counted (as with deletion)
+        assert got["calls"] == 5 + 12
+    else:
+        assert_same(got, want)

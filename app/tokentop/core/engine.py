@@ -21,7 +21,7 @@ from .ledger import Ledger
 from .pricing import PriceBook
 from .records import CLAUDE_CODE, Call
 from .report import build_report
-from .tail import FileState, new_state, poll, read_complete
+from .tail import TAIL_BYTES, FileState, new_state, poll, read_complete
 from .warnings import UNREADABLE_FILES, Warnings
 
 CLAUDE = "claude"
@@ -98,9 +98,13 @@ def price_call(book: PriceBook, c: Call) -> float | None:
 
 def read_file(
     path: str, kind: str, offset: int, internal_project: str, warnings: Warnings,
-    limits: list[claude_code.LimitHit] | None = None,
-) -> tuple[list[Call], int]:
-    """Calls in the complete lines of ``path`` from ``offset``; returns them and the new offset."""
+    limits: list[claude_code.LimitHit] | None = None, tail: bytes = b"",
+) -> tuple[list[Call], int, bytes]:
+    """Calls in the complete lines of ``path`` from ``offset``.
+
+    Returns:
+        The calls, the new offset, and the last bytes before it (``tail``: the bytes before ``offset`` so far).
+    """
     calls: list[Call] = []
     end = offset
     try:
@@ -110,9 +114,10 @@ def read_file(
             else:
                 calls.extend(internal_log.parse_lines(buf, path, internal_project, warnings, base=end))
             end = end_of_buf
+            tail = (tail + buf[-TAIL_BYTES:])[-TAIL_BYTES:]
     except OSError:
         warnings[UNREADABLE_FILES] += 1
-    return calls, end
+    return calls, end, tail
 
 
 # --- the cold scan's worker (forked: inherits the price book) ------------------------------------------------
@@ -131,7 +136,7 @@ def _scan_job(files: list[tuple[str, str]]) -> bytes:
     limits: list[claude_code.LimitHit] = []
     for path, kind in files:
         st = new_state(path, kind)
-        calls, st.offset = read_file(path, kind, 0, _worker_project, warnings, limits)
+        calls, st.offset, st.tail = read_file(path, kind, 0, _worker_project, warnings, limits)
         states.append(st)
         plain.extend(claude_code.dedupe(calls, keyed) if kind == CLAUDE else calls)
     out = list(keyed.values()) + plain
@@ -333,7 +338,8 @@ class Engine:
                     batch.reset.append(path)
                 self.cube.remove(old)
         limits: list[claude_code.LimitHit] = []
-        calls, st.offset = read_file(path, kind, st.offset, self.sources.project_for_internal, self.warnings, limits)
+        calls, st.offset, st.tail = read_file(path, kind, st.offset, self.sources.project_for_internal, self.warnings,
+                                              limits, st.tail)
         self.note_limits(limits)
         self.files[path] = st
         batch.states.append(st)

@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS rollup (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, kind TEXT NOT NULL, dev INTEGER NOT NULL, ino INTEGER NOT NULL,
-    offset INTEGER NOT NULL, size INTEGER NOT NULL, mtime REAL NOT NULL
+    offset INTEGER NOT NULL, size INTEGER NOT NULL, mtime REAL NOT NULL, tail BLOB NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -243,8 +243,9 @@ class Ledger:
                     self.db.executemany(_ROLLUP_DELTA, deltas)
                 self.db.executemany(_UPSERT, rows)
                 self.db.executemany(
-                    "INSERT OR REPLACE INTO files (path, kind, dev, ino, offset, size, mtime) VALUES (?,?,?,?,?,?,?)",
-                    ((s.path, s.kind, s.dev, s.ino, s.offset, s.size, s.mtime) for s in states))
+                    "INSERT OR REPLACE INTO files (path, kind, dev, ino, offset, size, mtime, tail) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    ((s.path, s.kind, s.dev, s.ino, s.offset, s.size, s.mtime, s.tail) for s in states))
                 if warnings is not None:  # {"warnings": {...}, "limit_hits": [...]}: each kept under its key
                     self.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                                         [(k, json.dumps(v)) for k, v in warnings.items()])
@@ -320,7 +321,8 @@ class Ledger:
     @_locked
     def file_states(self) -> list[FileState]:
         """Recorded read state of every file."""
-        return [FileState(*r) for r in self.db.execute("SELECT path, kind, dev, ino, offset, size, mtime FROM files")
+        return [FileState(*r) for r in self.db.execute(
+                "SELECT path, kind, dev, ino, offset, size, mtime, tail FROM files")
                 if not self.roots or self.root_of(r[0])]
 
     @_locked

@@ -24,6 +24,7 @@ class FileState(msgspec.Struct):
     offset: int = 0
     size: int = 0
     mtime: float = 0.0
+    tail: bytes = b""  # the last bytes before ``offset``: a file rewritten in place no longer has them there
 
 
 class Change(msgspec.Struct):
@@ -44,12 +45,32 @@ def poll(state: FileState) -> Change | None:
         return None
     replaced = (st.st_dev, st.st_ino) != (state.dev, state.ino) and state.ino != 0
     truncated = st.st_size < state.offset
-    if not replaced and not truncated and st.st_size == state.offset:
+    if not replaced and not truncated and st.st_size == state.offset and st.st_mtime == state.mtime:
         return None
+    rewritten = not replaced and not truncated and not _tail_matches(state)
+    if not (replaced or truncated or rewritten) and st.st_size == state.offset:
+        return None  # touched, not changed
     new = msgspec.structs.replace(state, dev=st.st_dev, ino=st.st_ino, size=st.st_size, mtime=st.st_mtime)
-    if replaced or truncated:
+    reset = replaced or truncated or rewritten
+    if reset:
         new.offset = 0
-    return Change(new, reset=replaced or truncated)
+        new.tail = b""
+    return Change(new, reset=reset)
+
+
+def _tail_matches(state: FileState) -> bool:
+    """The bytes before the offset are still the ones read (a truncate-and-rewrite that grew past the offset
+    before we looked would otherwise go unnoticed)."""
+    if not state.tail or not state.offset:
+        return True
+    try:
+        with open(state.path, "rb") as f:
+            return os.pread(f.fileno(), len(state.tail), state.offset - len(state.tail)) == state.tail
+    except OSError:
+        return True
+
+
+TAIL_BYTES = 64
 
 
 def read_complete(path: str, offset: int = 0, chunk: int = CHUNK) -> Iterator[tuple[bytes, int]]:
