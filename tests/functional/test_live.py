@@ -176,13 +176,15 @@ async def test_internal_log_append_truncate_and_rate_limits(claude_dir: Path, da
         await live.matches_cold_recount()
         assert live.totals()["cost_usd"] == 1.0
         seen = len(live.batches)
-        rl = data_root / "runtime" / "rate_limits.json"
-        rl.parent.mkdir(parents=True, exist_ok=True)
-        rl.write_text(json.dumps({"m": {"observed_at": "2026-11-20T18:00:00+00:00"}}))
-        deadline = time.monotonic() + 5
-        while not any(b.rate_limits_changed for b in live.batches[seen:]) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert any(b.rate_limits_changed for b in live.batches[seen:])
+        for name in ("rate_limits.json", "plan_limits.json"):  # API headroom, and plan windows from statusline
+            rl = data_root / "runtime" / name
+            rl.parent.mkdir(parents=True, exist_ok=True)
+            rl.write_text(json.dumps({"m": {"observed_at": "2026-11-20T18:00:00+00:00"}}))
+            deadline = time.monotonic() + 5
+            while not any(b.rate_limits_changed for b in live.batches[seen:]) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert any(b.rate_limits_changed for b in live.batches[seen:]), name
+            seen = len(live.batches)
 
 
 async def test_root_that_appears_later_is_picked_up(tmp_path: Path, data_root: Path) -> None:

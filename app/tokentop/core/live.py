@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .engine import Engine
 from .rate_limits import FILE_NAME as RATE_LIMITS_FILE
+from .rate_limits import PLAN_FILE
 
 #: watchfiles groups events that arrive within this many ms; its default (1.6 s) is far too slow for streaming.
 #: Its Rust loop wakes every STEP_MS even when idle: 25 ms keeps idle CPU near 0.4 % of a core (10 ms: ~1 %)
@@ -116,7 +117,8 @@ def _expand(paths: set[str]) -> list[str]:
     for p in paths:
         if os.path.isdir(p):
             for dirpath, _dirs, names in os.walk(p):
-                out.update(os.path.join(dirpath, n) for n in names if n.endswith(".jsonl") or n == RATE_LIMITS_FILE)
+                out.update(os.path.join(dirpath, n) for n in names
+                           if n.endswith(".jsonl") or n in (RATE_LIMITS_FILE, PLAN_FILE))
         else:
             out.add(p)
     return sorted(out)
@@ -124,7 +126,7 @@ def _expand(paths: set[str]) -> list[str]:
 
 async def _apply(engine: Engine, paths: list[str] | None, on_batch: Callable[[Batch], Awaitable[None] | None],
                  polling: bool) -> None:
-    rl_changed = paths is None or any(os.path.basename(p) == RATE_LIMITS_FILE for p in paths)
+    rl_changed = paths is None or any(os.path.basename(p) in (RATE_LIMITS_FILE, PLAN_FILE) for p in paths)
     if paths is None:
         n = await asyncio.to_thread(engine.update, None)
         await _maybe_await(on_batch(Batch(n, 0, rl_changed, polling)))
