@@ -36,3 +36,11 @@ def test_no_models_selected_hint_80x24(snap_compare, tmp_path: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=all_off)
+
+
+def test_light_theme_80x24(snap_compare, tmp_path: Path) -> None:
+    async def light(pilot) -> None:
+        pilot.app.theme = "textual-light"
+        await settle(pilot)
+
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=light)

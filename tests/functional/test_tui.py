@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,20 @@ async def test_hourly_toggle_sums_to_todays_cost(tmp_path: Path) -> None:
         assert len(spark.data) == 24
         assert sum(spark.data) == pytest.approx(app.view["today"]["cost_usd"])
         assert "$/hour" in text_of(app, "#spark-title")
+
+
+async def test_no_color_is_respected(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        assert app.no_color
+        assert shown_cost(app) == fmt.money(expected(app)["cost_usd"])
+        svg = app.export_screenshot()
+    colours = {c.lower() for c in re.findall(r"fill: (#[0-9a-fA-F]{6})", svg)}
+
+    def grey(c: str) -> bool:  # the export's own text colour (#c5c8c6) is a grey within a few steps
+        r, g, b = (int(c[i:i + 2], 16) for i in (1, 3, 5))
+        return max(r, g, b) - min(r, g, b) <= 8
+
+    assert len(colours) > 3 and all(grey(c) for c in colours)  # monochrome: every fill is a shade of grey
