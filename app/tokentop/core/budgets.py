@@ -18,7 +18,6 @@ from .filters import Filter
 from .report import quick_totals
 
 PERIODS = ("daily", "weekly", "monthly")
-LEVELS = ("green", "yellow", "orange", "red")
 
 
 @dataclass(frozen=True)

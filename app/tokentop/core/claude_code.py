@@ -93,7 +93,6 @@ class _Usage(msgspec.Struct):
     server_tool_use: _ServerToolUse | None = None
     inference_geo: str | None = None
     speed: str | None = None
-    service_tier: str | None = None
 
 
 class _Block(msgspec.Struct):

@@ -11,9 +11,6 @@ CLOUD = "cloud"
 LOCAL = "local"
 MODES = (CLOUD, LOCAL)
 
-#: The five token kinds, in the order every view lists them.
-TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
-
 
 class Call(msgspec.Struct, array_like=True, gc=False):
     """One LLM call.

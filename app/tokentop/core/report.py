@@ -14,14 +14,6 @@ from .records import LOCAL, Call
 Row = dict[str, Any]
 
 
-def empty_totals() -> Row:
-    """Totals of nothing."""
-    return {
-        "cost_usd": 0.0, "input_tokens": 0, "output_tokens": 0, "cache_creation_tokens": 0,
-        "cache_read_tokens": 0, "calls": 0, "cloud_calls": 0, "local_calls": 0, "unpriced_calls": 0,
-    }
-
-
 def totals_of(cell: list[float]) -> Row:
     """A cell's sums as the JSON totals fields."""
     calls = int(cell[CALLS])
@@ -52,10 +44,6 @@ def _acc(groups: dict[Any, list[float]], key: Any, cell: list[float]) -> None:
         groups[key] = cell[:]
     else:
         _acc_into(acc, cell)
-
-
-def _model_matches(model: str, wanted: frozenset[str]) -> bool:
-    return model in wanted or normalize_model(model) in wanted
 
 
 class _Predicate:
