@@ -24,15 +24,16 @@ FIRST_FRAME = r"""
 import asyncio, sys, time
 t0 = time.perf_counter()
 from pathlib import Path
-from tokentop.cli import build_parser, make_engine
+from tokentop.cli import build_parser, make_engine, start_early
 from tokentop.config import Settings
 from tokentop.core.filters import parse_tz
-from tokentop.ui.app import TokentopApp
 corpus, ledger = sys.argv[1], sys.argv[2]
 args = build_parser().parse_args(["--claude-dir", corpus + "/claude", "--data-root", corpus + "/wb",
                                   "--internal-project", "work-buddy", "--ledger", ledger, "--tz", "UTC"])
 engine = make_engine(args, Settings(), parse_tz("UTC"))
-app = TokentopApp(engine, live=False)
+warming = start_early(engine)  # as `tokentop` does: the warm start overlaps Textual's import
+from tokentop.ui.app import TokentopApp
+app = TokentopApp(engine, live=False, warming=warming)
 async def main():
     async with app.run_test(size=(80, 24)) as pilot:
         while app.scanning or app.updated_at is None:  # the first frame drawn from the loaded data

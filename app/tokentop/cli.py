@@ -567,9 +567,23 @@ def cmd_tui(args: argparse.Namespace) -> int:
     settings = Settings.load()
     tz = parse_tz(args.tz or settings.tz)
     engine = make_engine(args, settings, tz)
-    from .ui.app import run_tui
+    warming = start_early(engine)
+    from .ui.app import run_tui  # Textual's import overlaps the warm start
 
-    return run_tui(engine, active_window_minutes=settings.active_window_minutes, budgets=budget_store().load())
+    return run_tui(engine, active_window_minutes=settings.active_window_minutes, budgets=budget_store().load(),
+                   warming=warming)
+
+
+def start_early(engine: Engine) -> Any:
+    """A warm start (from the ledger) begun in a thread before the UI is even imported; None for a cold scan,
+    which the UI runs itself to show its progress."""
+    import threading
+
+    if engine.ledger is None or not engine.ledger.has_calls():
+        return None
+    t = threading.Thread(target=engine.start, name="tokentop-warm-start", daemon=True)
+    t.start()
+    return t
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -231,3 +231,28 @@ async def test_no_color_is_respected(tmp_path: Path, monkeypatch) -> None:
         return max(r, g, b) - min(r, g, b) <= 8
 
     assert len(colours) > 3 and all(grey(c) for c in colours)  # monochrome: every fill is a shade of grey
+
+
+async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path: Path) -> None:
+    from tokentop.cli import start_early
+    from tokentop.core.engine import Engine
+    from tokentop.core.ledger import Ledger
+
+    cold = make_app(tmp_path / "a")  # writes the demo history
+    sources, book, tz = cold.engine.sources, cold.engine.book, cold.engine.cube.tz
+    roots = [*sources.claude_roots, sources.data_root / "agents"]
+
+    def engine() -> Engine:
+        ledger = Ledger(tmp_path / "ledger.sqlite", roots=roots, internal_project=sources.project_for_internal)
+        return Engine(sources, book, tz, ledger=ledger)
+
+    assert start_early(first := engine()) is None  # empty ledger: the UI runs the cold scan (with progress)
+    first.start()
+    second = engine()
+    warming = start_early(second)
+    assert warming is not None
+    app = TokentopApp(second, clock=lambda: NOW, live=False, warming=warming)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        assert app.view["totals"] == expected(app)
+        assert app.view["totals"]["calls"] > 0 and app.engine.lines_applied == 0

@@ -7,6 +7,7 @@ that `report --json` prints.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -226,8 +227,10 @@ class TokentopApp(App[None]):
         live: bool = True,
         scan: bool = True,
         on_start: Callable[[TokentopApp], None] | None = None,
+        warming: threading.Thread | None = None,
     ) -> None:
         super().__init__()
+        self.warming = warming  # a warm start already running (see cli.start_early)
         self.engine = engine
         self.tz = engine.cube.tz
         self.active_window_minutes = active_window_minutes
@@ -429,6 +432,9 @@ class TokentopApp(App[None]):
 
         if rescan:
             self.engine.rescan(progress=progress)
+        elif self.warming is not None:
+            self.warming.join()
+            self.warming = None
         else:
             self.engine.start(progress=progress)
         self.post_message(UsageChanged())
@@ -483,9 +489,10 @@ class TokentopApp(App[None]):
 
 
 def run_tui(engine: Engine, *, active_window_minutes: float = 15, budgets: list[Budget] | None = None,
-            on_start: Callable[[TokentopApp], None] | None = None) -> int:
+            on_start: Callable[[TokentopApp], None] | None = None, warming: threading.Thread | None = None) -> int:
     """Run the app until the user quits."""
-    TokentopApp(engine, active_window_minutes=active_window_minutes, budgets=budgets, on_start=on_start).run()
+    TokentopApp(engine, active_window_minutes=active_window_minutes, budgets=budgets, on_start=on_start,
+                warming=warming).run()
     return 0
 
 
