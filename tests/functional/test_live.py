@@ -187,10 +187,14 @@ async def test_internal_log_append_truncate_and_rate_limits(claude_dir: Path, da
             seen = len(live.batches)
 
 
-async def test_root_that_appears_later_is_picked_up(tmp_path: Path, data_root: Path) -> None:
+@pytest.mark.parametrize("agents_exist", [True, False])
+async def test_root_that_appears_later_is_picked_up(tmp_path: Path, agents_exist: bool) -> None:
     claude_dir = tmp_path / "fresh-claude"  # no projects/ yet, as on a machine where Claude Code never ran
-    (data_root / "agents").mkdir(parents=True, exist_ok=True)
+    data_root = tmp_path / "fresh-data"
+    if agents_exist:
+        (data_root / "agents").mkdir(parents=True)
     async with Live(claude_dir, data_root) as live:
+        # the folder and its first file at once: no event can be seen for the file itself
         write_lines(project_dir(claude_dir) / "s.jsonl", [cc_line("m0")])
         await live.settles_at(cold_totals([claude_dir], data_root), timeout=10)
         assert live.totals()["calls"] == 1

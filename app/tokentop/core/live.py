@@ -63,10 +63,18 @@ async def follow(
     from watchfiles import Change, awatch
 
     polling = bool(force_polling)
+    previous: set[str] | None = None  # roots watched before (None: the initial scan read them)
+    catch_up: asyncio.Task[None] | None = None
     while not stop.is_set():
         roots = watch_roots(engine)
         existing = [str(r) for r in roots if r.is_dir()]
         missing = [r for r in roots if not r.is_dir()]
+        if previous is not None and set(existing) - previous:
+            # A root appeared: read what it already holds now, and once more when the new watcher is surely up
+            # (a file written in between would otherwise wait for its next change). Reading twice is harmless.
+            await _apply(engine, None, on_batch, polling)
+            catch_up = asyncio.create_task(_later(0.5, engine, on_batch, polling))
+        previous = set(existing)
         if not existing:
             await _wait(stop, ROOT_CHECK_SECONDS)
             continue
@@ -88,9 +96,15 @@ async def follow(
         finally:
             for h in helpers:
                 h.cancel()
-        if appeared.is_set():
-            # New root: read what it already holds, then watch it too.
-            await _apply(engine, None, on_batch, polling)
+    if catch_up is not None:
+        catch_up.cancel()
+
+
+async def _later(delay: float, engine: Engine, on_batch: Callable[[Batch], Awaitable[None] | None],
+                 polling: bool) -> None:
+    """A full catch-up after ``delay`` seconds."""
+    await asyncio.sleep(delay)
+    await _apply(engine, None, on_batch, polling)
 
 
 async def _look_for(missing: list[Path], appeared: asyncio.Event, watcher_stop: asyncio.Event) -> None:

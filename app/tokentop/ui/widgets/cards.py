@@ -39,4 +39,6 @@ class Cards(Horizontal):
         self.query_one("#card-calls", Static).update(
             f"[b]{fmt.count(t['calls'])}[/b]\n{fmt.calls_split(t['cloud_calls'], t['local_calls'])}")
         today = view["today"]
-        self.query_one("#card-today", Static).update(f"[b]{cost_text(today)}[/b]\n{fmt.count(today['calls'])} calls")
+        n = today["calls"]
+        self.query_one("#card-today", Static).update(
+            f"[b]{cost_text(today)}[/b]\n{fmt.count(n)} call{'' if n == 1 else 's'}")

@@ -42,10 +42,8 @@ class RateLimitPanel(Static):
                      style=style)
         models = view.get("models") or []
         width = max(3, min(20, self.size.width - 2 - 25))  # the bar takes what the panel can spare
-        if not models:
-            t.append(view.get("status") or "no observations yet", style="dim")
-            t.append("\nwritten by `tokentop log` / record_response() to <data_root>/runtime/rate_limits.json",
-                     style="dim")
+        if not models:  # the status says where the observations come from
+            t.append((view.get("status") or "no observations yet") + "\n", style="dim")
         for m in models:
             name = display_name(m["model"])[:10]
             dim = "dim" if m["stale"] else ""
