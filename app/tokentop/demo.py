@@ -76,6 +76,8 @@ class Demo:
             lines = []
             for _ in range(rng.randint(8, 45)):
                 t += timedelta(seconds=rng.uniform(5, 70))
+                if t > self.now:  # active sessions run up to now, never into the future
+                    break
                 ctx = min(ctx + rng.randint(300, 4000), 180_000)
                 lines += self._assistant_lines(t, session, cwd, model if rng.random() < 0.85 else
                                                rng.choices(names, weights)[0], ctx)

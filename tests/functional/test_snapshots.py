@@ -44,3 +44,14 @@ def test_light_theme_80x24(snap_compare, tmp_path: Path) -> None:
         await settle(pilot)
 
     assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=light)
+
+
+@pytest.mark.parametrize("presses", [1, 2, 3])
+def test_breakdown_views_80x24(snap_compare, tmp_path: Path, presses: int) -> None:
+    async def views(pilot) -> None:
+        await settle(pilot)
+        for _ in range(presses):
+            await pilot.press("v")
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=views)

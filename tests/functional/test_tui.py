@@ -256,3 +256,42 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
         await ready(app, pilot)
         assert app.view["totals"] == expected(app)
         assert app.view["totals"]["calls"] > 0 and app.engine.lines_applied == 0
+
+
+async def test_v_cycles_views_whose_rows_match_report(tmp_path: Path) -> None:
+    from tokentop.core.report import recent_calls, top_tasks
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        table = app.screen.query_one("#breakdown")
+        rep = app.engine.report(app.current_filter(), now=NOW)
+        flt = app.current_filter()
+
+        def rows() -> list[list[str]]:
+            return [[str(c).strip() for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+        await pilot.press("v")
+        await pilot.pause()
+        assert app.panel == "projects" and table.display and not app.screen.query_one("#sessions").display
+        assert "By project" in text_of(app, "#filterbar")
+        assert [(r[0], r[1], r[3]) for r in rows()] == [
+            (p["project"], fmt.count(p["calls"]), fmt.money(p["cost_usd"], p["unpriced_calls"], p["calls"]))
+            for p in rep["by_project"]]
+        await pilot.press("v")
+        await pilot.pause()
+        tasks = top_tasks(app.engine.cube, flt)
+        assert [(r[0], r[1], r[2]) for r in rows()] == [
+            (t["task"], fmt.count(t["calls"]), fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"]))
+            for t in tasks]
+        await pilot.press("1")  # every view obeys the filter
+        await pilot.pause()
+        assert sum(int(r[1].replace(",", "")) for r in rows()) == app.view["totals"]["calls"]
+        await pilot.press("0", "v")
+        await pilot.pause()
+        recent = recent_calls(app.engine.cube, flt)
+        assert len(rows()) == len(recent) == 20
+        assert [r[4] for r in rows()] == [fmt.money(c["cost_usd"]) for c in recent]
+        await pilot.press("v")
+        await pilot.pause()
+        assert app.panel == "sessions" and not table.display

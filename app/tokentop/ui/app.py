@@ -28,11 +28,22 @@ from ..core.filters import Filter, tz_name
 from ..core.live import Batch, follow
 from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
 from ..core.records import CLAUDE_CODE, INTERNAL
-from ..core.report import matching_calls
+from ..core.report import matching_calls, recent_calls, top_tasks
 from ..core.views import DATE_PRESETS, date_window, hourly_cost, today_in, window_label
 from .messages import ScanProgress, UsageChanged
 from .screens import HelpScreen, ProjectPicker
-from .widgets import BudgetPanel, Cards, ChipBar, FilterBar, RateLimitPanel, SessionsTable, SparkRow, StatusLine
+from .widgets import (
+    BreakdownTable,
+    BudgetPanel,
+    Cards,
+    ChipBar,
+    FilterBar,
+    RateLimitPanel,
+    SessionsTable,
+    SparkRow,
+    StatusLine,
+)
+from .widgets.breakdown import TITLES, VIEWS
 from .widgets.chips import Chip
 
 SOLO_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign", "circumflex_accent",
@@ -62,6 +73,7 @@ class MainScreen(Screen[None]):
         Binding("p", "pick_project", "project"),
         Binding("m", "cycle_mode", "mode"),
         Binding("t", "toggle_hourly", "$/hour", show=False),
+        Binding("v", "next_view", "view"),
         Binding("r", "rescan", "rescan", show=False),
         Binding("escape", "clear_session", "clear session", show=False, priority=True),
         Binding("question_mark", "app.help", "keys"),
@@ -75,6 +87,7 @@ class MainScreen(Screen[None]):
         yield ChipBar(id="chips")
         with Horizontal(id="main"):
             yield SessionsTable(id="sessions")
+            yield BreakdownTable(id="breakdown")
             with Vertical(id="side"):
                 yield RateLimitPanel(id="limits")
                 yield BudgetPanel(id="budgets")
@@ -174,6 +187,12 @@ class MainScreen(Screen[None]):
         a.mode = MODES[(MODES.index(a.mode) + 1) % len(MODES)]
         a.refresh_view()
 
+    def action_next_view(self) -> None:
+        """Lower-left view: sessions → by project → top tasks → recent calls."""
+        a = self.tapp
+        a.panel = VIEWS[(VIEWS.index(a.panel) + 1) % len(VIEWS)]
+        a.refresh_view()
+
     def action_toggle_hourly(self) -> None:
         """Sparkline: cost per day over the range, or per hour today."""
         self.tapp.hourly = not self.tapp.hourly
@@ -248,6 +267,7 @@ class TokentopApp(App[None]):
         self.offset = 0
         self.session: str | None = None
         self.hourly = False
+        self.panel = "sessions"  # or one of the breakdown views (`v`)
         # What is shown.
         self.view: dict[str, Any] = {}
         self.rate_limits = RateLimits()
@@ -330,11 +350,26 @@ class TokentopApp(App[None]):
             else:
                 screen.query_one(SparkRow).show(v["daily"], hourly=False)
             screen.query_one(ChipBar).show(v["chips"], none_selected=self.models == ())
-            screen.query_one(SessionsTable).show(v["sessions"], now)
+            sessions, breakdown = screen.query_one(SessionsTable), screen.query_one(BreakdownTable)
+            sessions.display = self.panel == "sessions"
+            breakdown.display = not sessions.display
+            if sessions.display:
+                sessions.show(v["sessions"], now)
+            else:
+                breakdown.show(self.panel, self.breakdown_rows(flt), v["totals"]["cost_usd"], self.tz)
             screen.query_one(FilterBar).update(self.filter_text(flt, now))
             screen.query_one(BudgetPanel).show(self.budget_statuses(now))
             self.draw_status()
             self.draw_rate_limits()
+
+    def breakdown_rows(self, flt: Filter) -> list[dict[str, Any]]:
+        """The rows of the current breakdown view: the same functions `report` uses."""
+        if self.panel == "projects":
+            return self.view["by_project"]
+        with self.engine.lock:
+            if self.panel == "tasks":
+                return top_tasks(self.engine.cube, flt)
+            return recent_calls(self.engine.cube, flt)
 
     def budget_statuses(self, now: float) -> list[dict[str, Any]]:
         """Every budget's gauge, for the whole history (not the current filter)."""
@@ -349,7 +384,7 @@ class TokentopApp(App[None]):
         """The top line: what the numbers are of."""
         today = today_in(self.tz, now)
         parts = [
-            "[b]tokentop[/b]",
+            "[b]tokentop[/b]" if self.panel == "sessions" else f"[b]{TITLES[self.panel]}[/b]",  # `v` changes it
             {"all": "all sources", CLAUDE_CODE: "claude code", INTERNAL: "internal"}[self.source],
             window_label(self.preset, flt.since, flt.until, today),
             f"project {self.project}" if self.project else "all projects",
@@ -358,6 +393,7 @@ class TokentopApp(App[None]):
         ]
         if self.session:
             parts.append(f"session {self.session[:8]} (esc)")
+
         text = " · ".join(parts)
         if self.source == INTERNAL:
             t = self.view.get("totals", {})
@@ -483,7 +519,8 @@ class TokentopApp(App[None]):
                  ("s", "source: all → claude code → internal"), ("d", "dates: today → 7d → 30d → week → all"),
                  ("[ ]", "shift the date window"), ("p", "pick a project (fuzzy)"),
                  ("m", "mode: all → cloud → local"), ("t", "sparkline $/day ↔ $/hour today"),
-                 ("enter / esc", "drill into the session / back"), ("r", "rescan everything"),
+                 ("enter / esc", "drill into the session / back"),
+                 ("v", "view: sessions → by project → top tasks → recent calls"), ("r", "rescan everything"),
                  ("?", "this help"), ("q", "quit")]
         self.push_screen(HelpScreen(lines))
 

@@ -18,7 +18,7 @@ from ..core.pricing import PriceBook
 from ..demo import Demo
 from .app import TokentopApp
 
-NOW = 1_795_000_000.0  # 2026-11-18 08:26:40 UTC
+NOW = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
 SHOTS = (
     ("tokentop-80x24.svg", (80, 24), ()),
     ("tokentop-160x48.svg", (160, 48), ()),

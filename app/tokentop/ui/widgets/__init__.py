@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .breakdown import BreakdownTable
 from .budgets import BudgetPanel
 from .cards import Cards
 from .chips import ChipBar
@@ -10,4 +11,5 @@ from .sessions import SessionsTable
 from .spark import SparkRow
 from .status import FilterBar, StatusLine
 
-__all__ = ["BudgetPanel", "Cards", "ChipBar", "FilterBar", "RateLimitPanel", "SessionsTable", "SparkRow", "StatusLine"]
+__all__ = ["BreakdownTable", "BudgetPanel", "Cards", "ChipBar", "FilterBar", "RateLimitPanel", "SessionsTable",
+           "SparkRow", "StatusLine"]
