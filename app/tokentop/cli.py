@@ -589,6 +589,7 @@ def start_early(engine: Engine) -> Any:
 def cmd_demo(args: argparse.Namespace) -> int:
     """`tokentop demo`: a generated history in a temp dir with a live feed; the dir is removed on exit."""
     import shutil
+    import signal
     import tempfile
     import threading
 
@@ -597,6 +598,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     tz = parse_tz(args.tz)
     root = Path(tempfile.mkdtemp(prefix="tokentop-demo-"))
     stop = threading.Event()
+
+    def closed(signum: int, _frame: Any) -> None:  # the pane was closed or we were told to stop: leave nothing
+        stop.set()
+        shutil.rmtree(root, ignore_errors=True)
+        os._exit(128 + signum)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, closed)
     try:
         demo = Demo(root, time.time())
         demo.write_history()
