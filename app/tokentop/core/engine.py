@@ -4,6 +4,7 @@ prices calls and keeps the cube. No UI, no printing: callers render its view mod
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -249,22 +250,18 @@ class Engine:
             self.ledger.set_rollup_valid(False)  # per-job commits skip it; rebuilt once at the end
             self.ledger.bulk(True)
         writer = _Writer(self.ledger) if self.ledger is not None else None
+        job_files = [[(p, k) for p, _, k in job] for job in jobs]
         try:
-            if workers > 1 and total_bytes >= PARALLEL_MIN_BYTES and len(jobs) > 1:
-                import multiprocessing  # only large histories pay for it
+            with contextlib.ExitStack() as stack:
+                if workers > 1 and total_bytes >= PARALLEL_MIN_BYTES and len(jobs) > 1:
+                    import multiprocessing  # only large histories pay for it
 
-                ctx = multiprocessing.get_context("fork")
-                with ctx.Pool(workers) as pool:
-                    results = pool.imap_unordered(_scan_job, [[(p, k) for p, _, k in job] for job in jobs])
-                    for job_bytes in results:
-                        n_files, n_bytes = self._apply_job(job_bytes, writer)
-                        done_files += n_files
-                        done_bytes += n_bytes
-                        if progress:
-                            progress(done_files, len(files), done_bytes, total_bytes)
-            else:
-                for job in jobs:
-                    n_files, n_bytes = self._apply_job(_scan_job([(p, k) for p, _, k in job]), writer)
+                    pool = stack.enter_context(multiprocessing.get_context("fork").Pool(workers))
+                    results: Iterable[bytes] = pool.imap_unordered(_scan_job, job_files)
+                else:
+                    results = map(_scan_job, job_files)
+                for job_bytes in results:
+                    n_files, n_bytes = self._apply_job(job_bytes, writer)
                     done_files += n_files
                     done_bytes += n_bytes
                     if progress:
