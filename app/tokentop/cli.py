@@ -445,6 +445,7 @@ def cmd_statusline(args: argparse.Namespace) -> int:
     """`tokentop statusline`: Claude Code pipes its statusline JSON in; we record plan windows, print a line."""
     from datetime import datetime
 
+    from .core.files import write_atomic
     from .core.rate_limits import PLAN_WINDOWS, parse_plan_window, plan_limits_path
 
     settings = Settings.load()
@@ -462,11 +463,7 @@ def cmd_statusline(args: argparse.Namespace) -> int:
             windows[name] = w
     sources = make_sources(args, settings)
     if windows and sources.data_root is not None:
-        path = plan_limits_path(sources.data_root)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(windows))
-        os.replace(tmp, path)
+        write_atomic(plan_limits_path(sources.data_root), json.dumps(windows))
     tz = parse_tz(args.tz or settings.tz)
     engine = make_engine(args, settings, tz)
     engine.start()

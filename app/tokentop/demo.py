@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from .core.files import write_atomic
 
 PROJECTS = ("webshop", "infra-tools", "docs-site", "payments", "ml-pipeline")
 MODELS = (("claude-sonnet-4-5-20250929", 55), ("claude-opus-4-5-20251101", 20), ("claude-haiku-4-5-20251001", 25))
@@ -130,17 +131,13 @@ class Demo:
                                   "reset": (at + timedelta(seconds=20)).isoformat(timespec="seconds")},
                 "tokens_combined": {"limit": None, "remaining": None, "reset": None},
             }
-        path = self.data_root / "runtime" / "rate_limits.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        os.replace(tmp, path)
+        write_atomic(self.data_root / "runtime" / "rate_limits.json", json.dumps(data, indent=2))
         # What `tokentop statusline` records from Claude Code's statusline JSON (measured plan windows).
         t = at.timestamp()
         plan = {"five_hour": {"used_percentage": rng.randint(20, 70), "resets_at": t + 2 * 3600 + 600,
                               "observed_at": t},
                 "seven_day": {"used_percentage": rng.randint(5, 40), "resets_at": t + 3 * 86400, "observed_at": t}}
-        (self.data_root / "runtime" / "plan_limits.json").write_text(json.dumps(plan))
+        write_atomic(self.data_root / "runtime" / "plan_limits.json", json.dumps(plan))
 
     def append_one(self, now: float) -> None:
         """One new call in an active session (sometimes an internal row, sometimes new rate limits)."""

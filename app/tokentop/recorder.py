@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .core.files import write_atomic
 from .core.internal_log import LOG_NAME
 from .core.rate_limits import FILE_NAME as RATE_LIMITS_FILE
 
@@ -223,7 +224,5 @@ def update_rate_limits(model: str, headers: Mapping[str, str], data_root: str | 
         except (OSError, ValueError):
             current = {}
         current[model] = obs
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(current, indent=2))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(current, indent=2))
     return True

@@ -7,13 +7,13 @@ the period's end adds the average daily spend of the lookback (default 7 days) f
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from .aggregate import Cube
+from .files import write_atomic
 from .filters import Filter
 from .report import quick_totals
 
@@ -106,10 +106,7 @@ class BudgetStore:
 
     def save(self, budgets: list[Budget]) -> None:
         """Write all budgets."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"budgets": [asdict(b) for b in budgets]}, indent=2))
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps({"budgets": [asdict(b) for b in budgets]}, indent=2))
 
     def set(self, budget: Budget) -> None:
         """Add a budget or replace the one with the same scope and period."""

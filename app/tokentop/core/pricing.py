@@ -15,6 +15,8 @@ from typing import Any
 
 import msgspec
 
+from .files import write_atomic
+
 #: Version of tokentop's own patches; stored with re-priced calls.
 PRICE_PATCH_VERSION = "tt1"
 
@@ -179,10 +181,7 @@ def load_genai_table(cache_dir: Path | None) -> dict[str, Periods]:
         pass
     table = _build_genai_table()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(_table_codec[0].encode(table))
-        os.replace(tmp, path)
+        write_atomic(path, _table_codec[0].encode(table))
     except OSError:
         pass  # a read-only cache dir only costs the import next time
     return table
