@@ -619,26 +619,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tokentop`` script."""
     args = build_parser().parse_args(argv)
+    commands = {None: cmd_tui, "report": cmd_report, "demo": cmd_demo, "watch": cmd_watch, "log": cmd_log,
+                "budget": cmd_budget, "statusline": cmd_statusline, "reprice": cmd_reprice, "export": cmd_export}
     try:
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "demo":
-            return cmd_demo(args)
-        if args.command == "watch":
-            return cmd_watch(args)
-        if args.command == "log":
-            return cmd_log(args)
-        if args.command == "budget":
-            return cmd_budget(args)
-        if args.command == "statusline":
-            return cmd_statusline(args)
-        if args.command == "reprice":
-            return cmd_reprice(args)
-        if args.command == "export":
-            return cmd_export(args)
-        if args.command is None:
-            return cmd_tui(args)
-        raise UsageError(f"unknown command {args.command!r}")
+        if args.command not in commands:
+            raise UsageError(f"unknown command {args.command!r}")
+        return commands[args.command](args)
     except (UsageError, FilterError, PriceFileError, LedgerError, ValueError) as e:
         sys.stderr.write(f"tokentop: error: {e}\n")
         return 2

@@ -52,6 +52,11 @@ SOURCES = ("all", CLAUDE_CODE, INTERNAL)
 MODES = (None, "cloud", "local")
 
 
+def _after(cycle: tuple[Any, ...], current: Any) -> Any:
+    """The value after ``current`` in a key's cycle (wrapping around)."""
+    return cycle[(cycle.index(current) + 1) % len(cycle)]
+
+
 class MainScreen(Screen[None]):
     """The dashboard. Its bindings live here so modal screens (picker, help) keep their own keys."""
 
@@ -164,13 +169,13 @@ class MainScreen(Screen[None]):
     def action_cycle_source(self) -> None:
         """all → claude_code → internal."""
         a = self.tapp
-        a.source = SOURCES[(SOURCES.index(a.source) + 1) % len(SOURCES)]
+        a.source = _after(SOURCES, a.source)
         a.refresh_view()
 
     def action_cycle_dates(self) -> None:
         """today → 7d → 30d → this week → all."""
         a = self.tapp
-        a.preset = DATE_PRESETS[(DATE_PRESETS.index(a.preset) + 1) % len(DATE_PRESETS)]
+        a.preset = _after(DATE_PRESETS, a.preset)
         a.offset = 0
         a.refresh_view()
 
@@ -184,13 +189,13 @@ class MainScreen(Screen[None]):
     def action_cycle_mode(self) -> None:
         """all → cloud → local."""
         a = self.tapp
-        a.mode = MODES[(MODES.index(a.mode) + 1) % len(MODES)]
+        a.mode = _after(MODES, a.mode)
         a.refresh_view()
 
     def action_next_view(self) -> None:
         """Lower-left view: sessions → by project → top tasks → recent calls."""
         a = self.tapp
-        a.panel = VIEWS[(VIEWS.index(a.panel) + 1) % len(VIEWS)]
+        a.panel = _after(VIEWS, a.panel)
         a.refresh_view()
 
     def action_toggle_hourly(self) -> None:
