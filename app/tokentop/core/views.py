@@ -71,14 +71,20 @@ def model_family(model: str, local: bool = False) -> str:
     return "Claude" if n.startswith("claude") else "Other"
 
 
-def chips(cube: Cube, flt: Filter) -> list[dict[str, Any]]:
-    """One chip per (normalized) model in the data under every filter but the model one, in family order."""
-    totals, by_model = quick_totals(cube, flt.with_(models=None), group=2)
-    total = totals["cost_usd"]
+def chips(cube: Cube, flt: Filter, unfiltered: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One chip per (normalized) model in the data under every filter but the model one, in family order.
+
+    ``unfiltered``: the report for ``flt`` when it has no model filter already (its rows are reused).
+    """
+    if unfiltered is not None and flt.models is None:
+        total, by_model = unfiltered["totals"]["cost_usd"], [(r["model"], r) for r in unfiltered["by_model"]]
+    else:
+        totals, rows = quick_totals(cube, flt.with_(models=None), group=2)
+        total, by_model = totals["cost_usd"], [(r["key"], r) for r in rows]
     merged: dict[str, dict[str, Any]] = {}
-    for row in by_model:
-        key = normalize_model(row["key"])
-        chip = merged.setdefault(key, {"model": key, "name": display_name(row["key"]), "cost_usd": 0.0,
+    for model, row in by_model:
+        key = normalize_model(model)
+        chip = merged.setdefault(key, {"model": key, "name": display_name(model), "cost_usd": 0.0,
                                        "calls": 0, "local_calls": 0, "unpriced_calls": 0})
         for f in ("cost_usd", "calls", "local_calls", "unpriced_calls"):
             chip[f] += row[f]
@@ -125,7 +131,7 @@ def dashboard(cube: Cube, flt: Filter, *, now: float | None = None, active_windo
     rep = build_report(cube, flt, now=now, active_window_minutes=active_window_minutes, warnings=warnings)
     today = today_in(flt.tz, now)
     rep["today"] = quick_totals(cube, flt.with_(since=today, until=today))[0]
-    rep["chips"] = chips(cube, flt)
+    rep["chips"] = chips(cube, flt, rep)
     rep["daily"] = daily_series(rep["by_day"], flt.since, flt.until)
     rep["today_date"] = today.isoformat()
     return rep
