@@ -55,3 +55,17 @@ def test_breakdown_views_80x24(snap_compare, tmp_path: Path, presses: int) -> No
         await pilot.pause()
 
     assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=views)
+
+
+@pytest.mark.parametrize("route", ["session", "project"])
+def test_drill_down_80x24(snap_compare, tmp_path: Path, route: str) -> None:
+    async def drill(pilot) -> None:
+        await settle(pilot)
+        if route == "project":
+            await pilot.press("v")
+            await pilot.pause()
+        pilot.app.screen.query_one("#sessions" if route == "session" else "#breakdown").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=drill)

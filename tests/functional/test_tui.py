@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 from tokentop.core import fmt
+from tokentop.core.views import display_name
 from tokentop.ui.app import MainScreen, TokentopApp
+from tokentop.ui.detail import ScopeScreen
 from tokentop.ui.screens import HelpScreen, ProjectPicker
 from tokentop.ui.widgets.chips import Chip
 
@@ -160,19 +162,75 @@ async def test_project_picker_filters_by_fuzzy_name(tmp_path: Path) -> None:
         assert app.view["totals"] == expected(app)
 
 
-async def test_enter_drills_into_a_session_and_escape_clears(tmp_path: Path) -> None:
+def table_rows(app: TokentopApp, selector: str) -> list[list[str]]:
+    table = app.screen.query_one(selector)
+    return [[str(c).strip() for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def assert_scope_matches_report(app: TokentopApp, kind: str, name: str) -> None:
+    """The drill-down's cards, model split, top tasks and projection are `report`'s for that scope."""
+    from tokentop.core.report import projection, top_tasks
+
+    screen = app.screen
+    assert isinstance(screen, ScopeScreen) and (screen.kind, screen.scope_name) == (kind, name)
+    flt = app.current_filter().with_(**{kind: name})
+    rep = app.engine.report(flt, now=NOW)
+    assert screen.view["totals"] == rep["totals"] and rep["totals"]["calls"] > 0
+    assert shown_cost(app) == fmt.money(rep["totals"]["cost_usd"])
+    assert text_of(app, "#card-calls").splitlines()[0] == fmt.count(rep["totals"]["calls"])
+    assert [(r[0], r[1], r[3]) for r in table_rows(app, "#scope-models")] == [
+        (display_name(m["model"]), fmt.count(m["calls"]), fmt.money(m["cost_usd"], m["unpriced_calls"], m["calls"]))
+        for m in rep["by_model"]]
+    tasks = top_tasks(app.engine.cube, flt)
+    assert [(r[0], r[2]) for r in table_rows(app, "#scope-tasks")] == [
+        (t["task"], fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])) for t in tasks]
+    p = projection(app.engine.cube, flt.with_(since=None, until=None), NOW)
+    assert screen.view["projection"] == p
+    assert text_of(app, "#card-projected").splitlines()[2] == f"month ~{fmt.money(p['month_usd'])}"
+    assert {d: c for d, c in screen.view["daily"] if c} == {r["day"]: r["cost_usd"] for r in rep["by_day"]}
+
+
+async def test_enter_on_a_session_opens_its_detail_and_escape_goes_back(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app, pilot)
+        before = app.view["totals"]
         first = app.view["sessions"][0]
         app.screen.query_one("#sessions").focus()
         await pilot.press("enter")
         await pilot.pause()
-        assert app.session == first["session"]
-        assert app.view["totals"]["calls"] == first["calls"]
+        assert_scope_matches_report(app, "session", first["session"])
+        assert app.screen.view["totals"]["calls"] == first["calls"]
+        assert f"session {first['session'][:8]}" in text_of(app, "#scope-title")
+        assert f"project {first['project']}" in text_of(app, "#scope-title")
+        await pilot.press("d")  # the filter keys work here too: 7d → 30d
+        await pilot.pause()
+        assert app.preset == "30d"
+        assert app.screen.view["totals"] == app.engine.report(
+            app.current_filter().with_(session=first["session"]), now=NOW)["totals"]
         await pilot.press("escape")
         await pilot.pause()
-        assert app.session is None
+        assert isinstance(app.screen, MainScreen)
+        assert app.view["totals"] == expected(app) != before  # redrawn for the window changed in the detail
+
+
+async def test_enter_on_a_project_row_opens_the_project_detail(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        await pilot.press("v")
+        await pilot.pause()
+        second = app.view["by_project"][1]["project"]
+        app.screen.query_one("#breakdown").focus()
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert_scope_matches_report(app, "project", second)
+        await pilot.press("1")  # model chip keys belong to the main screen: nothing changes here
+        await pilot.pause()
+        assert app.models is None
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen) and app.panel == "projects"
 
 
 async def test_active_sessions_get_the_dot(tmp_path: Path) -> None:

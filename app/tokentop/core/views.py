@@ -9,7 +9,7 @@ from typing import Any
 from .aggregate import Cube
 from .filters import Filter
 from .pricing import normalize_model
-from .report import build_report, matching_calls, quick_totals
+from .report import build_report, matching_calls, projection, quick_totals
 
 DATE_PRESETS = ("today", "7d", "30d", "week", "all")
 FAMILIES = ("Opus", "Sonnet", "Haiku", "Claude", "Local", "Other")
@@ -134,6 +134,7 @@ def dashboard(cube: Cube, flt: Filter, *, now: float | None = None, active_windo
     rep["chips"] = chips(cube, flt, rep)
     rep["daily"] = daily_series(rep["by_day"], flt.since, flt.until)
     rep["today_date"] = today.isoformat()
+    rep["projection"] = projection(cube, flt.with_(since=None, until=None), now)
     return rep
 
 

@@ -29,7 +29,9 @@ from ..core.live import Batch, follow
 from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
 from ..core.records import CLAUDE_CODE, INTERNAL
 from ..core.report import matching_calls, recent_calls, top_tasks
-from ..core.views import DATE_PRESETS, date_window, hourly_cost, today_in, window_label
+from ..core.views import date_window, hourly_cost, today_in, window_label
+from .detail import ScopeScreen
+from .keys import FILTER_BINDINGS, FilterKeys, after
 from .messages import ScanProgress, UsageChanged
 from .screens import HelpScreen, ProjectPicker
 from .widgets import (
@@ -48,16 +50,9 @@ from .widgets.chips import Chip
 
 SOLO_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign", "circumflex_accent",
              "ampersand", "asterisk", "left_parenthesis")
-SOURCES = ("all", CLAUDE_CODE, INTERNAL)
-MODES = (None, "cloud", "local")
 
 
-def _after(cycle: tuple[Any, ...], current: Any) -> Any:
-    """The value after ``current`` in a key's cycle (wrapping around)."""
-    return cycle[(cycle.index(current) + 1) % len(cycle)]
-
-
-class MainScreen(Screen[None]):
+class MainScreen(FilterKeys, Screen[None]):
     """The dashboard. Its bindings live here so modal screens (picker, help) keep their own keys."""
 
     HORIZONTAL_BREAKPOINTS = [(0, "-compact"), (120, "-wide")]
@@ -71,16 +66,10 @@ class MainScreen(Screen[None]):
         Binding("S", "solo_focused", "solo focused chip", show=False),
         Binding("f", "toggle_family", "family", show=False),
         Binding("0", "reset_models", "all models", show=False),
-        Binding("s", "cycle_source", "source"),
-        Binding("d", "cycle_dates", "dates"),
-        Binding("left_square_bracket", "shift_dates(-1)", "earlier", show=False),
-        Binding("right_square_bracket", "shift_dates(1)", "later", show=False),
+        *FILTER_BINDINGS,
         Binding("p", "pick_project", "project"),
-        Binding("m", "cycle_mode", "mode"),
-        Binding("t", "toggle_hourly", "$/hour", show=False),
         Binding("v", "next_view", "view"),
         Binding("r", "rescan", "rescan", show=False),
-        Binding("escape", "clear_session", "clear session", show=False, priority=True),
         Binding("question_mark", "app.help", "keys"),
         Binding("q", "app.quit", "quit"),
     ]
@@ -99,10 +88,10 @@ class MainScreen(Screen[None]):
         yield StatusLine(id="status")
         yield Footer()
 
-    @property
-    def tapp(self) -> TokentopApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
+    def on_screen_resume(self) -> None:
+        """Back from the drill-down (or a modal): redraw, the filter may have changed there."""
+        if self.tapp.view:
+            self.tapp.refresh_view()
 
     # -- chips -------------------------------------------------------------------------------------------
 
@@ -166,42 +155,11 @@ class MainScreen(Screen[None]):
 
     # -- other filters -----------------------------------------------------------------------------------
 
-    def action_cycle_source(self) -> None:
-        """all → claude_code → internal."""
-        a = self.tapp
-        a.source = _after(SOURCES, a.source)
-        a.refresh_view()
-
-    def action_cycle_dates(self) -> None:
-        """today → 7d → 30d → this week → all."""
-        a = self.tapp
-        a.preset = _after(DATE_PRESETS, a.preset)
-        a.offset = 0
-        a.refresh_view()
-
-    def action_shift_dates(self, step: int) -> None:
-        """Move the window one length back or forward (not past today)."""
-        a = self.tapp
-        if a.preset != "all":
-            a.offset = min(0, a.offset + step)
-            a.refresh_view()
-
-    def action_cycle_mode(self) -> None:
-        """all → cloud → local."""
-        a = self.tapp
-        a.mode = _after(MODES, a.mode)
-        a.refresh_view()
-
     def action_next_view(self) -> None:
         """Lower-left view: sessions → by project → top tasks → recent calls."""
         a = self.tapp
-        a.panel = _after(VIEWS, a.panel)
+        a.panel = after(VIEWS, a.panel)
         a.refresh_view()
-
-    def action_toggle_hourly(self) -> None:
-        """Sparkline: cost per day over the range, or per hour today."""
-        self.tapp.hourly = not self.tapp.hourly
-        self.tapp.refresh_view()
 
     def action_pick_project(self) -> None:
         """Fuzzy picker over canonical project names."""
@@ -219,19 +177,20 @@ class MainScreen(Screen[None]):
         """Read every file again from the start."""
         self.tapp.start_scan(rescan=True)
 
-    def action_clear_session(self) -> None:
-        """Leave the session drill-down."""
-        if self.tapp.session is not None:
-            self.tapp.session = None
-            self.tapp.refresh_view()
-
     @on(DataTable.RowSelected, "#sessions")
     def drill_into_session(self, event: DataTable.RowSelected) -> None:
-        """``enter`` on a row filters to that session."""
+        """``enter`` on a sessions row opens that session's detail screen."""
         key = event.row_key.value or ""
         _source, _, session = key.partition("\x1f")
-        self.tapp.session = session or None
-        self.tapp.refresh_view()
+        if session:
+            self.app.push_screen(ScopeScreen("session", session))
+
+    @on(DataTable.RowSelected, "#breakdown")
+    def drill_into_project(self, event: DataTable.RowSelected) -> None:
+        """``enter`` on a by-project row opens that project's detail screen."""
+        rows = self.tapp.view.get("by_project", [])
+        if self.tapp.panel == "projects" and event.cursor_row < len(rows):
+            self.app.push_screen(ScopeScreen("project", rows[event.cursor_row]["project"]))
 
 
 class TokentopApp(App[None]):
@@ -270,7 +229,6 @@ class TokentopApp(App[None]):
         self.mode: str | None = None
         self.preset = "7d"
         self.offset = 0
-        self.session: str | None = None
         self.hourly = False
         self.panel = "sessions"  # or one of the breakdown views (`v`)
         # What is shown.
@@ -310,7 +268,7 @@ class TokentopApp(App[None]):
         today = today_in(self.tz, self.clock())
         since, until = date_window(self.preset, self.offset, today)
         return Filter(source=self.source, models=self.models, project=self.project, mode=self.mode,
-                      since=since, until=until, session=self.session, tz=self.tz)
+                      since=since, until=until, tz=self.tz)
 
     def set_models(self, selected: set[str] | None, all_models: list[str]) -> None:
         """Selected models; every chip selected means no model filter (so new models show up)."""
@@ -328,13 +286,13 @@ class TokentopApp(App[None]):
     # -- drawing -----------------------------------------------------------------------------------------
 
     def refresh_view(self) -> None:
-        """Recompute the view model for the current filter and hand each widget its part."""
-        if not isinstance(self.screen, MainScreen):
-            screen = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
-            if screen is None:
-                return
-        else:
-            screen = self.screen
+        """Recompute the view model of the dashboard that shows (main or drill-down) and hand out its parts."""
+        screen = next((s for s in reversed(self.screen_stack) if isinstance(s, (MainScreen, ScopeScreen))), None)
+        if isinstance(screen, ScopeScreen):
+            screen.draw()  # the main screen is redrawn when it shows again
+            return
+        if screen is None:
+            return
         now = self.clock()
         flt = self.current_filter()
         self.view = self.engine.dashboard(flt, now=now, active_window_minutes=self.active_window_minutes)
@@ -347,13 +305,7 @@ class TokentopApp(App[None]):
         self.active_block = blocks_report(calls, now)["active"] if calls else None
         with self.batch_update():
             screen.query_one(Cards).update_view(v)
-            if self.hourly:
-                day = today_in(self.tz, now)
-                with self.engine.lock:
-                    hours = hourly_cost(self.engine.cube, flt, day)
-                screen.query_one(SparkRow).show([(f"{h:02d}", c) for h, c in enumerate(hours)], hourly=True)
-            else:
-                screen.query_one(SparkRow).show(v["daily"], hourly=False)
+            screen.query_one(SparkRow).show(*self.spark_series(flt, v, now))
             screen.query_one(ChipBar).show(v["chips"], none_selected=self.models == ())
             sessions, breakdown = screen.query_one(SessionsTable), screen.query_one(BreakdownTable)
             sessions.display = self.panel == "sessions"
@@ -366,6 +318,14 @@ class TokentopApp(App[None]):
             screen.query_one(BudgetPanel).show(self.budget_statuses(now))
             self.draw_status()
             self.draw_rate_limits()
+
+    def spark_series(self, flt: Filter, view: dict[str, Any], now: float) -> tuple[list[tuple[str, float]], bool]:
+        """The sparkline's (label, cost) points: per day over the window, or per hour today (``t``)."""
+        if not self.hourly:
+            return view["daily"], False
+        with self.engine.lock:
+            hours = hourly_cost(self.engine.cube, flt, today_in(self.tz, now))
+        return [(f"{h:02d}", c) for h, c in enumerate(hours)], True
 
     def breakdown_rows(self, flt: Filter) -> list[dict[str, Any]]:
         """The rows of the current breakdown view: the same functions `report` uses."""
@@ -385,20 +345,26 @@ class TokentopApp(App[None]):
             models = {k[2] for k in self.engine.cube.cells}
             return [budget_status(b, self.engine.cube, Filter(tz=self.tz), today, models) for b in self.budgets]
 
-    def filter_text(self, flt: Filter, now: float) -> str:
-        """The top line: what the numbers are of."""
+    def filter_text(self, flt: Filter, now: float, scope: bool = False) -> str:
+        """The top line: what the numbers are of (``scope``: the drill-down's, which names its scope itself)."""
         today = today_in(self.tz, now)
         parts = [
-            "[b]tokentop[/b]" if self.panel == "sessions" else f"[b]{TITLES[self.panel]}[/b]",  # `v` changes it
             {"all": "all sources", CLAUDE_CODE: "claude code", INTERNAL: "internal"}[self.source],
             window_label(self.preset, flt.since, flt.until, today),
-            f"project {self.project}" if self.project else "all projects",
             {None: "cloud+local", "cloud": "cloud", "local": "local"}[self.mode],
             tz_name(self.tz),
         ]
-        if self.session:
-            parts.append(f"session {self.session[:8]} (esc)")
-
+        if scope:  # only what narrows the numbers (the line is short)
+            shown = [window_label(self.preset, flt.since, flt.until, today), tz_name(self.tz)]
+            if self.source != "all":
+                shown.insert(0, parts[0])
+            if self.mode:
+                shown.append(parts[2])
+            if self.models is not None:
+                shown.append(f"{len(self.models)} model{'s' if len(self.models) != 1 else ''}")
+            return " · ".join(shown)
+        parts.insert(0, "[b]tokentop[/b]" if self.panel == "sessions" else f"[b]{TITLES[self.panel]}[/b]")
+        parts.insert(3, f"project {self.project}" if self.project else "all projects")
         text = " · ".join(parts)
         if self.source == INTERNAL:
             t = self.view.get("totals", {})
@@ -524,7 +490,7 @@ class TokentopApp(App[None]):
                  ("s", "source: all → claude code → internal"), ("d", "dates: today → 7d → 30d → week → all"),
                  ("[ ]", "shift the date window"), ("p", "pick a project (fuzzy)"),
                  ("m", "mode: all → cloud → local"), ("t", "sparkline $/day ↔ $/hour today"),
-                 ("enter / esc", "drill into the session / back"),
+                 ("enter / esc", "detail of the session or project row / back"),
                  ("v", "view: sessions → by project → top tasks → recent calls"), ("r", "rescan everything"),
                  ("?", "this help"), ("q", "quit")]
         self.push_screen(HelpScreen(lines))

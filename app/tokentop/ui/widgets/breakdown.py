@@ -40,13 +40,15 @@ class BreakdownTable(DataTable):
 
     def show(self, kind: str, rows: list[dict[str, Any]], total_cost: float, tz: Any) -> None:
         """Fill the table with one view's rows."""
-        if kind == "projects":
-            self._set_columns(kind, [("project", 15, False), ("calls", 8, True), ("tokens", 8, True),
+        if kind in ("projects", "models"):  # a scope's split: one row per project or per model
+            key = kind[:-1]
+            self._set_columns(kind, [(key, 15, False), ("calls", 8, True), ("tokens", 8, True),
                                      ("cost", 9, True), ("share", 7, True)])
             for r in rows:
                 tokens = r["input_tokens"] + r["output_tokens"] + r["cache_creation_tokens"] + r["cache_read_tokens"]
                 share = f"{r['cost_usd'] / total_cost * 100:.0f}%" if total_cost > 0 else "–"
-                self.add_row(*self._row([r["project"], fmt.count(r["calls"]), fmt.tokens(tokens),
+                name = r["project"] if key == "project" else display_name(r["model"])
+                self.add_row(*self._row([name, fmt.count(r["calls"]), fmt.tokens(tokens),
                                          fmt.money(r["cost_usd"], r["unpriced_calls"], r["calls"]), share]))
         elif kind == "tasks":
             self._set_columns(kind, [("task", 18, False), ("calls", 8, True), ("cost", 10, True),

@@ -16,11 +16,22 @@ def cost_text(t: dict[str, Any]) -> str:
     return fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])
 
 
+def projection_text(p: dict[str, Any]) -> str:
+    """Spend so far plus the lookback's average per day carried to the end of the day, week and month."""
+    return (f"day   ~{fmt.money(p['today_usd'])}\n"
+            f"week  ~{fmt.money(p['week_usd'])}\n"
+            f"month [b]~{fmt.money(p['month_usd'])}[/b]")
+
+
 class Cards(Horizontal):
-    """Four bordered cards fed from the dashboard view model."""
+    """Bordered cards fed from the dashboard view model: cost, tokens, calls, today, projected.
+
+    The projection card shows where there is room (the wide main screen, the drill-down screen).
+    """
 
     def compose(self) -> ComposeResult:
-        for card_id, title in (("cost", "Cost"), ("tokens", "Tokens"), ("calls", "Calls"), ("today", "Today")):
+        for card_id, title in (("cost", "Cost"), ("tokens", "Tokens"), ("calls", "Calls"), ("today", "Today"),
+                               ("projected", "Projected")):
             card = Static(id=f"card-{card_id}", classes="card")
             card.border_title = title
             yield card
@@ -42,3 +53,8 @@ class Cards(Horizontal):
         n = today["calls"]
         self.query_one("#card-today", Static).update(
             f"[b]{cost_text(today)}[/b]\n{fmt.count(n)} call{'' if n == 1 else 's'}")
+        projected = self.query_one("#card-projected", Static)
+        projected.border_title = "Projected"
+        projected.tooltip = (f"spent so far + {fmt.money(view['projection']['per_day_usd'])}/day "
+                             f"(the last {view['projection']['lookback_days']} days' average) for the rest")
+        projected.update(projection_text(view["projection"]))

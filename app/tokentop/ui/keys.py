@@ -1,0 +1,70 @@
+"""The filter keys both dashboards share (main screen and drill-down): source, dates, mode, $/hour."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual.binding import Binding
+
+from ..core.records import CLAUDE_CODE, INTERNAL
+from ..core.views import DATE_PRESETS
+
+if TYPE_CHECKING:
+    from .app import TokentopApp
+
+SOURCES = ("all", CLAUDE_CODE, INTERNAL)
+MODES = (None, "cloud", "local")
+
+FILTER_BINDINGS = [
+    Binding("s", "cycle_source", "source"),
+    Binding("d", "cycle_dates", "dates"),
+    Binding("left_square_bracket", "shift_dates(-1)", "earlier", show=False),
+    Binding("right_square_bracket", "shift_dates(1)", "later", show=False),
+    Binding("m", "cycle_mode", "mode"),
+    Binding("t", "toggle_hourly", "$/hour", show=False),
+]
+
+
+def after(cycle: tuple[Any, ...], current: Any) -> Any:
+    """The value after ``current`` in a key's cycle (wrapping around)."""
+    return cycle[(cycle.index(current) + 1) % len(cycle)]
+
+
+class FilterKeys:
+    """Actions that change the app's filter and redraw whichever dashboard is showing."""
+
+    @property
+    def tapp(self) -> TokentopApp:
+        """The app, typed."""
+        return self.app  # type: ignore[attr-defined,no-any-return]
+
+    def action_cycle_source(self) -> None:
+        """all → claude_code → internal."""
+        a = self.tapp
+        a.source = after(SOURCES, a.source)
+        a.refresh_view()
+
+    def action_cycle_dates(self) -> None:
+        """today → 7d → 30d → this week → all."""
+        a = self.tapp
+        a.preset = after(DATE_PRESETS, a.preset)
+        a.offset = 0
+        a.refresh_view()
+
+    def action_shift_dates(self, step: int) -> None:
+        """Move the window one length back or forward (not past today)."""
+        a = self.tapp
+        if a.preset != "all":
+            a.offset = min(0, a.offset + step)
+            a.refresh_view()
+
+    def action_cycle_mode(self) -> None:
+        """all → cloud → local."""
+        a = self.tapp
+        a.mode = after(MODES, a.mode)
+        a.refresh_view()
+
+    def action_toggle_hourly(self) -> None:
+        """Sparkline: cost per day over the range, or per hour today."""
+        self.tapp.hourly = not self.tapp.hourly
+        self.tapp.refresh_view()
