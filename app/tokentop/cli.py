@@ -62,11 +62,29 @@ def _filter_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--session", help="one session id")
 
 
+def _team_options(p: argparse.ArgumentParser, view: bool = True) -> None:
+    g = p.add_argument_group("team (PostgreSQL)")
+    g.add_argument("--team", nargs="?", const="", metavar="URL",
+                   help="read every machine's calls from the team database (URL, else env TOKENTOP_TEAM_URL or "
+                        "DATABASE_URL, else team.url in the config dir, mode 600)")
+    if view:
+        g.add_argument("--machine", metavar="CSV", help="with --team: only these machines")
+        g.add_argument("--user", metavar="CSV", help="with --team: only these users")
+
+
+def _sync_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sync-to", nargs="?", const="", metavar="URL",
+                   help="push this machine's calls to the team database continuously (URL as for --team)")
+    p.add_argument("--as-machine", metavar="NAME", help="this machine's name in the team (default: hostname)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole CLI."""
     p = _Parser(prog="tokentop", description="Live LLM cost, tokens and rate-limit headroom.")
     p.add_argument("--version", action="version", version=f"tokentop {__version__}")
     _source_options(p)
+    _team_options(p)
+    _sync_option(p)
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     r = sub.add_parser("report", help="totals as a table or JSON")
@@ -80,12 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--compare", action="store_true", help="add the previous window of equal length, with deltas")
     r.add_argument("--top-tasks", action="store_true", help="the 15 costliest tasks (JSON: top_tasks)")
     r.add_argument("--recent", action="store_true", help="the last 20 calls, newest first (JSON: recent)")
+    _team_options(r)
 
     w = sub.add_parser("watch", help="headless live mode: one JSON line of totals after every applied batch")
     _source_options(w)
     _filter_options(w)
     w.add_argument("--json", action="store_true", required=True, help="JSON lines on stdout (the only format)")
     w.add_argument("--poll", action="store_true", help="poll instead of inotify (network filesystems)")
+    _sync_option(w)
+
+    sy = sub.add_parser("sync", help="push this machine's ledger to the team database (idempotent, resumable)")
+    _source_options(sy)
+    sy.add_argument("--to", nargs="?", const="", metavar="URL",
+                    help="the team database (default: env TOKENTOP_TEAM_URL or DATABASE_URL, else team.url in "
+                         "the config dir, mode 600)")
+    sy.add_argument("--as-machine", metavar="NAME", help="this machine's name in the team (default: hostname)")
+    sy.add_argument("--roles", action="store_true", help="print the least-privilege roles' SQL and exit")
 
     rp = sub.add_parser("reprice", help="recompute stored Claude Code costs with the current prices")
     _source_options(rp)
@@ -130,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "exit 1 when a hard-stop budget is exceeded (for scripts and hooks)")
         _source_options(bp)
         bp.add_argument("--json", action="store_true")
+    for bp in (bset, brm, *[bsub.choices[n] for n in ("show", "check")]):
+        _team_options(bp, view=False)
 
     d = sub.add_parser("demo", help="the TUI on a generated history that keeps moving (a temp dir, removed on exit)")
     d.add_argument("--tz", metavar="ZONE", help="UTC, local or an IANA zone (default: the system zone)")
@@ -159,9 +189,36 @@ def open_ledger(args: argparse.Namespace, sources: Sources) -> Ledger | None:
 
 
 def make_engine(args: argparse.Namespace, settings: Settings, tz: Any) -> Engine:
-    """Sources, prices and ledger from the options."""
+    """Sources, prices and ledger from the options; with ``--team``, every machine's calls from the team database."""
+    if getattr(args, "team", None) is not None:
+        from .core.team_engine import TeamEngine
+
+        engine = TeamEngine(team_store(args.team), tz)
+        csv = Filter.models_from_csv
+        machines, users = csv(getattr(args, "machine", None)), csv(getattr(args, "user", None))
+        engine.set_scope(frozenset(machines) if machines is not None else None,
+                         frozenset(users) if users is not None else None)
+        return engine
     sources = make_sources(args, settings)
     return Engine(sources, make_book(args), tz, ledger=open_ledger(args, sources))
+
+
+def team_store(given: str | None) -> Any:
+    """The team database (URL from the argument, the environment or the 0600 config file)."""
+    from .core.team import TeamStore, team_url
+
+    return TeamStore(team_url(given or None, config_dir() / "team.url"))
+
+
+def make_syncer(args: argparse.Namespace, engine: Engine, url: str | None) -> Any:
+    """A Syncer pushing this machine's ledger (``--sync-to`` / ``sync --to``)."""
+    from .core.team import Syncer, default_machine, team_url
+
+    if engine.ledger is None:
+        raise UsageError("syncing pushes the local ledger; drop --no-ledger")
+    return Syncer(engine.ledger.path, team_url(url or None, config_dir() / "team.url"),
+                  machine=getattr(args, "as_machine", None) or default_machine(),
+                  internal_project=engine.sources.project_for_internal)
 
 
 def make_filter(args: argparse.Namespace, tz_arg: str | None) -> Filter:
@@ -372,20 +429,22 @@ def render_blocks(b: dict[str, Any], tz: Any) -> str:
     return "\n".join(lines)
 
 
-def budget_store() -> Any:
-    """The budgets file beside the settings."""
-    from .core.budgets import BudgetStore
+def budget_store(team: str | None = None) -> Any:
+    """The budgets file beside the settings, or the team's budgets (``--team``)."""
+    from .core.budgets import BudgetStore, TeamBudgetStore
 
+    if team is not None:
+        return TeamBudgetStore(team_store(team))
     return BudgetStore(config_dir() / "budgets.json")
 
 
-def budget_statuses(engine: Engine, tz: Any) -> list[dict[str, Any]]:
+def budget_statuses(engine: Engine, tz: Any, team: str | None = None) -> list[dict[str, Any]]:
     """Every budget's status now."""
     from datetime import datetime
 
     from .core.budgets import status
 
-    budgets = budget_store().load()
+    budgets = budget_store(team).load()
     today = datetime.now(tz).date()
     with engine.lock:
         models = {c[2] for c in engine.cube.cells}
@@ -396,7 +455,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
     """`tokentop budget set|rm|show|check`."""
     from .core.budgets import Budget
 
-    store = budget_store()
+    store = budget_store(args.team)
     if args.budget_command == "set":
         b = Budget(args.scope, args.period, args.amount, args.alert_at, args.hard_stop)
         store.set(b)
@@ -411,12 +470,13 @@ def cmd_budget(args: argparse.Namespace) -> int:
     tz = parse_tz(args.tz or settings.tz)
     engine = make_engine(args, settings, tz)
     engine.start()
-    statuses = budget_statuses(engine, tz)
+    statuses = budget_statuses(engine, tz, args.team)
     over = [s for s in statuses if s["hard_stop"] and s["exceeded"]]
     if args.json:
         sys.stdout.write(json.dumps({"budgets": statuses}) + "\n")
     elif not statuses:
-        sys.stdout.write("no budgets (tokentop budget set all daily 20)\n")
+        sys.stdout.write(f"no {'team ' if args.team is not None else ''}budgets (tokentop budget set all daily 20"
+                         f"{' --team' if args.team is not None else ''})\n")
     else:
         for s in statuses:
             sys.stdout.write(
@@ -424,7 +484,8 @@ def cmd_budget(args: argparse.Namespace) -> int:
                 f" {s['percent']:5.1f}%  {s['level']:<6} projected {fmt.money(s['projected_usd'])}"
                 f"{'  HARD STOP EXCEEDED' if s in over else ''}\n")
     if args.budget_command == "check" and over:
-        sys.stderr.write("tokentop: over budget: " + ", ".join(f"{s['scope']} {s['period']}" for s in over) + "\n")
+        which = ", ".join(f"{s['scope']} {s['period']}" for s in over)
+        sys.stderr.write(f"tokentop: over {'team ' if args.team is not None else ''}budget: {which}\n")
         return 1
     return 0
 
@@ -559,16 +620,41 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    """`tokentop sync --to URL`: catch the local ledger up with the files, then push what the server lacks."""
+    if args.roles:
+        from .core.team import ROLES_SQL
+
+        sys.stdout.write(ROLES_SQL)
+        return 0
+    settings = Settings.load()
+    engine = make_engine(args, settings, parse_tz(args.tz or settings.tz))
+    engine.start()
+    syncer = make_syncer(args, engine, args.to)
+    from .core.team import describe_url
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\rsync {done:,}/{total:,} calls")
+
+    n = syncer.run_once(progress)
+    if sys.stderr.isatty() and n:
+        sys.stderr.write("\n")
+    sys.stdout.write(f"synced {n:,} calls as {syncer.machine} to {describe_url(syncer.url)}\n")
+    return 0
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     """`tokentop`: the full-screen app over the user's own history."""
     settings = Settings.load()
     tz = parse_tz(args.tz or settings.tz)
     engine = make_engine(args, settings, tz)
+    syncer = make_syncer(args, engine, args.sync_to) if args.sync_to is not None else None
     warming = start_early(engine)
     from .ui.app import run_tui  # Textual's import overlaps the warm start
 
-    return run_tui(engine, active_window_minutes=settings.active_window_minutes, budgets=budget_store().load(),
-                   warming=warming)
+    return run_tui(engine, active_window_minutes=settings.active_window_minutes,
+                   budgets=budget_store(args.team).load(), warming=warming, syncer=syncer)
 
 
 def start_early(engine: Engine) -> Any:
@@ -576,7 +662,7 @@ def start_early(engine: Engine) -> Any:
     which the UI runs itself to show its progress."""
     import threading
 
-    if engine.ledger is None or not engine.ledger.has_calls():
+    if getattr(engine, "ledger", None) is None or not engine.ledger.has_calls():
         return None
     t = threading.Thread(target=engine.start, name="tokentop-warm-start", daemon=True)
     t.start()
@@ -620,7 +706,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tokentop`` script."""
     args = build_parser().parse_args(argv)
     commands = {None: cmd_tui, "report": cmd_report, "demo": cmd_demo, "watch": cmd_watch, "log": cmd_log,
-                "budget": cmd_budget, "statusline": cmd_statusline, "reprice": cmd_reprice, "export": cmd_export}
+                "budget": cmd_budget, "statusline": cmd_statusline, "reprice": cmd_reprice, "export": cmd_export,
+                "sync": cmd_sync}
+    from .core.team import TeamError
+
     try:
         if args.command not in commands:
             raise UsageError(f"unknown command {args.command!r}")
@@ -628,6 +717,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, FilterError, PriceFileError, LedgerError, ValueError) as e:
         sys.stderr.write(f"tokentop: error: {e}\n")
         return 2
+    except TeamError as e:  # the server, not the command line: exit 1 (the local ledger has everything)
+        sys.stderr.write(f"tokentop: {e}\n")
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -119,3 +119,22 @@ class BudgetStore:
         rest = [b for b in budgets if (b.scope, b.period) != (scope, period)]
         self.save(rest)
         return len(rest) != len(budgets)
+
+
+class TeamBudgetStore:
+    """The team's budgets, kept in the team database (same interface as `BudgetStore`)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def load(self) -> list[Budget]:
+        """All team budgets."""
+        return [Budget(**b) for b in self.store.budgets()]
+
+    def set(self, budget: Budget) -> None:
+        """Add or replace the team budget of (scope, period)."""
+        self.store.set_budget(asdict(budget))
+
+    def remove(self, scope: str, period: str) -> bool:
+        """Remove one team budget; False when there was none."""
+        return bool(self.store.rm_budget(scope, period))

@@ -1,0 +1,523 @@
+"""Team mode on PostgreSQL: machines push their ledgers to one database; viewers read all of it, live.
+
+Schema ``tokentop`` (created and migrated here):
+
+- ``calls``: one row per (machine, source, key) with the machine's ``user``; a push upserts with max-per-field
+  semantics (a later, larger snapshot of a message wins; pushing the same rows again changes nothing).
+- ``rollup``: sums per (machine, user, quarter hour, source, model, project, session, mode), kept in step with
+  ``calls`` by statement triggers over transition tables, each change stamped with ``seq`` from a sequence: a
+  viewer loads the rollup once and then reads only rows with a higher ``seq``.
+- ``budgets``: the team's budgets.
+
+Every statement that changes ``calls`` sends ``NOTIFY tokentop`` (delivered at commit), so viewers update
+without polling. Connection strings are never printed: errors go through `redact`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import socket
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .aggregate import BUCKET_SECONDS
+from .records import Call
+
+SCHEMA_VERSION = 1
+CHANNEL = "tokentop"
+
+#: The pushed columns, in order (the local ledger's names; machine and user first).
+COLUMNS = ("machine", "user", "source", "key", "keyed", "ts", "model", "project", "session", "mode",
+           "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "cost", "task",
+           "cache_write_1h", "web_search_requests", "speed", "geo", "file", "offset", "priced_with")
+_NUMERIC = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "cache_write_1h",
+            "web_search_requests")
+_TEXT = ("model", "project", "session", "mode", "task", "speed", "geo", "file", "offset", "priced_with", "keyed",
+         "ts")
+_SUMS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "calls", "cost",
+         "unpriced", "local_calls", "last")
+_DIMS = ("machine", "user", "bucket", "source", "model", "project", "session", "mode")
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+_COLS_SQL = ", ".join(_q(c) for c in COLUMNS)
+_ROLL_SELECT = f"""SELECT machine, "user", floor(ts / {BUCKET_SECONDS})::bigint, source, model, project, session,
+        mode, {{sign}} * sum(input_tokens), {{sign}} * sum(output_tokens), {{sign}} * sum(cache_creation_tokens),
+        {{sign}} * sum(cache_read_tokens), {{sign}} * count(*), {{sign}} * coalesce(sum(cost), 0),
+        {{sign}} * count(*) FILTER (WHERE cost IS NULL), {{sign}} * count(*) FILTER (WHERE mode = 'local'), max(ts)
+    FROM {{table}} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"""
+_ROLL_UPSERT = f"""INSERT INTO tokentop.rollup AS r ({', '.join(_q(c) for c in _DIMS + _SUMS)})
+    SELECT {', '.join(_q(c) for c in _DIMS)}, sum(input_tokens), sum(output_tokens), sum(cache_creation_tokens),
+        sum(cache_read_tokens), sum(calls), sum(cost), sum(unpriced), sum(local_calls), max(last)
+    FROM ({{rows}}) AS d ({', '.join(_q(c) for c in _DIMS + _SUMS)}) GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+    ON CONFLICT ({', '.join(_q(c) for c in _DIMS)}) DO UPDATE SET
+        {', '.join(f'{_q(c)} = r.{_q(c)} + excluded.{_q(c)}' for c in _SUMS[:-1])},
+        last = greatest(r.last, excluded.last), seq = nextval('tokentop.rollup_seq')"""
+
+_SCHEMA = f"""
+CREATE SCHEMA IF NOT EXISTS tokentop;
+CREATE TABLE IF NOT EXISTS tokentop.meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS tokentop.calls (
+    machine text NOT NULL, "user" text NOT NULL, source text NOT NULL, key text NOT NULL, keyed boolean NOT NULL,
+    ts double precision NOT NULL, model text NOT NULL, project text NOT NULL, session text NOT NULL,
+    mode text NOT NULL, input_tokens bigint NOT NULL, output_tokens bigint NOT NULL,
+    cache_creation_tokens bigint NOT NULL, cache_read_tokens bigint NOT NULL, cost double precision,
+    task text NOT NULL, cache_write_1h bigint NOT NULL, web_search_requests bigint NOT NULL, speed text NOT NULL,
+    geo text NOT NULL, file text NOT NULL, "offset" bigint NOT NULL, priced_with text NOT NULL,
+    PRIMARY KEY (machine, source, key)
+);
+CREATE INDEX IF NOT EXISTS calls_ts ON tokentop.calls (ts);
+CREATE SEQUENCE IF NOT EXISTS tokentop.rollup_seq;
+CREATE TABLE IF NOT EXISTS tokentop.rollup (
+    machine text NOT NULL, "user" text NOT NULL, bucket bigint NOT NULL, source text NOT NULL, model text NOT NULL,
+    project text NOT NULL, session text NOT NULL, mode text NOT NULL,
+    input_tokens bigint NOT NULL, output_tokens bigint NOT NULL, cache_creation_tokens bigint NOT NULL,
+    cache_read_tokens bigint NOT NULL, calls bigint NOT NULL, cost double precision NOT NULL,
+    unpriced bigint NOT NULL, local_calls bigint NOT NULL, last double precision NOT NULL,
+    seq bigint NOT NULL DEFAULT nextval('tokentop.rollup_seq'),
+    PRIMARY KEY (machine, "user", bucket, source, model, project, session, mode)
+);
+CREATE INDEX IF NOT EXISTS rollup_seq_idx ON tokentop.rollup (seq);
+CREATE TABLE IF NOT EXISTS tokentop.budgets (
+    scope text NOT NULL, period text NOT NULL, spec jsonb NOT NULL, PRIMARY KEY (scope, period)
+);
+CREATE OR REPLACE FUNCTION tokentop.roll_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    {_ROLL_UPSERT.format(rows=_ROLL_SELECT.format(sign=1, table='new_rows'))};
+    PERFORM pg_notify('{CHANNEL}', '');
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION tokentop.roll_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    {_ROLL_UPSERT.format(rows=_ROLL_SELECT.format(sign=1, table='new_rows') + ' UNION ALL '
+                         + _ROLL_SELECT.format(sign=-1, table='old_rows'))};
+    PERFORM pg_notify('{CHANNEL}', '');
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS calls_inserted ON tokentop.calls;
+CREATE TRIGGER calls_inserted AFTER INSERT ON tokentop.calls REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tokentop.roll_inserted();
+DROP TRIGGER IF EXISTS calls_updated ON tokentop.calls;
+CREATE TRIGGER calls_updated AFTER UPDATE ON tokentop.calls REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tokentop.roll_updated();
+"""
+
+# Max per field: a bigger snapshot of the same call wins; text fields follow the bigger output.
+_BIGGER = "excluded.output_tokens > c.output_tokens"
+_UPSERT = f"""INSERT INTO tokentop.calls AS c ({_COLS_SQL}) SELECT {_COLS_SQL} FROM stage
+    ON CONFLICT (machine, source, key) DO UPDATE SET
+        {', '.join(f'{_q(n)} = greatest(c.{_q(n)}, excluded.{_q(n)})' for n in _NUMERIC)},
+        cost = greatest(c.cost, excluded.cost), "user" = excluded."user",
+        {', '.join(f'{_q(n)} = CASE WHEN {_BIGGER} THEN excluded.{_q(n)} ELSE c.{_q(n)} END' for n in _TEXT)}
+    WHERE {' OR '.join(f'excluded.{_q(n)} > c.{_q(n)}' for n in _NUMERIC)}
+        OR excluded.cost > c.cost OR (c.cost IS NULL AND excluded.cost IS NOT NULL)"""
+
+#: What a least-privilege setup grants (printed by `tokentop team roles`, documented in the README).
+ROLES_SQL = """-- as the database owner, once (tokentop creates the schema on first use by the owner):
+CREATE ROLE tokentop_machine LOGIN PASSWORD '...';   -- each machine pushes
+GRANT USAGE ON SCHEMA tokentop TO tokentop_machine;
+GRANT SELECT, INSERT, UPDATE ON tokentop.calls TO tokentop_machine;  -- SELECT: ON CONFLICT reads the row
+GRANT SELECT, INSERT, UPDATE ON tokentop.rollup TO tokentop_machine;  -- written by the triggers
+GRANT USAGE ON SEQUENCE tokentop.rollup_seq TO tokentop_machine;
+GRANT SELECT ON tokentop.meta TO tokentop_machine;
+CREATE ROLE tokentop_viewer LOGIN PASSWORD '...';    -- dashboards and reports
+GRANT USAGE ON SCHEMA tokentop TO tokentop_viewer;
+GRANT SELECT ON ALL TABLES IN SCHEMA tokentop TO tokentop_viewer;
+"""
+
+
+class TeamError(Exception):
+    """The team database cannot be used; a one-line message without secrets."""
+
+
+_URL_SECRET = re.compile(r"(?P<head>postgres(?:ql)?://[^:/@\s]*:)(?P<pw>[^@\s]*)@", re.IGNORECASE)
+_KV_SECRET = re.compile(r"(?P<head>password\s*=\s*)(?P<pw>'[^']*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str, url: str | None = None) -> str:
+    """``text`` with passwords (in URLs and ``password=`` pairs, and the whole ``url`` given) masked."""
+    if url:
+        text = text.replace(url, describe_url(url))
+    text = _URL_SECRET.sub(lambda m: m.group("head") + "***@", text)
+    return _KV_SECRET.sub(lambda m: m.group("head") + "***", text)
+
+
+def describe_url(url: str) -> str:
+    """``postgresql://user@host:port/db`` without the password or query (safe to print)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        d = conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 - an unparsable string: say nothing of it
+        return "the team database"
+    host = d.get("host") or "localhost"
+    where = f"{host}:{d['port']}" if d.get("port") else str(host)
+    who = f"{d['user']}@" if d.get("user") else ""
+    return f"postgresql://{who}{where}/{d.get('dbname', '')}"
+
+
+def _explain(e: Exception, url: str) -> str:
+    """One line: what failed, where, and what to check."""
+    msg = " ".join(str(e).split())
+    low = msg.lower()
+    where = describe_url(url)
+    if "password authentication failed" in low or "authentication failed" in low or "no password supplied" in low:
+        why = "authentication failed (check the user and password)"
+    elif "connection refused" in low or "no such file or directory" in low:
+        why = "connection refused (is the server running and listening there?)"
+    elif "timeout" in low or "timed out" in low:
+        why = "the server did not answer in time"
+    elif "does not exist" in low and "database" in low:
+        why = "that database does not exist"
+    elif "invalid" in low and ("dsn" in low or "connection" in low or "uri" in low or "conninfo" in low):
+        return f"not a valid PostgreSQL connection string ({redact(msg, url)})"
+    else:
+        why = redact(msg, url)
+    return f"team database {where}: {why}"
+
+
+def connect(url: str, **kw: Any) -> Any:
+    """A psycopg connection (autocommit), or TeamError with a one-line, password-free reason."""
+    try:
+        import psycopg
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise TeamError("team mode needs psycopg: pip install 'tokentop[team]'") from e
+    if not re.match(r"^(postgres(ql)?://|\w+=)", url.strip()):
+        raise TeamError("not a PostgreSQL connection string: expected postgresql://user@host/db")
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=5, application_name="tokentop", **kw)
+    except psycopg.Error as e:
+        raise TeamError(_explain(e, url)) from None
+    except Exception as e:  # noqa: BLE001 - bad option values raise plain errors from libpq parsing
+        raise TeamError(f"not a valid PostgreSQL connection string ({redact(str(e), url)})") from None
+
+
+def team_url(given: str | None, config: Path | None = None) -> str:
+    """The connection string: ``given`` (an argument), else ``TOKENTOP_TEAM_URL`` / ``DATABASE_URL``, else the
+    ``team.url`` file in the config dir, which must not be readable by others (0600)."""
+    if given:
+        return given
+    for var in ("TOKENTOP_TEAM_URL", "DATABASE_URL"):
+        if os.environ.get(var):
+            return os.environ[var]
+    if config is not None and config.exists():
+        mode = stat.S_IMODE(config.stat().st_mode)
+        if mode & 0o077:
+            raise TeamError(f"{config} is readable by others (mode {mode:o}): chmod 600 {config}")
+        text = config.read_text(encoding="utf-8").strip()
+        if text:
+            return text
+    raise TeamError("no team database: pass postgresql://…, set TOKENTOP_TEAM_URL, or write it to "
+                    f"{config or 'team.url in the config dir'} (mode 600)")
+
+
+def default_machine() -> str:
+    """This machine's name in the team (``--machine`` overrides)."""
+    return os.environ.get("TOKENTOP_MACHINE") or socket.gethostname() or "unknown"
+
+
+def default_user() -> str:
+    """Who runs tokentop here."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry (containers)
+        return os.environ.get("USER", "unknown")
+
+
+class TeamStore:
+    """The shared database: schema, pushes, rollup reads, single calls, budgets."""
+
+    def __init__(self, url: str, create: bool = True) -> None:
+        self.url = url
+        self.conn = connect(url)
+        self.lock = threading.RLock()
+        if create:
+            self.migrate()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def _run(self, fn: Callable[[Any], Any]) -> Any:
+        import psycopg
+
+        with self.lock:
+            try:
+                return fn(self.conn)
+            except psycopg.Error as e:
+                raise TeamError(_explain(e, self.url)) from None
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema (one migrator at a time)."""
+
+        def go(conn: Any) -> None:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(7420001)")
+                have = conn.execute("SELECT to_regclass('tokentop.meta')").fetchone()[0]
+                version = 0
+                if have:
+                    r = conn.execute("SELECT value FROM tokentop.meta WHERE key = 'schema_version'").fetchone()
+                    version = int(r[0]) if r else 0
+                if version > SCHEMA_VERSION:
+                    raise TeamError(f"the team database has schema {version}, newer than this tokentop "
+                                    f"({SCHEMA_VERSION}): upgrade tokentop")
+                if version < SCHEMA_VERSION:
+                    conn.execute(_SCHEMA)
+                    conn.execute("INSERT INTO tokentop.meta VALUES ('schema_version', %s) ON CONFLICT (key) "
+                                 "DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
+
+        self._run(go)
+
+    def push(self, rows: list[tuple[Any, ...]]) -> None:
+        """Upsert rows (in `COLUMNS` order) in one transaction: all of them or none."""
+
+        def go(conn: Any) -> None:
+            with conn.transaction():
+                conn.execute("CREATE TEMP TABLE IF NOT EXISTS stage (LIKE tokentop.calls) ON COMMIT DELETE ROWS")
+                with conn.cursor().copy(f"COPY stage ({_COLS_SQL}) FROM STDIN") as cp:
+                    for r in rows:
+                        cp.write_row(r)
+                conn.execute(_UPSERT)
+
+        self._run(go)
+
+    def rollup_since(self, seq: int, machines: Iterable[str] | None = None) -> list[tuple[Any, ...]]:
+        """Rollup rows changed after ``seq``: (seq, machine, user, bucket, source, model, project, session, mode,
+        *sums)."""
+        cols = ", ".join(_q(c) for c in ("seq", *_DIMS, *_SUMS))
+
+        def go(conn: Any) -> list[tuple[Any, ...]]:
+            return conn.execute(f"SELECT {cols} FROM tokentop.rollup WHERE seq > %s", (seq,)).fetchall()
+
+        return self._run(go)
+
+    def calls(self, lo: float | None, hi: float | None, machines: Iterable[str] | None = None,
+              users: Iterable[str] | None = None) -> list[Call]:
+        """Single calls with ``lo <= ts < hi`` of the given machines and users (None = all)."""
+        where, args = ["ts >= %s", "ts < %s"], [lo if lo is not None else float("-inf"),
+                                                  hi if hi is not None else float("inf")]
+        if machines is not None:
+            where.append("machine = ANY(%s)")
+            args.append(list(machines))
+        if users is not None:
+            where.append('"user" = ANY(%s)')
+            args.append(list(users))
+        q = (f"SELECT source, ts, model, project, session, mode, input_tokens, output_tokens, cache_creation_tokens,"
+             f" cache_read_tokens, cost, CASE WHEN keyed THEN key END, task, cache_write_1h, web_search_requests,"
+             f" speed, geo, file, \"offset\" FROM tokentop.calls WHERE {' AND '.join(where)}")
+        return self._run(lambda conn: [Call(*r) for r in conn.execute(q, args)])
+
+    def count(self, machine: str | None = None) -> int:
+        """Calls stored (of one machine)."""
+        if machine is None:
+            return self._run(lambda c: c.execute("SELECT count(*) FROM tokentop.calls").fetchone()[0])
+        return self._run(lambda c: c.execute("SELECT count(*) FROM tokentop.calls WHERE machine = %s",
+                                             (machine,)).fetchone()[0])
+
+    # -- budgets -----------------------------------------------------------------------------------------
+
+    def budgets(self) -> list[dict[str, Any]]:
+        """The team's budgets (as `Budget` fields)."""
+        return self._run(lambda c: [r[0] for r in c.execute("SELECT spec FROM tokentop.budgets ORDER BY 1")])
+
+    def set_budget(self, spec: dict[str, Any]) -> None:
+        """Add or replace the budget of (scope, period)."""
+        self._run(lambda c: c.execute(
+            "INSERT INTO tokentop.budgets VALUES (%s, %s, %s) ON CONFLICT (scope, period) DO UPDATE "
+            "SET spec = excluded.spec", (spec["scope"], spec["period"], json.dumps(spec))))
+
+    def rm_budget(self, scope: str, period: str) -> bool:
+        """Remove one; False when there was none."""
+        return self._run(lambda c: c.execute("DELETE FROM tokentop.budgets WHERE scope = %s AND period = %s",
+                                             (scope, period)).rowcount > 0)
+
+
+# -- sync: a machine's local ledger → the team database ------------------------------------------------------
+
+_LOCAL_COLS = ("source", "key", "keyed", "ts", "model", "project", "session", "mode", "input_tokens",
+               "output_tokens", "cache_creation_tokens", "cache_read_tokens", "cost", "task", "cache_write_1h",
+               "web_search_requests", "speed", "geo", "file", "offset", "priced_with")
+
+
+@dataclass
+class SyncState:
+    """What the status line shows."""
+
+    state: str = "idle"  # idle | syncing | synced | offline
+    backlog: int = 0
+    pushed: int = 0
+    error: str = ""
+    last_ok: float | None = None
+
+    def text(self) -> str:
+        """``sync ✓`` / ``sync offline (reason) · 1,204 queued``."""
+        if self.state == "offline":
+            return f"sync offline · {self.backlog:,} queued ({self.error})"
+        if self.backlog:
+            return f"sync {self.backlog:,} queued"
+        return "sync ✓" if self.state == "synced" else f"sync {self.state}"
+
+
+@dataclass
+class Syncer:
+    """Pushes the local SQLite ledger's calls to the team database, resumably.
+
+    The watermark is the last pushed SQLite rowid, kept in the local ledger per target: a replaced call gets a
+    new rowid, so it is pushed again, and the upsert keeps the larger snapshot. A failure leaves the watermark
+    where the last committed batch put it; the next run starts there (re-pushing is harmless).
+    """
+
+    ledger_path: Path
+    url: str
+    machine: str = field(default_factory=default_machine)
+    user: str = field(default_factory=default_user)
+    batch: int = 20_000
+    internal_project: str = ""
+    status: SyncState = field(default_factory=SyncState)
+
+    def __post_init__(self) -> None:
+        self.key = "sync:" + describe_url(self.url) + ":" + self.machine
+        self._store: TeamStore | None = None
+
+    def _local(self) -> sqlite3.Connection:
+        if not Path(self.ledger_path).exists():
+            raise TeamError(f"no local ledger at {self.ledger_path}: run tokentop or tokentop report first")
+        db = sqlite3.connect(self.ledger_path, timeout=10, isolation_level=None)
+        db.execute("PRAGMA busy_timeout=10000")
+        return db
+
+    def watermark(self, db: sqlite3.Connection) -> int:
+        """The last rowid pushed to this target."""
+        r = db.execute("SELECT value FROM meta WHERE key = ?", (self.key,)).fetchone()
+        return int(json.loads(r[0])) if r else 0
+
+    def backlog(self) -> int:
+        """Local calls not yet pushed."""
+        db = self._local()
+        try:
+            return db.execute("SELECT count(*) FROM calls WHERE rowid > ?", (self.watermark(db),)).fetchone()[0]
+        finally:
+            db.close()
+
+    def store(self) -> TeamStore:
+        """The team connection (opened on first use, reopened after a failure)."""
+        if self._store is None:
+            self._store = TeamStore(self.url)
+        return self._store
+
+    def run_once(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Push everything not yet pushed, in batches; returns calls pushed. Raises TeamError (state offline)."""
+        db = self._local()
+        try:
+            mark = self.watermark(db)
+            self.status.backlog = db.execute("SELECT count(*) FROM calls WHERE rowid > ?", (mark,)).fetchone()[0]
+            total, done = self.status.backlog, 0
+            cols = ", ".join(_q(c) for c in _LOCAL_COLS)
+            q = f"SELECT rowid, {cols} FROM calls WHERE rowid > ? ORDER BY rowid LIMIT ?"
+            while True:
+                rows = db.execute(q, (mark, self.batch)).fetchall()
+                if not rows:
+                    break
+                self.status.state = "syncing"
+                out = []
+                for r in rows:
+                    vals = list(r[1:])
+                    vals[2] = bool(vals[2])
+                    if not vals[5]:
+                        vals[5] = self.internal_project or "internal"
+                    out.append((self.machine, self.user, *vals))
+                try:
+                    self.store().push(out)
+                except TeamError as e:
+                    self._fail(e)
+                    raise
+                mark = rows[-1][0]
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (self.key, json.dumps(mark)))
+                done += len(rows)
+                self.status.pushed += len(rows)
+                self.status.backlog = max(0, total - done)
+                if progress:
+                    progress(done, total)
+            self.status.state, self.status.error, self.status.backlog = "synced", "", 0
+            self.status.last_ok = time.time()
+            return done
+        finally:
+            db.close()
+
+    def _fail(self, e: TeamError) -> None:
+        self.status.state, self.status.error = "offline", str(e).split(": ", 1)[-1]
+        if self._store is not None:
+            try:
+                self._store.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+            self._store = None
+
+    def run_forever(self, stop: threading.Event, wake: threading.Event | None = None,
+                    every: float = 2.0, on_change: Callable[[SyncState], None] | None = None) -> None:
+        """Push continuously until ``stop``: after each ``wake`` (or every few seconds); back off while offline."""
+        delay = every
+        while not stop.is_set():
+            try:
+                self.run_once()
+                delay = every
+            except TeamError:
+                delay = min(30.0, delay * 2)
+            except sqlite3.Error as e:
+                self.status.state, self.status.error = "offline", f"local ledger: {e}"
+                delay = min(30.0, delay * 2)
+            if on_change:
+                on_change(self.status)
+            if wake is not None:
+                wake.wait(delay)
+                wake.clear()
+            else:
+                stop.wait(delay)
+
+
+# -- the team view: rollup rows in memory, kept current by seq --------------------------------------------------
+
+
+class TeamRollup:
+    """The team rollup held in memory; `refresh` reads only rows changed since the last read."""
+
+    def __init__(self, store: TeamStore) -> None:
+        self.store = store
+        self.seq = 0
+        #: (machine, user, bucket, source, model, project, session, mode) -> the 9 sums
+        self.rows: dict[tuple[Any, ...], list[float]] = {}
+
+    def refresh(self) -> list[tuple[tuple[Any, ...], list[float] | None, list[float]]]:
+        """Read changed rows; returns (key, old sums or None, new sums) per change."""
+        changes = []
+        for r in self.store.rollup_since(self.seq):
+            seq, key, sums = r[0], tuple(r[1:9]), [float(v) if i in (5, 8) else int(v) for i, v in enumerate(r[9:])]
+            self.seq = max(self.seq, seq)
+            old = self.rows.get(key)
+            self.rows[key] = sums
+            changes.append((key, old, sums))
+        return changes
+
+    def machines(self) -> dict[str, dict[str, Any]]:
+        """Per machine: cost, calls, unpriced calls, users."""
+        out: dict[str, dict[str, Any]] = {}
+        for (machine, user, *_), s in self.rows.items():
+            m = out.setdefault(machine, {"machine": machine, "cost_usd": 0.0, "calls": 0, "unpriced_calls": 0,
+                                         "users": set()})
+            m["cost_usd"] += s[5]
+            m["calls"] += s[4]
+            m["unpriced_calls"] += s[6]
+            m["users"].add(user)
+        return out

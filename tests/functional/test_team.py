@@ -1,0 +1,258 @@
+"""Team mode against a real PostgreSQL (a throwaway cluster per test session, a fresh database per test)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from tokentop.core.filters import Filter, parse_tz
+from tokentop.core.team import Syncer, TeamError, TeamStore, redact
+from tokentop.core.team_engine import TeamEngine
+
+from tests.builders import OPUS, SONNET, cc_line
+from tests.conftest import run_cli
+from tests.pgcluster import Cluster
+
+TOTALS = ("calls", "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Any:
+    c = Cluster()
+    yield c
+    c.destroy()
+
+
+@pytest.fixture
+def team_url(cluster: Cluster) -> str:
+    name = "t_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return cluster.url_of(name)
+
+
+class Machine:
+    """One machine: its own Claude Code dir and local ledger."""
+
+    def __init__(self, root: Path, name: str, capsys: Any) -> None:
+        self.name, self.capsys = name, capsys
+        self.claude = root / name / "claude"
+        (self.claude / "projects" / "-home-dev-src-webshop").mkdir(parents=True)
+        self.ledger = root / name / "ledger.sqlite"
+        self.data = root / name / "data"
+        (self.data / "agents").mkdir(parents=True)
+        self.lines = 0
+
+    def opts(self) -> list[str]:
+        return ["--claude-dir", str(self.claude), "--data-root", str(self.data), "--ledger", str(self.ledger),
+                "--tz", "UTC"]
+
+    def write(self, *lines: str, session: str = "s1") -> None:
+        path = self.claude / "projects" / "-home-dev-src-webshop" / f"{self.name}-{session}.jsonl"
+        with open(path, "a") as f:
+            f.write("".join(line + "\n" for line in lines))
+
+    def calls(self, n: int, start: int = 0, model: str = SONNET, session: str = "s1", now: bool = False) -> None:
+        """n calls on 2026-11-20 (``now``: in the last minutes, for budgets of the current period)."""
+        def ts(i: int) -> str:
+            if now:
+                return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60 - i))
+            return f"2026-11-20T{10 + i % 10:02d}:{i % 60:02d}:00Z"
+
+        self.write(*[cc_line(f"msg_{self.name}_{i}", model=model, input=10 + i, output=100 + i, cr=1000,
+                             session=f"{self.name}-{session}", ts=ts(i))
+                     for i in range(start, start + n)], session=session)
+
+    def report(self) -> dict[str, Any]:
+        code, out, err = run_cli(["report", "--json", *self.opts()], self.capsys)
+        assert code == 0, err
+        return json.loads(out)
+
+    def sync(self, url: str) -> tuple[int, str, str]:
+        return run_cli(["sync", "--to", url, "--as-machine", self.name, *self.opts()], self.capsys)
+
+
+def team_report(url: str, capsys: Any, *args: str) -> dict[str, Any]:
+    code, out, err = run_cli(["report", "--json", "--tz", "UTC", "--team", url, *args], capsys)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def sum_totals(*reps: dict[str, Any]) -> dict[str, Any]:
+    return {k: sum(r["totals"][k] for r in reps) for k in TOTALS}
+
+
+@pytest.fixture
+def two(tmp_path: Path, capsys: Any) -> tuple[Machine, Machine]:
+    a, b = Machine(tmp_path, "alpha", capsys), Machine(tmp_path, "beta", capsys)
+    a.calls(30)
+    b.calls(20, model=OPUS)
+    return a, b
+
+
+def test_two_machines_synced_team_totals_are_the_sum_and_resync_counts_nothing_twice(
+        two: tuple[Machine, Machine], team_url: str, capsys: Any) -> None:
+    a, b = two
+    for m in (a, b):
+        code, out, err = m.sync(team_url)
+        assert code == 0, err
+        assert f"as {m.name}" in out and "synced" in out
+        assert "tokentop@127.0.0.1" in out  # where, never a password
+    team = team_report(team_url, capsys)
+    expected = sum_totals(a.report(), b.report())
+    assert {k: team["totals"][k] for k in TOTALS} == expected
+    assert team["totals"]["cost_usd"] == pytest.approx(a.report()["totals"]["cost_usd"]
+                                                       + b.report()["totals"]["cost_usd"])
+    assert {r["machine"]: r["calls"] for r in team["by_machine"]} == {"alpha": 30, "beta": 20}
+    assert {s["machine"] for s in team["sessions"]} == {"alpha", "beta"}
+    only_beta = team_report(team_url, capsys, "--machine", "beta")
+    assert only_beta["totals"]["calls"] == 20 and [r["machine"] for r in only_beta["by_machine"]] == ["beta"]
+
+    for m in (a, b):  # again: nothing new is counted
+        assert m.sync(team_url)[0] == 0
+    again = team_report(team_url, capsys)
+    assert {k: again["totals"][k] for k in TOTALS} == expected
+    store = TeamStore(team_url)
+    assert store.count() == 50
+    rows = store.conn.execute("SELECT sum(calls), sum(output_tokens) FROM tokentop.rollup").fetchone()
+    assert rows == (50, expected["output_tokens"])  # the trigger-kept rollup agrees with the calls
+
+
+def test_a_larger_snapshot_of_a_call_updates_it_in_place(two: tuple[Machine, Machine], team_url: str,
+                                                         capsys: Any) -> None:
+    a, _ = two
+    assert a.sync(team_url)[0] == 0
+    before = team_report(team_url, capsys)["totals"]
+    # The final streamed line of msg_alpha_3 arrives later with the real output count.
+    a.write(cc_line("msg_alpha_3", input=13, output=5000, cr=1000, session="alpha-s1", ts="2026-11-20T13:03:00Z"))
+    local = a.report()["totals"]
+    assert a.sync(team_url)[0] == 0
+    after = team_report(team_url, capsys)["totals"]
+    assert after["calls"] == before["calls"] == 30
+    assert after["output_tokens"] == before["output_tokens"] + 5000 - 103 == local["output_tokens"]
+    assert after["cost_usd"] == pytest.approx(local["cost_usd"])
+
+
+def test_server_killed_mid_sync_then_restarted_resumes_without_loss(tmp_path: Path, team_url: str,
+                                                                    cluster: Cluster, capsys: Any) -> None:
+    m = Machine(tmp_path, "gamma", capsys)
+    m.calls(500)
+    m.report()  # fills the local ledger
+    syncer = Syncer(m.ledger, team_url, machine="gamma", batch=100)
+    killed = []
+
+    def kill_after_first_batch(done: int, total: int) -> None:
+        if not killed:
+            killed.append(done)
+            cluster.stop("immediate")  # a crash, mid-sync
+
+    try:
+        with pytest.raises(TeamError) as e:
+            syncer.run_once(kill_after_first_batch)
+        assert "127.0.0.1" in str(e.value) and "\n" not in str(e.value)
+        assert syncer.status.state == "offline" and syncer.status.backlog == 400
+        assert syncer.backlog() == 400  # the committed first batch is remembered locally
+    finally:
+        cluster.start()
+    assert syncer.run_once() == 400
+    assert TeamStore(team_url).count() == 500
+    assert team_report(team_url, capsys)["totals"]["output_tokens"] == m.report()["totals"]["output_tokens"]
+
+
+def test_viewer_is_told_by_notify_and_updates(two: tuple[Machine, Machine], team_url: str) -> None:
+    a, b = two
+    a.sync(team_url)
+    engine = TeamEngine(TeamStore(team_url), parse_tz("UTC"))
+    engine.start()
+    assert engine.totals(Filter(tz=parse_tz("UTC")))["calls"] == 30
+    stop, ready, seen = threading.Event(), threading.Event(), []
+    t = threading.Thread(target=engine.listen, args=(seen.append, stop, ready), daemon=True)
+    t.start()
+    try:
+        assert ready.wait(10)
+        t0 = time.monotonic()
+        b.sync(team_url)
+        while engine.totals(Filter(tz=parse_tz("UTC")))["calls"] != 50 and time.monotonic() - t0 < 10:
+            time.sleep(0.01)
+        assert engine.totals(Filter(tz=parse_tz("UTC")))["calls"] == 50
+        assert seen and sum(seen) >= 1
+        assert engine.report(Filter(tz=parse_tz("UTC")))["by_machine"][0]["machine"] in ("alpha", "beta")
+    finally:
+        stop.set()
+        t.join(5)
+
+
+def test_team_budget_check_exits_1_past_a_hard_stop(tmp_path: Path, team_url: str, capsys: Any) -> None:
+    a, b = Machine(tmp_path, "alpha", capsys), Machine(tmp_path, "beta", capsys)
+    a.calls(10, now=True)
+    b.calls(10, now=True)
+    a.sync(team_url)
+    b.sync(team_url)
+    code, out, err = run_cli(["budget", "set", "all", "monthly", "0.01", "--hard-stop", "--team", team_url], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["budget", "check", "--team", team_url, "--tz", "UTC", "--json"], capsys)
+    statuses = json.loads(out)["budgets"]
+    assert code == 1 and "over team budget: all monthly" in err
+    assert statuses[0]["spent_usd"] == pytest.approx(team_report(team_url, capsys)["totals"]["cost_usd"])
+    assert statuses[0]["spent_usd"] > a.report()["totals"]["cost_usd"] > 0  # both machines count
+    code, out, err = run_cli(["budget", "show", "--json", "--team", team_url], capsys)
+    assert code == 0
+    assert run_cli(["budget", "check", "--json"], capsys)[0] == 0  # the local budgets are separate
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("postgresql://tokentop:hunter2@127.0.0.1:1/x", "connection refused"),
+    ("not a url", "not a PostgreSQL connection string"),
+    ("postgresql://127.0.0.1:5432/db?sslmode=bogus", "not a valid PostgreSQL connection string"),
+])
+def test_bad_url_or_refused_connection_is_one_line_without_the_password(url: str, says: str, capsys: Any,
+                                                                        tmp_path: Path) -> None:
+    code, out, err = run_cli(["report", "--json", "--team", url], capsys)
+    assert code == 1 and says in err and "hunter2" not in err and err.count("\n") == 1
+
+
+def test_auth_failure_names_the_problem_not_the_password(team_url: str, cluster: Cluster, capsys: Any) -> None:
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS alice")
+        conn.execute("CREATE ROLE alice LOGIN PASSWORD 'right-one'")
+    bad = team_url.replace("tokentop@", "alice:s3cret-pw@")
+    code, out, err = run_cli(["report", "--json", "--team", bad], capsys)
+    assert code == 1 and "authentication failed" in err and "s3cret-pw" not in err
+
+
+def test_sync_failure_keeps_everything_local(two: tuple[Machine, Machine], capsys: Any) -> None:
+    a, _ = two
+    code, out, err = a.sync("postgresql://tokentop:pw@127.0.0.1:1/x")
+    assert code == 1 and "connection refused" in err and "pw@" not in err
+    assert a.report()["totals"]["calls"] == 30  # the local ledger has everything
+
+
+def test_the_url_comes_from_the_environment_or_a_private_file(two: tuple[Machine, Machine], team_url: str,
+                                                              capsys: Any, monkeypatch: Any,
+                                                              tmp_path: Path) -> None:
+    a, _ = two
+    a.sync(team_url)
+    monkeypatch.setenv("TOKENTOP_TEAM_URL", team_url)
+    code, out, _ = run_cli(["report", "--json", "--team"], capsys)
+    assert code == 0 and json.loads(out)["totals"]["calls"] == 30
+    monkeypatch.delenv("TOKENTOP_TEAM_URL")
+    conf = tmp_path / "config" / "team.url"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(team_url + "\n")
+    conf.chmod(0o644)
+    code, _, err = run_cli(["report", "--json", "--team"], capsys)
+    assert code == 1 and "chmod 600" in err
+    conf.chmod(0o600)
+    code, out, _ = run_cli(["report", "--json", "--team"], capsys)
+    assert code == 0 and json.loads(out)["totals"]["calls"] == 30
+
+
+def test_redact_masks_passwords_in_urls_and_keyword_strings() -> None:
+    assert redact("failed for postgresql://bob:pa55@db/x") == "failed for postgresql://bob:***@db/x"
+    assert redact("host=db password=pa55 user=bob") == "host=db password=*** user=bob"
