@@ -256,3 +256,56 @@ def test_the_url_comes_from_the_environment_or_a_private_file(two: tuple[Machine
 def test_redact_masks_passwords_in_urls_and_keyword_strings() -> None:
     assert redact("failed for postgresql://bob:pa55@db/x") == "failed for postgresql://bob:***@db/x"
     assert redact("host=db password=pa55 user=bob") == "host=db password=*** user=bob"
+
+
+def fresh_totals(url: str, machines: frozenset[str] | None = None) -> dict[str, Any]:
+    """What `report --json --team` computes (a new engine; the CLI's stdout is Textual's inside run_test)."""
+    engine = TeamEngine(TeamStore(url), parse_tz("UTC"))
+    engine.set_scope(machines)
+    engine.start()
+    return engine.report(Filter(tz=parse_tz("UTC")))["totals"]
+
+
+async def test_team_tui_shows_every_machine_with_machine_chips_and_updates_on_notify(
+        two: tuple[Machine, Machine], team_url: str, capsys: Any) -> None:
+    from tokentop.ui.app import TokentopApp
+
+    from tests.tui_support import text_of
+
+    a, b = two
+    a.sync(team_url)
+    b.sync(team_url)
+    engine = TeamEngine(TeamStore(team_url), parse_tz("UTC"))
+    app = TokentopApp(engine, clock=lambda: 1_795_000_000.0)  # 2026-11-18 (the calls are on 11-20)
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.preset = "all"
+        await pilot.pause()
+        t0 = time.monotonic()
+        while not engine.listening and time.monotonic() - t0 < 10:
+            await pilot.pause(0.05)
+        app.refresh_view()
+        assert app.view["totals"]["calls"] == 50
+        assert app.view["totals"] == fresh_totals(team_url)
+        chips = [c["model"] for c in app.view["machine_chips"]]
+        assert sorted(chips) == ["alpha", "beta"] and app.screen.query_one("#machine-chips").display
+        sessions = app.screen.query_one("#sessions")
+        assert "machine" in [c.label.plain.strip() for c in sessions.columns.values()]
+        assert "2 machines" in text_of(app, "#status") and "live (notify)" in text_of(app, "#status")
+
+        await pilot.press("g", "exclamation_mark")  # solo the first machine
+        await pilot.pause()
+        solo = chips[0]
+        assert app.machines == (solo,)
+        assert app.view["totals"] == fresh_totals(team_url, frozenset({solo}))
+        assert [c["model"] for c in app.view["machine_chips"]] == chips  # the other chip stays, off
+        await pilot.press("0")
+        await pilot.pause()
+        assert app.machines is None and app.view["totals"]["calls"] == 50
+
+        b.calls(5, start=100)  # beta works on; its sync lands; NOTIFY wakes the viewer
+        b.sync(team_url)
+        t0 = time.monotonic()
+        while app.view["totals"]["calls"] != 55 and time.monotonic() - t0 < 10:
+            await pilot.pause(0.05)
+        assert app.view["totals"]["calls"] == 55
+        assert app.view["totals"] == fresh_totals(team_url)

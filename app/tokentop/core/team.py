@@ -465,26 +465,26 @@ class Syncer:
                 pass
             self._store = None
 
-    def run_forever(self, stop: threading.Event, wake: threading.Event | None = None,
-                    every: float = 2.0, on_change: Callable[[SyncState], None] | None = None) -> None:
-        """Push continuously until ``stop``: after each ``wake`` (or every few seconds); back off while offline."""
-        delay = every
+    def run_forever(self, stop: threading.Event, wake: threading.Event | None = None, idle: float = 30.0,
+                    on_change: Callable[[SyncState], None] | None = None) -> None:
+        """Push continuously until ``stop``: after each ``wake`` (the ledger changed) or every ``idle`` seconds;
+        while offline, retry after 1, 2, 4 … 30 s. Never raises: the state says what is wrong."""
+        retry = 1.0
         while not stop.is_set():
             try:
                 self.run_once()
-                delay = every
+                delay, retry = idle, 1.0
             except TeamError:
-                delay = min(30.0, delay * 2)
-            except sqlite3.Error as e:
+                delay, retry = retry, min(30.0, retry * 2)
+            except (sqlite3.Error, OSError) as e:
                 self.status.state, self.status.error = "offline", f"local ledger: {e}"
-                delay = min(30.0, delay * 2)
+                delay, retry = retry, min(30.0, retry * 2)
             if on_change:
                 on_change(self.status)
+            waiter = wake if wake is not None else stop
+            waiter.wait(delay)
             if wake is not None:
-                wake.wait(delay)
                 wake.clear()
-            else:
-                stop.wait(delay)
 
 
 # -- the team view: rollup rows in memory, kept current by seq --------------------------------------------------

@@ -88,8 +88,9 @@ class TeamEngine(Engine):
         """Machines in the team (the status line's count)."""
         return len({k[0] for k in self.rollup.rows})
 
-    def groups(self, flt: Filter, dim: int) -> list[dict[str, Any]]:
-        """Totals per machine (``dim`` 0) or user (1) under ``flt`` (and the machine/user selection)."""
+    def groups(self, flt: Filter, dim: int, scoped: bool = True) -> list[dict[str, Any]]:
+        """Totals per machine (``dim`` 0) or user (1) under ``flt`` and, if ``scoped``, the machine/user
+        selection (the machine chips are built without it, so a deselected machine keeps its chip)."""
         pred = _Predicate(flt)
         lo = flt.since.isoformat() if flt.since else None
         hi = flt.until.isoformat() if flt.until else None
@@ -97,7 +98,7 @@ class TeamEngine(Engine):
         out: dict[str, list[float]] = {}
         with self.lock:
             for key, sums in self.rollup.rows.items():
-                if not self._wanted(key) or not pred(*key[3:]):
+                if (scoped and not self._wanted(key)) or not pred(*key[3:]):
                     continue
                 day = day_of(key[2])
                 if (lo and day < lo) or (hi and day > hi):
@@ -119,6 +120,9 @@ class TeamEngine(Engine):
         """`by_machine`, `by_user` and each session's machine, for `report --json --team` and the TUI."""
         rep["by_machine"] = self.groups(flt, 0)
         rep["by_user"] = self.groups(flt, 1)
+        rep["team"] = {"machines": self.files_watched(), "listening": self.listening,
+                       "selected_machines": sorted(self.machines) if self.machines is not None else None,
+                       "selected_users": sorted(self.users) if self.users is not None else None}
         where = self.session_machines()
         for s in rep.get("sessions", []):
             s["machine"] = where.get(s["session"], "")
@@ -128,7 +132,14 @@ class TeamEngine(Engine):
         return self.add_team_fields(super().report(flt, **kw), flt)
 
     def dashboard(self, flt: Filter, **kw: Any) -> dict[str, Any]:
-        return self.add_team_fields(super().dashboard(flt, **kw), flt)
+        v = self.add_team_fields(super().dashboard(flt, **kw), flt)
+        rows = self.groups(flt, 0, scoped=False)
+        total = sum(r["cost_usd"] for r in rows)
+        v["machine_chips"] = [{"model": r["machine"], "name": r["machine"], "family": "Machines",
+                               "share": r["cost_usd"] / total if total > 0 else 0.0,
+                               "selected": self.machines is None or r["machine"] in self.machines,
+                               "cost_usd": r["cost_usd"], "calls": r["calls"]} for r in rows]
+        return v
 
     # -- live -----------------------------------------------------------------------------------------------
 

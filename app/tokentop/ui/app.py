@@ -29,6 +29,8 @@ from ..core.live import Batch, follow
 from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
 from ..core.records import CLAUDE_CODE, INTERNAL
 from ..core.report import matching_calls, recent_calls, top_tasks
+from ..core.team import Syncer
+from ..core.team_engine import TeamEngine
 from ..core.views import date_window, hourly_cost, today_in, window_label
 from .detail import ScopeScreen
 from .keys import FILTER_BINDINGS, FilterKeys, after
@@ -66,6 +68,7 @@ class MainScreen(FilterKeys, Screen[None]):
         Binding("S", "solo_focused", "solo focused chip", show=False),
         Binding("f", "toggle_family", "family", show=False),
         Binding("0", "reset_models", "all models", show=False),
+        Binding("g", "switch_chips", "models ↔ machines", show=False),
         *FILTER_BINDINGS,
         Binding("p", "pick_project", "project"),
         Binding("v", "next_view", "view"),
@@ -78,7 +81,8 @@ class MainScreen(FilterKeys, Screen[None]):
         yield FilterBar(id="filterbar")
         yield Cards(id="cards")
         yield SparkRow(id="spark-row")
-        yield ChipBar(id="chips")
+        yield ChipBar(id="chips", classes="-target")
+        yield ChipBar(noun="machines", id="machine-chips")  # team mode only
         with Horizontal(id="main"):
             yield SessionsTable(id="sessions")
             yield BreakdownTable(id="breakdown")
@@ -93,64 +97,87 @@ class MainScreen(FilterKeys, Screen[None]):
         if self.tapp.view:
             self.tapp.refresh_view()
 
-    # -- chips -------------------------------------------------------------------------------------------
+    # -- chips (the model bar, or in team mode the machine bar: `g` switches) -------------------------------
+
+    chip_target = "models"
+
+    def _bar(self) -> ChipBar:
+        return self.query_one("#machine-chips" if self.chip_target == "machines" else "#chips", ChipBar)
 
     def _chip_models(self) -> list[str]:
-        return [c["model"] for c in self.query_one(ChipBar).chips]
+        return [c["model"] for c in self._bar().chips]
+
+    def _selected(self) -> tuple[str, ...] | None:
+        return self.tapp.machines if self.chip_target == "machines" else self.tapp.models
+
+    def _select(self, selected: set[str] | None, names: list[str]) -> None:
+        (self.tapp.set_machines if self.chip_target == "machines" else self.tapp.set_models)(selected, names)
+
+    def action_switch_chips(self) -> None:
+        """Team mode: the chip keys act on the machine bar, or back on the model bar."""
+        if not self.query_one("#machine-chips").display:
+            return
+        self.chip_target = "machines" if self.chip_target == "models" else "models"
+        self.query_one("#chips").set_class(self.chip_target == "models", "-target")
+        self.query_one("#machine-chips").set_class(self.chip_target == "machines", "-target")
 
     def action_toggle_chip(self, index: int) -> None:
-        """Toggle model chip N (1-9)."""
+        """Toggle chip N (1-9)."""
         models = self._chip_models()
         if index >= len(models):
             return
-        selected = set(models) if self.tapp.models is None else set(self.tapp.models)
+        current = self._selected()
+        selected = set(models) if current is None else set(current)
         selected ^= {models[index]}
-        self.tapp.set_models(selected, models)
+        self._select(selected, models)
 
     def action_solo_chip(self, index: int) -> None:
-        """Show only model chip N (again: show all)."""
+        """Show only chip N (again: show all)."""
         models = self._chip_models()
         if index >= len(models):
             return
         solo = (models[index],)
-        self.tapp.set_models(None if self.tapp.models == solo else set(solo), models)
+        self._select(None if self._selected() == solo else set(solo), models)
 
     def action_chip_focus(self, step: int) -> None:
         """Move the chip focus."""
-        bar = self.query_one(ChipBar)
+        bar = self._bar()
         if bar.chips:
             bar.focus_index = (bar.focus_index + step) % len(bar.chips)
             self.tapp.refresh_view()
 
     def action_toggle_focused(self) -> None:
         """Toggle the focused chip."""
-        self.action_toggle_chip(self.query_one(ChipBar).focus_index)
+        self.action_toggle_chip(self._bar().focus_index)
 
     def action_solo_focused(self) -> None:
         """Solo the focused chip."""
-        self.action_solo_chip(self.query_one(ChipBar).focus_index)
+        self.action_solo_chip(self._bar().focus_index)
 
     def action_toggle_family(self) -> None:
         """Select or deselect every chip of the focused chip's family."""
-        bar = self.query_one(ChipBar)
+        bar = self._bar()
         if not bar.chips:
             return
         family = bar.chips[bar.focus_index]["family"]
         members = {c["model"] for c in bar.chips if c["family"] == family}
         models = self._chip_models()
-        selected = set(models) if self.tapp.models is None else set(self.tapp.models)
+        current = self._selected()
+        selected = set(models) if current is None else set(current)
         selected = selected - members if members <= selected else selected | members
-        self.tapp.set_models(selected, models)
+        self._select(selected, models)
 
     def action_reset_models(self) -> None:
-        """All models."""
-        self.tapp.set_models(None, [])
+        """All models (or all machines)."""
+        self._select(None, [])
 
     @on(Chip.Clicked)
     def chip_clicked(self, event: Chip.Clicked) -> None:
-        """Click toggles, shift/alt-click solos."""
+        """Click toggles, shift/alt-click solos (on the bar that was clicked)."""
         event.stop()
-        self.query_one(ChipBar).focus_index = event.index
+        if (event.bar == "machine-chips") != (self.chip_target == "machines"):
+            self.action_switch_chips()
+        self._bar().focus_index = event.index
         (self.action_solo_chip if event.solo else self.action_toggle_chip)(event.index)
 
     # -- other filters -----------------------------------------------------------------------------------
@@ -211,8 +238,14 @@ class TokentopApp(App[None]):
         scan: bool = True,
         on_start: Callable[[TokentopApp], None] | None = None,
         warming: threading.Thread | None = None,
+        syncer: Syncer | None = None,
     ) -> None:
         super().__init__()
+        self.syncer = syncer  # pushes the local ledger to the team database (--sync-to)
+        self._sync_stop = threading.Event()
+        self._sync_wake = threading.Event()
+        self.team = isinstance(engine, TeamEngine)
+        self.machines: tuple[str, ...] | None = None
         self.warming = warming  # a warm start already running (see cli.start_early)
         self.engine = engine
         self.tz = engine.cube.tz
@@ -255,11 +288,22 @@ class TokentopApp(App[None]):
         elif self.live:
             self.follow_files()
         self.set_interval(1.0, self.tick)
+        if self.syncer is not None:
+            threading.Thread(target=self.syncer.run_forever, args=(self._sync_stop, self._sync_wake),
+                             kwargs={"on_change": self._sync_changed}, name="tokentop-sync", daemon=True).start()
         if self.on_start:
             self.on_start(self)
 
+    def _sync_changed(self, _state: object) -> None:
+        try:
+            self.call_from_thread(self.draw_status)
+        except RuntimeError:  # the app is closing
+            pass
+
     def on_unmount(self) -> None:
         self._stop.set()
+        self._sync_stop.set()
+        self._sync_wake.set()
 
     # -- the filter --------------------------------------------------------------------------------------
 
@@ -276,6 +320,16 @@ class TokentopApp(App[None]):
             self.models = None
         else:
             self.models = tuple(sorted(selected))
+        self.refresh_view()
+
+    def set_machines(self, selected: set[str] | None, all_machines: list[str]) -> None:
+        """Team mode: the machines shown (every chip selected means all, so new machines show up)."""
+        if selected is None or (all_machines and selected >= set(all_machines)):
+            self.machines = None
+        else:
+            self.machines = tuple(sorted(selected))
+        assert isinstance(self.engine, TeamEngine)
+        self.engine.set_scope(None if self.machines is None else frozenset(self.machines), self.engine.users)
         self.refresh_view()
 
     def all_projects(self) -> list[str]:
@@ -306,7 +360,11 @@ class TokentopApp(App[None]):
         with self.batch_update():
             screen.query_one(Cards).update_view(v)
             screen.query_one(SparkRow).show(*self.spark_series(flt, v, now))
-            screen.query_one(ChipBar).show(v["chips"], none_selected=self.models == ())
+            screen.query_one("#chips", ChipBar).show(v["chips"], none_selected=self.models == ())
+            machine_bar = screen.query_one("#machine-chips", ChipBar)
+            machine_bar.display = self.team
+            if self.team:
+                machine_bar.show(v["machine_chips"], none_selected=self.machines == ())
             sessions, breakdown = screen.query_one(SessionsTable), screen.query_one(BreakdownTable)
             sessions.display = self.panel == "sessions"
             breakdown.display = not sessions.display
@@ -381,15 +439,23 @@ class TokentopApp(App[None]):
         t = self.view.get("totals", {})
         if self.scanning:
             head = f"[yellow]{self.scan_text}[/]"
+        elif self.team:
+            listening = getattr(self.engine, "listening", False)
+            head = ("[green]● live (notify)[/]" if listening else "[yellow]○ reconnecting[/]") if self.live \
+                else "○ static"
         else:
             head = "[green]● live[/]" if self.live else "○ static"
             if self.polling:
                 head += " [yellow](polling: inotify unavailable)[/]"
+        if self.syncer is not None:
+            st = self.syncer.status
+            head += f" · [{'red' if st.state == 'offline' else 'green'}]{st.text()}[/]"
         when = (datetime.fromtimestamp(self.updated_at, self.tz).strftime("%H:%M:%S")
                 if self.updated_at else "–")
         warn = f"[red]{bad:,} unparsable[/]" if bad else "0 unparsable"
         screen.query_one(StatusLine).update(
-            f"{head} · {self.engine.files_watched():,} files · {t.get('calls', 0):,} calls shown · "
+            f"{head} · {self.engine.files_watched():,} {'machines' if self.team else 'files'} · "
+            f"{t.get('calls', 0):,} calls shown · "
             f"{warn} · updated {when}")
 
     def read_rate_limits(self) -> None:
@@ -472,13 +538,17 @@ class TokentopApp(App[None]):
             self.polling = batch.polling
             self.post_message(UsageChanged(batch.calls_read, batch.rate_limits_changed))
 
-        await follow(self.engine, applied, self._stop)
+        if isinstance(self.engine, TeamEngine):  # LISTEN/NOTIFY instead of files
+            await self.engine.follow(applied, self._stop)
+        else:
+            await follow(self.engine, applied, self._stop)
 
     @on(UsageChanged)
     def usage_changed(self, event: UsageChanged) -> None:
         """Redraw from the engine (rate limits re-read when their file changed)."""
         if event.rate_limits_changed:
             self.read_rate_limits()
+        self._sync_wake.set()  # the ledger moved: push it
         self.updated_at = self.clock()
         self.refresh_view()
 
@@ -487,6 +557,7 @@ class TokentopApp(App[None]):
         lines = [("1-9", "toggle model chip N"), ("shift+1-9 (!@#…)", "solo model chip N"),
                  ("← →", "move chip focus"), ("space / S", "toggle / solo focused chip"),
                  ("f", "toggle the focused chip's family"), ("0", "all models"),
+                 ("g", "team mode: chip keys act on the machine bar ↔ the model bar"),
                  ("s", "source: all → claude code → internal"), ("d", "dates: today → 7d → 30d → week → all"),
                  ("[ ]", "shift the date window"), ("p", "pick a project (fuzzy)"),
                  ("m", "mode: all → cloud → local"), ("t", "sparkline $/day ↔ $/hour today"),
@@ -497,10 +568,11 @@ class TokentopApp(App[None]):
 
 
 def run_tui(engine: Engine, *, active_window_minutes: float = 15, budgets: list[Budget] | None = None,
-            on_start: Callable[[TokentopApp], None] | None = None, warming: threading.Thread | None = None) -> int:
+            on_start: Callable[[TokentopApp], None] | None = None, warming: threading.Thread | None = None,
+            syncer: Syncer | None = None) -> int:
     """Run the app until the user quits."""
     TokentopApp(engine, active_window_minutes=active_window_minutes, budgets=budgets, on_start=on_start,
-                warming=warming).run()
+                warming=warming, syncer=syncer).run()
     return 0
 
 

@@ -21,6 +21,7 @@ class Chip(Static):
 
         index: int
         solo: bool
+        bar: str | None = None  # the ChipBar's id
 
     def __init__(self, index: int, chip: dict[str, Any], focused: bool, compact: bool) -> None:
         share = "local" if chip["family"] == "Local" else f"{chip['share'] * 100:.0f}%"
@@ -34,14 +35,16 @@ class Chip(Static):
     def on_click(self, event: events.Click) -> None:
         """Toggle, or solo with a modifier."""
         event.stop()
-        self.post_message(self.Clicked(self.index, event.shift or event.meta or event.ctrl))
+        self.post_message(self.Clicked(self.index, event.shift or event.meta or event.ctrl,
+                                       self.parent.id if self.parent else None))
 
 
 class ChipBar(Horizontal):
     """Chips in family order; a hint when nothing is selected."""
 
-    def __init__(self, **kw: Any) -> None:
+    def __init__(self, noun: str = "models", **kw: Any) -> None:
         super().__init__(**kw)
+        self.noun = noun
         self.chips: list[dict[str, Any]] = []
         self.focus_index = 0
         self._shown: tuple = ()
@@ -69,7 +72,7 @@ class ChipBar(Horizontal):
                     widgets.append(Label(family, classes="family"))
                 widgets.append(Chip(i, chip, focused=i == self.focus_index, compact=compact))
             if none_selected:
-                widgets.append(Label("no models selected — 0 shows all", classes="chip-hint -warn"))
+                widgets.append(Label(f"no {self.noun} selected — 0 shows all", classes="chip-hint -warn"))
             elif not chips:
                 widgets.append(Label("no data in this range", classes="chip-hint"))
             else:

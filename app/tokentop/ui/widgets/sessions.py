@@ -27,17 +27,20 @@ class SessionsTable(DataTable):
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.cell_padding = 0
-        self._wide: bool | None = None
+        self._layout: tuple[bool, bool] | None = None
 
-    def _columns(self, wide: bool) -> None:
+    def _columns(self, wide: bool, team: bool) -> None:
         # cell_padding is 0 to fit 80 columns: widths include one space of separation.
         self.clear(columns=True)
         self.add_column(" ", key="dot", width=2)
         self.add_column("session" if wide else "id", key="session", width=9 if wide else 5)
         self.add_column("project", key="project", width=15 if wide else 11)
-        if wide:
+        if team:  # team mode: which machine the session ran on (instead of the source, or the model when narrow)
+            self.add_column("machine", key="machine", width=12 if wide else 11)
+        elif wide:
             self.add_column("source", key="source", width=12)
-        self.add_column("model", key="model", width=19 if wide else 11)
+        if wide or not team:
+            self.add_column("model", key="model", width=19 if wide else 11)
         for label, key, width in (("calls", "calls", 6), ("tokens", "tokens", 8 if wide else 0),
                                   ("cost", "cost", 9 if wide else 8), ("last", "last", 5)):
             if width:  # numbers are right-aligned with one space after: so are their headers
@@ -46,9 +49,10 @@ class SessionsTable(DataTable):
     def show(self, sessions: list[dict[str, Any]], now: float) -> None:
         """Replace the rows (keeps the cursor on the same session when it is still there)."""
         wide = self.size.width >= 90
-        if wide != self._wide:
-            self._columns(wide)
-            self._wide = wide
+        team = bool(sessions) and "machine" in sessions[0]
+        if (wide, team) != self._layout:
+            self._columns(wide, team)
+            self._layout = (wide, team)
         current = None  # the cursor stays on its session, unless it is on the top row (it then follows the newest)
         if self.row_count and 0 < self.cursor_row < self.row_count:
             current = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
@@ -74,9 +78,13 @@ class SessionsTable(DataTable):
             n = w["session"] - 1
             sid = s["session"][-n:] if s["source"] == "internal" else s["session"][:n]
             row: list[Any] = [dot, sid, left(s["project"], "project")]
-            if wide:
+            if team:
+                row.append(left(s["machine"], "machine"))
+            elif wide:
                 row.append(left(s["source"], "source"))
-            row += [left(model, "model"), right(fmt.count(s["calls"]), "calls")]
+            if wide or not team:
+                row.append(left(model, "model"))
+            row.append(right(fmt.count(s["calls"]), "calls"))
             if wide:
                 tokens = s["input_tokens"] + s["output_tokens"] + s["cache_creation_tokens"] + s["cache_read_tokens"]
                 row.append(right(fmt.tokens(tokens), "tokens"))
