@@ -544,6 +544,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     """`tokentop watch --json`: scan, print totals, then print them again after every applied batch."""
     import asyncio
     import signal
+    import threading
     from datetime import datetime, timezone
 
     from .core.live import Batch, follow
@@ -551,10 +552,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
     settings = Settings.load()
     flt = make_filter(args, args.tz or settings.tz)
     engine = make_engine(args, settings, flt.tz)
+    syncer = make_syncer(args, engine, args.sync_to) if args.sync_to is not None else None
+    sync_stop, sync_wake = threading.Event(), threading.Event()
 
     def emit(lines: int) -> None:
-        line = {"applied_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "lines": lines,
-                "totals": engine.totals(flt)}
+        line: dict[str, Any] = {"applied_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                                "lines": lines, "totals": engine.totals(flt)}
+        if syncer is not None:
+            st = syncer.status
+            line["sync"] = {"state": st.state, "backlog": st.backlog, "pushed": st.pushed, "error": st.error}
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
 
@@ -564,9 +570,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await asyncio.to_thread(engine.start)
+        if syncer is not None:  # pushes after every applied batch; never blocks reading the files
+            threading.Thread(target=syncer.run_forever, args=(sync_stop, sync_wake), daemon=True).start()
         emit(engine.lines_applied)
 
         def applied(batch: Batch) -> None:
+            sync_wake.set()
             if batch.calls_read or batch.files:
                 emit(batch.calls_read)
             if batch.polling and batch.files == 0 and batch.calls_read == 0:
@@ -574,7 +583,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
         await follow(engine, applied, stop, force_polling=True if args.poll else None)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        sync_stop.set()
+        sync_wake.set()
     return 0
 
 

@@ -309,3 +309,63 @@ async def test_team_tui_shows_every_machine_with_machine_chips_and_updates_on_no
             await pilot.pause(0.05)
         assert app.view["totals"]["calls"] == 55
         assert app.view["totals"] == fresh_totals(team_url)
+
+
+def test_watch_sync_to_pushes_continuously_and_rides_out_a_server_restart(
+        two: tuple[Machine, Machine], team_url: str, cluster: Cluster) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    a, _ = two
+    env = {**os.environ, "TOKENTOP_TEAM_URL": team_url}
+    p = subprocess.Popen([sys.executable, "-m", "tokentop.cli", "watch", "--json", "--sync-to", "--as-machine",
+                          "alpha", *a.opts()], stdout=subprocess.PIPE, text=True, env=env)
+    store_count = lambda: TeamStore(team_url).count()  # noqa: E731
+
+    def until(cond: Any, secs: float = 15) -> bool:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < secs:
+            if cond():
+                return True
+            time.sleep(0.05)
+        return False
+
+    try:
+        first = json.loads(p.stdout.readline())
+        assert first["totals"]["calls"] == 30 and "sync" in first
+        assert until(lambda: store_count() == 30)
+        cluster.stop("fast")
+        try:
+            a.calls(7, start=200)  # written while the server is down: read, counted, queued
+            line = json.loads(p.stdout.readline())
+            assert line["totals"]["calls"] == 37
+        finally:
+            cluster.start()
+        assert until(lambda: store_count() == 37, 40)  # retried with back-off, nothing lost
+        a.calls(3, start=300)
+        assert until(lambda: store_count() == 40)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+    finally:
+        p.kill()
+
+
+async def test_tui_sync_to_pushes_and_shows_the_sync_state(two: tuple[Machine, Machine], team_url: str) -> None:
+    from tokentop import cli
+    from tokentop.config import Settings
+    from tokentop.ui.app import TokentopApp
+
+    from tests.tui_support import text_of
+
+    a, _ = two
+    args = cli.build_parser().parse_args([*a.opts(), "--sync-to", team_url, "--as-machine", "alpha"])
+    engine = cli.make_engine(args, Settings.load(), parse_tz("UTC"))
+    app = TokentopApp(engine, syncer=cli.make_syncer(args, engine, args.sync_to), live=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        t0 = time.monotonic()
+        while "sync ✓" not in text_of(app, "#status") and time.monotonic() - t0 < 15:
+            await pilot.pause(0.05)
+        assert "sync ✓" in text_of(app, "#status")
+        assert TeamStore(team_url).count() == 30

@@ -244,6 +244,7 @@ class TokentopApp(App[None]):
         self.syncer = syncer  # pushes the local ledger to the team database (--sync-to)
         self._sync_stop = threading.Event()
         self._sync_wake = threading.Event()
+        self._sync_started = False
         self.team = isinstance(engine, TeamEngine)
         self.machines: tuple[str, ...] | None = None
         self.warming = warming  # a warm start already running (see cli.start_early)
@@ -288,9 +289,6 @@ class TokentopApp(App[None]):
         elif self.live:
             self.follow_files()
         self.set_interval(1.0, self.tick)
-        if self.syncer is not None:
-            threading.Thread(target=self.syncer.run_forever, args=(self._sync_stop, self._sync_wake),
-                             kwargs={"on_change": self._sync_changed}, name="tokentop-sync", daemon=True).start()
         if self.on_start:
             self.on_start(self)
 
@@ -514,6 +512,10 @@ class TokentopApp(App[None]):
         self.call_from_thread(self._scan_done)
 
     def _scan_done(self) -> None:
+        if self.syncer is not None and not self._sync_started:  # the ledger holds the scan: start pushing it
+            self._sync_started = True
+            threading.Thread(target=self.syncer.run_forever, args=(self._sync_stop, self._sync_wake),
+                             kwargs={"on_change": self._sync_changed}, name="tokentop-sync", daemon=True).start()
         self.scanning = False
         self.updated_at = self.clock()
         self.refresh_view()
