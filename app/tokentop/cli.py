@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the TUI on a generated history that keeps moving (a temp dir, removed on exit)")
     d.add_argument("--tz", metavar="ZONE", help="UTC, local or an IANA zone (default: the system zone)")
+    _team_options(d, view=False)
     return p
 
 
@@ -703,6 +704,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for sig in (signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, closed)
     try:
+        if args.team is not None:  # two machines' histories pushed to the team database, viewed as one team
+            from .core.team import TeamStore, team_url
+            from .core.team_engine import TeamEngine
+            from .demo import TeamDemo
+
+            url = team_url(args.team or None, config_dir() / "team.url")
+            team = TeamDemo(root, url, time.time())
+            team.push()
+            from .ui.app import run_tui
+
+            return run_tui(TeamEngine(TeamStore(url), tz), on_start=lambda app: team.run(time.time, stop))
         demo = Demo(root, time.time())
         demo.write_history()
         sources = Sources(claude_dirs=[demo.claude_dir], data_root=demo.data_root, internal_project="work-buddy")

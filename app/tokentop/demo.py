@@ -169,3 +169,55 @@ def start_feed(demo: Demo, clock, stop: threading.Event, interval: float = 1.0) 
     t = threading.Thread(target=run, name="tokentop-demo-feed", daemon=True)
     t.start()
     return t
+
+
+class TeamDemo:
+    """Two machines' demo histories, each with its own ledger, pushed to one team database as they grow."""
+
+    MACHINES = ("laptop", "ci-runner")
+
+    def __init__(self, root: Path, url: str, now: float) -> None:
+        from .core.engine import Engine, Sources
+        from .core.ledger import Ledger
+        from .core.pricing import PriceBook
+        from .core.team import Syncer
+
+        self.machines = []
+        for i, name in enumerate(self.MACHINES):
+            demo = Demo(Path(root) / name, now, seed=7 + 4 * i)
+            demo.write_history(sessions=18)
+            sources = Sources(claude_dirs=[demo.claude_dir], data_root=demo.data_root,
+                              internal_project="work-buddy")
+            ledger = Ledger(Path(root) / name / "ledger.sqlite", internal_project="work-buddy")
+            engine = Engine(sources, PriceBook(), ledger=ledger)
+            engine.start(workers=1)
+            self.machines.append((demo, engine, Syncer(ledger.path, url, machine=name,
+                                                       internal_project="work-buddy")))
+
+    def push(self) -> None:
+        """Read what each machine appended and push it (a failed push is retried on the next step)."""
+        from .core.team import TeamError
+
+        for _demo, engine, syncer in self.machines:
+            engine.update()
+            try:
+                syncer.run_once()
+            except TeamError:
+                pass
+
+    def step(self, now: float) -> None:
+        """One new call on a random machine, then push."""
+        demo = self.machines[self.machines[0][0].rng.randrange(len(self.machines))][0]
+        demo.append_one(now)
+        self.push()
+
+    def run(self, clock, stop: threading.Event, interval: float = 1.0) -> threading.Thread:  # type: ignore[no-untyped-def]
+        """Feed and push until ``stop``."""
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                self.step(clock())
+
+        t = threading.Thread(target=loop, name="tokentop-team-demo", daemon=True)
+        t.start()
+        return t

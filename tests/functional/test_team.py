@@ -369,3 +369,33 @@ async def test_tui_sync_to_pushes_and_shows_the_sync_state(two: tuple[Machine, M
             await pilot.pause(0.05)
         assert "sync ✓" in text_of(app, "#status")
         assert TeamStore(team_url).count() == 30
+
+
+async def test_two_machines_demo_histories_appear_live_in_one_team_tui(tmp_path: Path, team_url: str) -> None:
+    from tokentop.demo import TeamDemo
+    from tokentop.ui.app import TokentopApp
+
+    from tests.tui_support import NOW
+
+    demo = TeamDemo(tmp_path, team_url, NOW)
+    demo.push()
+    local = [e.report(Filter(tz=parse_tz("UTC")))["totals"] for _, e, _ in demo.machines]
+    app = TokentopApp(TeamEngine(TeamStore(team_url), parse_tz("UTC")), clock=lambda: NOW)
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.preset = "all"
+        t0 = time.monotonic()
+        while not app.engine.listening and time.monotonic() - t0 < 10:
+            await pilot.pause(0.05)
+        app.refresh_view()
+        v = app.view
+        assert {r["machine"]: r["calls"] for r in v["by_machine"]} == {
+            "laptop": local[0]["calls"], "ci-runner": local[1]["calls"]}
+        assert v["totals"]["calls"] == local[0]["calls"] + local[1]["calls"]
+        assert v["totals"]["output_tokens"] == local[0]["output_tokens"] + local[1]["output_tokens"]
+        before = v["totals"]["calls"]
+        for i in range(3):
+            demo.step(NOW + i)
+        t0 = time.monotonic()
+        while app.view["totals"]["calls"] == before and time.monotonic() - t0 < 10:
+            await pilot.pause(0.05)
+        assert app.view["totals"]["calls"] > before

@@ -285,6 +285,9 @@ class TeamStore:
 
         def go(conn: Any) -> None:
             with conn.transaction():
+                # One push at a time: rollup seq numbers then become visible in order, so a viewer that has
+                # read up to seq N never later sees a smaller one commit (it would miss it).
+                conn.execute("SELECT pg_advisory_xact_lock(7420002)")
                 conn.execute("CREATE TEMP TABLE IF NOT EXISTS stage (LIKE tokentop.calls) ON COMMIT DELETE ROWS")
                 with conn.cursor().copy(f"COPY stage ({_COLS_SQL}) FROM STDIN") as cp:
                     for r in rows:
@@ -293,15 +296,33 @@ class TeamStore:
 
         self._run(go)
 
-    def rollup_since(self, seq: int, machines: Iterable[str] | None = None) -> list[tuple[Any, ...]]:
-        """Rollup rows changed after ``seq``: (seq, machine, user, bucket, source, model, project, session, mode,
-        *sums)."""
-        cols = ", ".join(_q(c) for c in ("seq", *_DIMS, *_SUMS))
+    def days(self, zone: str, since_seq: int | None = None) -> list[tuple[Any, ...]]:
+        """The rollup summed per calendar day of ``zone`` (the server does the folding):
+        (machine, user, day, source, model, project, session, mode, *sums, max seq) rows.
 
-        def go(conn: Any) -> list[tuple[Any, ...]]:
-            return conn.execute(f"SELECT {cols} FROM tokentop.rollup WHERE seq > %s", (seq,)).fetchall()
-
-        return self._run(go)
+        ``since_seq``: only the (machine, user, day, source, model, project, session, mode) groups that have a
+        rollup row changed after it — each group's whole, current day sums (a viewer replaces its rows with them).
+        """
+        sums = ", ".join(f"sum(r.{_q(c)})" for c in _SUMS[:-1]) + ", max(r.last), max(r.seq)"
+        day = f"(to_timestamp(r.bucket * {BUCKET_SECONDS}) AT TIME ZONE %(zone)s)::date"
+        dims = 'r.machine, r."user", {day}, r.source, r.model, r.project, r.session, r.mode'
+        if since_seq is None:
+            q = (f"SELECT {dims.format(day=day + '::text')}, {sums} FROM tokentop.rollup r "
+                 "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8")
+        else:  # the changed groups, then all rows of each group's day (a bucket range: the primary key's prefix)
+            q = f"""WITH c AS (
+                    SELECT DISTINCT r.machine, r."user", {day} AS day, r.source, r.model, r.project, r.session,
+                        r.mode FROM tokentop.rollup r WHERE r.seq > %(seq)s),
+                b AS (SELECT c.*, floor(extract(epoch FROM c.day::timestamp AT TIME ZONE %(zone)s)
+                                        / {BUCKET_SECONDS})::bigint AS lo,
+                             floor(extract(epoch FROM (c.day + 1)::timestamp AT TIME ZONE %(zone)s)
+                                        / {BUCKET_SECONDS})::bigint AS hi FROM c)
+                SELECT b.machine, b."user", b.day::text, b.source, b.model, b.project, b.session, b.mode, {sums}
+                FROM b JOIN tokentop.rollup r ON r.machine = b.machine AND r."user" = b."user"
+                    AND r.bucket >= b.lo AND r.bucket < b.hi AND r.source = b.source AND r.model = b.model
+                    AND r.project = b.project AND r.session = b.session AND r.mode = b.mode
+                GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"""
+        return self._run(lambda conn: conn.execute(q, {"zone": zone, "seq": since_seq}).fetchall())
 
     def calls(self, lo: float | None, hi: float | None, machines: Iterable[str] | None = None,
               users: Iterable[str] | None = None) -> list[Call]:
@@ -491,33 +512,38 @@ class Syncer:
 
 
 class TeamRollup:
-    """The team rollup held in memory; `refresh` reads only rows changed since the last read."""
+    """The team's sums per (machine, user) and cube cell (day in the viewer's zone), held in memory.
 
-    def __init__(self, store: TeamStore) -> None:
+    `load` reads everything, folded to days by the server; `refresh` reads only the groups with rollup rows
+    changed since (by ``seq``), each with its whole current day, and replaces them.
+    """
+
+    def __init__(self, store: TeamStore, zone: str) -> None:
         self.store = store
+        self.zone = zone
         self.seq = 0
-        #: (machine, user, bucket, source, model, project, session, mode) -> the 9 sums
-        self.rows: dict[tuple[Any, ...], list[float]] = {}
+        #: (machine, user) -> {(day, source, model, project, session, mode): the 9 sums}
+        self.parts: dict[tuple[str, str], dict[tuple[str, ...], list[float]]] = {}
 
-    def refresh(self) -> list[tuple[tuple[Any, ...], list[float] | None, list[float]]]:
-        """Read changed rows; returns (key, old sums or None, new sums) per change."""
+    def _take(self, rows: list[tuple[Any, ...]]) -> list[tuple[tuple[str, str], tuple[str, ...], list[float] | None,
+                                                              list[float]]]:
         changes = []
-        for r in self.store.rollup_since(self.seq):
-            seq, key, sums = r[0], tuple(r[1:9]), [float(v) if i in (5, 8) else int(v) for i, v in enumerate(r[9:])]
-            self.seq = max(self.seq, seq)
-            old = self.rows.get(key)
-            self.rows[key] = sums
-            changes.append((key, old, sums))
+        for r in rows:
+            part = self.parts.setdefault((r[0], r[1]), {})
+            key = tuple(r[2:8])
+            new = [int(r[8]), int(r[9]), int(r[10]), int(r[11]), int(r[12]), float(r[13]), int(r[14]), int(r[15]),
+                   float(r[16])]
+            changes.append(((r[0], r[1]), key, part.get(key), new))
+            part[key] = new
+            if r[17] > self.seq:
+                self.seq = r[17]
         return changes
 
-    def machines(self) -> dict[str, dict[str, Any]]:
-        """Per machine: cost, calls, unpriced calls, users."""
-        out: dict[str, dict[str, Any]] = {}
-        for (machine, user, *_), s in self.rows.items():
-            m = out.setdefault(machine, {"machine": machine, "cost_usd": 0.0, "calls": 0, "unpriced_calls": 0,
-                                         "users": set()})
-            m["cost_usd"] += s[5]
-            m["calls"] += s[4]
-            m["unpriced_calls"] += s[6]
-            m["users"].add(user)
-        return out
+    def load(self) -> None:
+        """Read everything."""
+        self.parts, self.seq = {}, 0
+        self._take(self.store.days(self.zone))
+
+    def refresh(self) -> list[tuple[tuple[str, str], tuple[str, ...], list[float] | None, list[float]]]:
+        """Read what changed; returns ((machine, user), cell key, old sums or None, new sums) per change."""
+        return self._take(self.store.days(self.zone, since_seq=self.seq))

@@ -15,7 +15,7 @@ from typing import Any
 
 from .aggregate import LAST, new_cell
 from .engine import Engine, Sources
-from .filters import Filter
+from .filters import Filter, tz_name
 from .live import Batch
 from .report import _Predicate
 from .team import CHANNEL, TeamError, TeamRollup, TeamStore, connect
@@ -27,26 +27,25 @@ class TeamEngine(Engine):
     def __init__(self, store: TeamStore, tz: tzinfo | None = None) -> None:
         super().__init__(Sources(), tz=tz)
         self.store = store
-        self.rollup = TeamRollup(store)
+        self.rollup = TeamRollup(store, tz_name(self.cube.tz))
         self.machines: frozenset[str] | None = None
         self.users: frozenset[str] | None = None
         self.cube.call_source = lambda lo, hi: self.store.calls(lo, hi, self.machines, self.users)
         self.listening = False
+        self.listen_error = ""
 
     # -- loading ------------------------------------------------------------------------------------------
 
     def start(self, workers: int | None = None, progress: Any = None) -> None:
-        """Load the whole rollup."""
+        """Load the team's sums (per machine, user and cube cell)."""
         with self.lock:
-            self.rollup.refresh()
+            self.rollup.load()
             self._fold()
         if progress:
             progress(1, 1, 1, 1)
 
     def rescan(self, progress: Any = None) -> None:
         """Load everything again."""
-        with self.lock:
-            self.rollup = TeamRollup(self.store)
         self.start(progress=progress)
 
     def set_scope(self, machines: frozenset[str] | None, users: frozenset[str] | None = None) -> None:
@@ -55,29 +54,31 @@ class TeamEngine(Engine):
             self.machines, self.users = machines, users
             self._fold()
 
-    def _wanted(self, key: tuple[Any, ...]) -> bool:
-        return (self.machines is None or key[0] in self.machines) and (self.users is None or key[1] in self.users)
+    def _wanted(self, part: tuple[str, str]) -> bool:
+        return (self.machines is None or part[0] in self.machines) and (self.users is None or part[1] in self.users)
 
     def _fold(self) -> None:
         cells: dict[tuple[Any, ...], list[float]] = {}
-        day_of = self.cube.day_of
-        for key, sums in self.rollup.rows.items():
-            if self._wanted(key):
-                _add(cells, (day_of(key[2]), *key[3:]), sums, 1)
+        for part, rows in self.rollup.parts.items():
+            if not self._wanted(part):
+                continue
+            if not cells:
+                cells = {k: list(v) for k, v in rows.items()}
+                continue
+            for key, sums in rows.items():
+                _add(cells, key, sums, 1)
         self.cube.cells = cells
         self.cube.version += 1
 
     def update(self, paths: Any = None) -> int:
-        """Read rollup rows changed since the last read and fold them in; returns how many changed."""
+        """Read the groups changed since the last read and fold them in; returns how many changed."""
         with self.lock:
             changes = self.rollup.refresh()
-            day_of = self.cube.day_of
-            for key, old, new in changes:
-                if self._wanted(key):
-                    ck = (day_of(key[2]), *key[3:])
+            for part, key, old, new in changes:
+                if self._wanted(part):
                     if old is not None:
-                        _add(self.cube.cells, ck, old, -1)
-                    _add(self.cube.cells, ck, new, 1)
+                        _add(self.cube.cells, key, old, -1)
+                    _add(self.cube.cells, key, new, 1)
             if changes:
                 self.cube.version += 1
         return len(changes)
@@ -86,24 +87,34 @@ class TeamEngine(Engine):
 
     def files_watched(self) -> int:
         """Machines in the team (the status line's count)."""
-        return len({k[0] for k in self.rollup.rows})
+        return len({m for m, _ in self.rollup.parts})
 
-    def groups(self, flt: Filter, dim: int, scoped: bool = True) -> list[dict[str, Any]]:
-        """Totals per machine (``dim`` 0) or user (1) under ``flt`` and, if ``scoped``, the machine/user
-        selection (the machine chips are built without it, so a deselected machine keeps its chip)."""
-        pred = _Predicate(flt)
+    def _part_totals(self, flt: Filter, scoped: bool) -> dict[tuple[str, str], list[float]]:
         lo = flt.since.isoformat() if flt.since else None
         hi = flt.until.isoformat() if flt.until else None
-        day_of = self.cube.day_of
-        out: dict[str, list[float]] = {}
+        pred = _Predicate(flt)
+        out: dict[tuple[str, str], list[float]] = {}
+        for part, rows in self.rollup.parts.items():
+            if scoped and not self._wanted(part):
+                continue
+            acc = new_cell()
+            for key, sums in rows.items():
+                if (lo is not None and key[0] < lo) or (hi is not None and key[0] > hi):
+                    continue
+                if pred(key[1], key[2], key[3], key[4], key[5]):
+                    _add({0: acc}, 0, sums, 1)
+            out[part] = acc
+        return out
+
+    def groups(self, flt: Filter, dim: int, scoped: bool = True,
+               parts: dict[tuple[str, str], list[float]] | None = None) -> list[dict[str, Any]]:
+        """Totals per machine (``dim`` 0) or user (1) under ``flt`` and, if ``scoped``, the machine/user
+        selection (the machine chips are built without it, so a deselected machine keeps its chip)."""
         with self.lock:
-            for key, sums in self.rollup.rows.items():
-                if (scoped and not self._wanted(key)) or not pred(*key[3:]):
-                    continue
-                day = day_of(key[2])
-                if (lo and day < lo) or (hi and day > hi):
-                    continue
-                _add(out, key[dim], sums, 1)
+            parts = parts if parts is not None else self._part_totals(flt, scoped)
+        out: dict[str, list[float]] = {}
+        for part, s in parts.items():
+            _add(out, part[dim], s, 1)
         name = ("machine", "user")[dim]
         rows = [{name: k, "cost_usd": s[5], "calls": int(s[4]), "unpriced_calls": int(s[6]),
                  "input_tokens": int(s[0]), "output_tokens": int(s[1]), "cache_creation_tokens": int(s[2]),
@@ -114,18 +125,21 @@ class TeamEngine(Engine):
     def session_machines(self) -> dict[str, str]:
         """session -> machine (the sessions table's machine column; a session lives on one machine)."""
         with self.lock:
-            return {k[6]: k[0] for k in self.rollup.rows}
+            return {key[4]: part[0] for part, rows in self.rollup.parts.items() for key in rows}
 
     def add_team_fields(self, rep: dict[str, Any], flt: Filter) -> dict[str, Any]:
         """`by_machine`, `by_user` and each session's machine, for `report --json --team` and the TUI."""
-        rep["by_machine"] = self.groups(flt, 0)
-        rep["by_user"] = self.groups(flt, 1)
+        with self.lock:
+            parts = self._part_totals(flt, scoped=True)
+        rep["by_machine"] = self.groups(flt, 0, parts=parts)
+        rep["by_user"] = self.groups(flt, 1, parts=parts)
         rep["team"] = {"machines": self.files_watched(), "listening": self.listening,
                        "selected_machines": sorted(self.machines) if self.machines is not None else None,
                        "selected_users": sorted(self.users) if self.users is not None else None}
-        where = self.session_machines()
-        for s in rep.get("sessions", []):
-            s["machine"] = where.get(s["session"], "")
+        if rep.get("sessions"):
+            where = self.session_machines()
+            for s in rep["sessions"]:
+                s["machine"] = where.get(s["session"], "")
         return rep
 
     def report(self, flt: Filter, **kw: Any) -> dict[str, Any]:
@@ -174,7 +188,8 @@ class TeamEngine(Engine):
                         n = self.update()
                         if n:
                             changed(n)
-            except Exception:  # noqa: BLE001 - server gone: reconnect
+            except Exception as e:  # noqa: BLE001 - server gone: reconnect (the status line says why)
+                self.listen_error = str(e).split("\n")[0]
                 self.listening = False
                 _wait(stop, 1.0)
             finally:

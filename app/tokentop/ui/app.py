@@ -439,8 +439,9 @@ class TokentopApp(App[None]):
             head = f"[yellow]{self.scan_text}[/]"
         elif self.team:
             listening = getattr(self.engine, "listening", False)
-            head = ("[green]● live (notify)[/]" if listening else "[yellow]○ reconnecting[/]") if self.live \
-                else "○ static"
+            err = getattr(self.engine, "listen_error", "")
+            head = ("[green]● live (notify)[/]" if listening else f"[yellow]○ reconnecting {err[:60]}[/]") \
+                if self.live else "○ static"
         else:
             head = "[green]● live[/]" if self.live else "○ static"
             if self.polling:
