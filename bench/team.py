@@ -27,12 +27,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import psycopg  # noqa: E402
-from tests.pgcluster import Cluster  # noqa: E402
 from tokentop.core.filters import Filter, parse_tz  # noqa: E402
 from tokentop.core.ledger import Ledger  # noqa: E402
 from tokentop.core.records import Call  # noqa: E402
 from tokentop.core.team import Syncer, TeamStore  # noqa: E402
 from tokentop.core.team_engine import TeamEngine  # noqa: E402
+
+from tests.pgcluster import Cluster  # noqa: E402
 
 MODELS = ["claude-sonnet-4-5-20250929", "claude-opus-4-5-20251101", "claude-haiku-4-5-20251001"]
 PROJECTS = ["webshop", "infra-tools", "docs-site", "ml-pipeline", "payments", "work-buddy"]

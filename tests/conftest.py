@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,24 @@ def report(claude_dir: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
         return json.loads(out)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Any:
+    """A throwaway PostgreSQL cluster for the whole test session (started on first use)."""
+    from tests.pgcluster import Cluster
+
+    c = Cluster()
+    yield c
+    c.destroy()
+
+
+@pytest.fixture
+def team_url(cluster: Any) -> str:
+    """A fresh, empty database in the cluster."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return cluster.url_of(name)

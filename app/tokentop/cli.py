@@ -44,9 +44,9 @@ def _source_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prices", type=Path, metavar="FILE",
                    help="TOML file of price overrides (default: prices.toml in the config dir)")
     g.add_argument("--tz", metavar="ZONE", help="UTC, local or an IANA zone (default: the system zone)")
-    g.add_argument("--ledger", type=Path, metavar="PATH",
-                   help="SQLite ledger keeping every call (default: ledger.sqlite in the data dir; "
-                        "env TOKENTOP_LEDGER)")
+    g.add_argument("--ledger", metavar="PATH|URL",
+                   help="the ledger keeping every call: a SQLite file (default: ledger.sqlite in the data dir; "
+                        "env TOKENTOP_LEDGER) or postgresql://… (a PostgreSQL DATABASE_URL selects it too)")
     g.add_argument("--no-ledger", action="store_true", help="read the files only, keep nothing")
 
 
@@ -184,9 +184,22 @@ def open_ledger(args: argparse.Namespace, sources: Sources) -> Ledger | None:
     roots = [*sources.claude_roots]
     if sources.data_root is not None:
         roots.append(Path(sources.data_root) / "agents")
-    return Ledger(getattr(args, "ledger", None) or default_ledger_path(),
-                  priced_with=f"genai-prices:{_genai_fingerprint()}+{PRICE_PATCH_VERSION}",
+    priced_with = f"genai-prices:{_genai_fingerprint()}+{PRICE_PATCH_VERSION}"
+    target = getattr(args, "ledger", None) or os.environ.get("TOKENTOP_LEDGER")
+    if not target and is_pg_url(os.environ.get("DATABASE_URL", "")):
+        target = os.environ["DATABASE_URL"]
+    if target and is_pg_url(target):
+        from .core.pg_ledger import PgLedger
+
+        return PgLedger(target, priced_with=priced_with, roots=roots, internal_project=sources.project_for_internal,
+                        machine=getattr(args, "as_machine", None))
+    return Ledger(Path(target).expanduser() if target else default_ledger_path(), priced_with=priced_with,
                   roots=roots, internal_project=sources.project_for_internal)
+
+
+def is_pg_url(text: str) -> bool:
+    """A PostgreSQL connection URL (a ledger or team database, not a file)."""
+    return text.startswith(("postgresql://", "postgres://"))
 
 
 def make_engine(args: argparse.Namespace, settings: Settings, tz: Any) -> Engine:
@@ -217,6 +230,8 @@ def make_syncer(args: argparse.Namespace, engine: Engine, url: str | None) -> An
 
     if engine.ledger is None:
         raise UsageError("syncing pushes the local ledger; drop --no-ledger")
+    if not isinstance(engine.ledger, Ledger):
+        raise UsageError("this ledger is on PostgreSQL already: every call is in the team database, no sync needed")
     return Syncer(engine.ledger.path, team_url(url or None, config_dir() / "team.url"),
                   machine=getattr(args, "as_machine", None) or default_machine(),
                   internal_project=engine.sources.project_for_internal)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tokentop.core.engine import Engine, Sources
@@ -23,9 +24,26 @@ from tests.conftest import run_cli
 UTC = parse_tz("UTC")
 
 
-@pytest.fixture
-def ledger_path(tmp_path: Path) -> Path:
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_path(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The ledger every test here runs against: a SQLite file, then a PostgreSQL database."""
+    if request.param == "postgres":
+        return request.getfixturevalue("team_url")
     return tmp_path / "ledger.sqlite"
+
+
+@pytest.fixture
+def sqlite_ledger(tmp_path: Path) -> Path:
+    """For what only a file has: its bytes, its schema version, its WAL."""
+    return tmp_path / "ledger.sqlite"
+
+
+def open_ledger(target: Any, **kw: Any) -> Any:
+    if str(target).startswith("postgresql://"):
+        from tokentop.core.pg_ledger import PgLedger
+
+        return PgLedger(str(target), **kw)
+    return Ledger(target, **kw)
 
 
 def report(claude_dir: Path, data_root: Path, capsys, *args: str) -> dict:
@@ -37,7 +55,7 @@ def report(claude_dir: Path, data_root: Path, capsys, *args: str) -> dict:
 
 def engine(claude_dir: Path, data_root: Path, ledger_path: Path) -> Engine:
     sources = Sources([claude_dir], data_root, "app")
-    ledger = Ledger(ledger_path, roots=[*sources.claude_roots, data_root / "agents"], internal_project="app")
+    ledger = open_ledger(ledger_path, roots=[*sources.claude_roots, data_root / "agents"], internal_project="app")
     return Engine(sources, PriceBook(), UTC, ledger=ledger)
 
 
@@ -132,18 +150,18 @@ def make_corpus(claude_dir: Path, data_root: Path, files: int = 150, lines: int 
     write_lines(data_root / "agents" / "s" / "llm_costs.jsonl", [internal_row(cost=0.01 * k) for k in range(300)])
 
 
-def test_kill_9_at_any_moment_then_restart_gives_exact_totals(claude_dir, data_root, ledger_path, capsys) -> None:
+def test_kill_9_at_any_moment_then_restart_gives_exact_totals(claude_dir, data_root, sqlite_ledger, capsys) -> None:
     make_corpus(claude_dir, data_root)
     truth = report(claude_dir, data_root, capsys, "--no-ledger")["totals"]
     cmd = [sys.executable, "-m", "tokentop.cli", "report", "--json", "--tz", "UTC", "--workers", "1",
-           "--claude-dir", str(claude_dir), "--data-root", str(data_root), "--ledger", str(ledger_path)]
+           "--claude-dir", str(claude_dir), "--data-root", str(data_root), "--ledger", str(sqlite_ledger)]
     t = time.monotonic()
     subprocess.run(cmd, capture_output=True, check=True)
     full = time.monotonic() - t
     rng = random.Random(11)
     killed = 0
     for _ in range(6):
-        for f in ledger_path.parent.glob(ledger_path.name + "*"):
+        for f in sqlite_ledger.parent.glob(sqlite_ledger.name + "*"):
             f.unlink()
         for _attempt in range(3):  # a kill, a restart killed again, ...
             p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -159,20 +177,20 @@ def test_kill_9_at_any_moment_then_restart_gives_exact_totals(claude_dir, data_r
     assert killed >= 3  # the test really interrupted ingests
 
 
-def test_newer_schema_is_refused_with_a_clear_message(claude_dir, data_root, ledger_path, capsys) -> None:
-    db = sqlite3.connect(ledger_path)
+def test_newer_schema_is_refused_with_a_clear_message(claude_dir, data_root, sqlite_ledger, capsys) -> None:
+    db = sqlite3.connect(sqlite_ledger)
     db.execute("PRAGMA user_version = 99")
     db.close()
     code, out, err = run_cli(["report", "--claude-dir", str(claude_dir), "--data-root", str(data_root), "--ledger",
-                              str(ledger_path)], capsys)
+                              str(sqlite_ledger)], capsys)
     assert code == 2
     assert "newer tokentop" in err and len(err.strip().splitlines()) == 1
 
 
-def test_corrupt_ledger_says_what_to_do(claude_dir, data_root, ledger_path, capsys) -> None:
-    ledger_path.write_bytes(b"this is not a database" * 100)
+def test_corrupt_ledger_says_what_to_do(claude_dir, data_root, sqlite_ledger, capsys) -> None:
+    sqlite_ledger.write_bytes(b"this is not a database" * 100)
     code, _, err = run_cli(["report", "--claude-dir", str(claude_dir), "--data-root", str(data_root), "--ledger",
-                            str(ledger_path)], capsys)
+                            str(sqlite_ledger)], capsys)
     assert code == 2
     assert "--no-ledger" in err and "Traceback" not in err
 
@@ -214,10 +232,10 @@ def test_low_cleanup_period_is_warned_about(claude_dir, data_root, capsys) -> No
     assert r["warnings"]["claude_cleanup_period_days"] == 7
 
 
-def test_ledger_size_is_recorded_per_call(claude_dir, data_root, ledger_path, capsys) -> None:
+def test_ledger_size_is_recorded_per_call(claude_dir, data_root, sqlite_ledger, capsys) -> None:
     make_corpus(claude_dir, data_root, files=20, lines=50)
-    report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
-    db = sqlite3.connect(ledger_path)
+    report(claude_dir, data_root, capsys, "--ledger", str(sqlite_ledger))
+    db = sqlite3.connect(sqlite_ledger)
     n = db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
     assert n == report(claude_dir, data_root, capsys, "--no-ledger")["totals"]["calls"]
-    assert os.path.getsize(ledger_path) > 0
+    assert os.path.getsize(sqlite_ledger) > 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +19,6 @@ from tests.conftest import run_cli
 from tests.pgcluster import Cluster
 
 TOTALS = ("calls", "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
-
-
-@pytest.fixture(scope="session")
-def cluster() -> Any:
-    c = Cluster()
-    yield c
-    c.destroy()
-
-
-@pytest.fixture
-def team_url(cluster: Cluster) -> str:
-    name = "t_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(cluster.url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return cluster.url_of(name)
 
 
 class Machine:
@@ -399,3 +383,20 @@ async def test_two_machines_demo_histories_appear_live_in_one_team_tui(tmp_path:
         while app.view["totals"]["calls"] == before and time.monotonic() - t0 < 10:
             await pilot.pause(0.05)
         assert app.view["totals"]["calls"] > before
+
+
+def test_a_ledger_on_postgres_is_part_of_the_team_without_a_sync(two: tuple[Machine, Machine], team_url: str,
+                                                                 capsys: Any, monkeypatch: Any) -> None:
+    a, b = two
+    a.sync(team_url)
+    monkeypatch.setenv("DATABASE_URL", team_url)  # selects the PostgreSQL ledger
+    monkeypatch.setenv("TOKENTOP_MACHINE", "beta")
+    opts = ["--claude-dir", str(b.claude), "--data-root", str(b.data), "--tz", "UTC"]
+    code, out, err = run_cli(["report", "--json", *opts], capsys)
+    assert code == 0, err
+    assert json.loads(out)["totals"]["calls"] == 20
+    assert not b.ledger.exists()  # nothing local
+    team = team_report(team_url, capsys)
+    assert {r["machine"]: r["calls"] for r in team["by_machine"]} == {"alpha": 30, "beta": 20}
+    code, _, err = run_cli(["sync", "--to", team_url, *opts], capsys)
+    assert code == 2 and "no sync needed" in err

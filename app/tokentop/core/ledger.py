@@ -123,7 +123,79 @@ def _call(r: tuple[Any, ...], internal_project: str) -> Call:
                 key if keyed else None, task, w1h, web, speed, geo, file, offset)
 
 
-class Ledger:
+class LedgerBase:
+    """What the SQLite and PostgreSQL ledgers share: root scoping, project resolution, repricing, export."""
+
+    roots: list[str]
+    internal_project: str
+    priced_with: str
+    _root_cache: dict[str, str]
+
+    def root_of(self, path: str) -> str:
+        """The configured root a file is under ("" when none is)."""
+        r = self._root_cache.get(path)
+        if r is None:
+            r = next((root for root in self.roots if path.startswith(root + os.sep)), "")
+            self._root_cache[path] = r
+        return r
+
+    def _project(self, c: Call) -> str:
+        return "" if c.source == "internal" and c.project == self.internal_project else c.project
+
+    # -- maintenance -------------------------------------------------------------------------------------
+
+    def reprice(self, price: Any, priced_with: str) -> tuple[int, float, float]:
+        """Recompute Claude Code costs with ``price(call)``; internal rows keep their logged cost.
+
+        Returns:
+            (calls changed, total before, total after) over Claude Code calls.
+        """
+        before = after = 0.0
+        changed: list[Call] = []
+        replaced: list[Call] = []
+        for c in self.calls():
+            if c.source != "claude_code":
+                continue
+            new = price(c)
+            before += c.cost or 0.0
+            after += new or 0.0
+            if new != c.cost:
+                replaced.append(c)
+                changed.append(msgspec.structs.replace(c, cost=new))
+        old, self.priced_with = self.priced_with, priced_with
+        try:
+            self.commit(changed, replaced=replaced)
+        finally:
+            self.priced_with = old
+        return len(changed), before, after
+
+    def export(self, out: TextIO, fmt: str, lo: float | None, hi: float | None) -> int:
+        """Write calls (``csv`` or ``jsonl``) with ``lo <= ts < hi``; returns how many."""
+        fields = [f for f in Call.__struct_fields__]
+        n = 0
+        if fmt == "csv":
+            w = csv.writer(out)
+            w.writerow(fields)
+            for c in self.calls(lo, hi):
+                w.writerow([getattr(c, f) if getattr(c, f) is not None else "" for f in fields])
+                n += 1
+        else:
+            for c in self.calls(lo, hi):
+                out.write(json.dumps({f: getattr(c, f) for f in fields}) + "\n")
+                n += 1
+        return n
+
+    # The backend's part (see `Ledger`):
+    def calls(self, lo: float | None = None, hi: float | None = None) -> Iterator[Call]:
+        raise NotImplementedError
+
+    def commit(self, calls: Iterable[Call] = (), states: Iterable[FileState] = (), warnings: dict[str, Any] | None
+               = None, drop_keyless_of: Iterable[str] = (), replaced: Iterable[Call] = (),
+               rollup: bool = True) -> None:
+        raise NotImplementedError
+
+
+class Ledger(LedgerBase):
     """One SQLite ledger file."""
 
     def __init__(self, path: Path | str, priced_with: str = "", roots: Iterable[Path] = (),
@@ -162,14 +234,6 @@ class Ledger:
             raise LedgerError(
                 f"cannot open the ledger {self.path}: {e.strerror}; use --no-ledger or --ledger PATH") from e
 
-    def root_of(self, path: str) -> str:
-        """The configured root a file is under ("" when none is)."""
-        r = self._root_cache.get(path)
-        if r is None:
-            r = next((root for root in self.roots if path.startswith(root + os.sep)), "")
-            self._root_cache[path] = r
-        return r
-
     @_locked
     def bulk(self, on: bool) -> None:
         """During a cold scan: no fsync per batch and no checkpoints until the end (a killed process loses
@@ -178,9 +242,6 @@ class Ledger:
         self.db.execute(f"PRAGMA wal_autocheckpoint={100_000 if on else 1000}")
         if not on:
             self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    def _project(self, c: Call) -> str:
-        return "" if c.source == "internal" and c.project == self.internal_project else c.project
 
     def _advice(self, e: Exception) -> str:
         if "locked" in str(e):
@@ -366,47 +427,4 @@ class Ledger:
             chunk = gone[i:i + 500]
             n += self.db.execute(f"SELECT COUNT(*) FROM calls WHERE file IN ({','.join('?' * len(chunk))})",
                                  chunk).fetchone()[0]
-        return n
-
-    # -- maintenance -------------------------------------------------------------------------------------
-
-    def reprice(self, price: Any, priced_with: str) -> tuple[int, float, float]:
-        """Recompute Claude Code costs with ``price(call)``; internal rows keep their logged cost.
-
-        Returns:
-            (calls changed, total before, total after) over Claude Code calls.
-        """
-        before = after = 0.0
-        changed: list[Call] = []
-        replaced: list[Call] = []
-        for c in self.calls():
-            if c.source != "claude_code":
-                continue
-            new = price(c)
-            before += c.cost or 0.0
-            after += new or 0.0
-            if new != c.cost:
-                replaced.append(c)
-                changed.append(msgspec.structs.replace(c, cost=new))
-        old, self.priced_with = self.priced_with, priced_with
-        try:
-            self.commit(changed, replaced=replaced)
-        finally:
-            self.priced_with = old
-        return len(changed), before, after
-
-    def export(self, out: TextIO, fmt: str, lo: float | None, hi: float | None) -> int:
-        """Write calls (``csv`` or ``jsonl``) with ``lo <= ts < hi``; returns how many."""
-        fields = [f for f in Call.__struct_fields__]
-        n = 0
-        if fmt == "csv":
-            w = csv.writer(out)
-            w.writerow(fields)
-            for c in self.calls(lo, hi):
-                w.writerow([getattr(c, f) if getattr(c, f) is not None else "" for f in fields])
-                n += 1
-        else:
-            for c in self.calls(lo, hi):
-                out.write(json.dumps({f: getattr(c, f) for f in fields}) + "\n")
-                n += 1
         return n

@@ -38,14 +38,14 @@ CHANNEL = "tokentop"
 #: The pushed columns, in order (the local ledger's names; machine and user first).
 COLUMNS = ("machine", "user", "source", "key", "keyed", "ts", "model", "project", "session", "mode",
            "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "cost", "task",
-           "cache_write_1h", "web_search_requests", "speed", "geo", "file", "offset", "priced_with")
+           "cache_write_1h", "web_search_requests", "speed", "geo", "file", "offset", "priced_with", "root")
 _NUMERIC = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "cache_write_1h",
             "web_search_requests")
 _TEXT = ("model", "project", "session", "mode", "task", "speed", "geo", "file", "offset", "priced_with", "keyed",
-         "ts")
+         "ts", "root")
 _SUMS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "calls", "cost",
          "unpriced", "local_calls", "last")
-_DIMS = ("machine", "user", "bucket", "source", "model", "project", "session", "mode")
+_DIMS = ("machine", "user", "bucket", "root", "source", "model", "project", "session", "mode")
 
 
 def _q(name: str) -> str:
@@ -53,15 +53,16 @@ def _q(name: str) -> str:
 
 
 _COLS_SQL = ", ".join(_q(c) for c in COLUMNS)
-_ROLL_SELECT = f"""SELECT machine, "user", floor(ts / {BUCKET_SECONDS})::bigint, source, model, project, session,
-        mode, {{sign}} * sum(input_tokens), {{sign}} * sum(output_tokens), {{sign}} * sum(cache_creation_tokens),
-        {{sign}} * sum(cache_read_tokens), {{sign}} * count(*), {{sign}} * coalesce(sum(cost), 0),
+_ROLL_SELECT = f"""SELECT machine, "user", floor(ts / {BUCKET_SECONDS})::bigint, root, source, model, project,
+        session, mode, {{sign}} * sum(input_tokens), {{sign}} * sum(output_tokens),
+        {{sign}} * sum(cache_creation_tokens), {{sign}} * sum(cache_read_tokens), {{sign}} * count(*),
+        {{sign}} * coalesce(sum(cost), 0),
         {{sign}} * count(*) FILTER (WHERE cost IS NULL), {{sign}} * count(*) FILTER (WHERE mode = 'local'), max(ts)
-    FROM {{table}} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"""
+    FROM {{table}} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9"""
 _ROLL_UPSERT = f"""INSERT INTO tokentop.rollup AS r ({', '.join(_q(c) for c in _DIMS + _SUMS)})
     SELECT {', '.join(_q(c) for c in _DIMS)}, sum(input_tokens), sum(output_tokens), sum(cache_creation_tokens),
         sum(cache_read_tokens), sum(calls), sum(cost), sum(unpriced), sum(local_calls), max(last)
-    FROM ({{rows}}) AS d ({', '.join(_q(c) for c in _DIMS + _SUMS)}) GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+    FROM ({{rows}}) AS d ({', '.join(_q(c) for c in _DIMS + _SUMS)}) GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
     ON CONFLICT ({', '.join(_q(c) for c in _DIMS)}) DO UPDATE SET
         {', '.join(f'{_q(c)} = r.{_q(c)} + excluded.{_q(c)}' for c in _SUMS[:-1])},
         last = greatest(r.last, excluded.last), seq = nextval('tokentop.rollup_seq')"""
@@ -76,18 +77,29 @@ CREATE TABLE IF NOT EXISTS tokentop.calls (
     cache_creation_tokens bigint NOT NULL, cache_read_tokens bigint NOT NULL, cost double precision,
     task text NOT NULL, cache_write_1h bigint NOT NULL, web_search_requests bigint NOT NULL, speed text NOT NULL,
     geo text NOT NULL, file text NOT NULL, "offset" bigint NOT NULL, priced_with text NOT NULL,
+    root text NOT NULL,           -- the source folder on that machine (a Postgres ledger is scoped by it)
     PRIMARY KEY (machine, source, key)
 );
 CREATE INDEX IF NOT EXISTS calls_ts ON tokentop.calls (ts);
+CREATE INDEX IF NOT EXISTS calls_keyless_file ON tokentop.calls (machine, file) WHERE NOT keyed;
+-- A machine whose ledger lives here (--ledger postgresql://...) keeps its read state and counters here too.
+CREATE TABLE IF NOT EXISTS tokentop.files (
+    machine text NOT NULL, path text NOT NULL, kind text NOT NULL, dev bigint NOT NULL, ino bigint NOT NULL,
+    "offset" bigint NOT NULL, size bigint NOT NULL, mtime double precision NOT NULL, tail bytea NOT NULL,
+    PRIMARY KEY (machine, path)
+);
+CREATE TABLE IF NOT EXISTS tokentop.ledger_meta (
+    machine text NOT NULL, key text NOT NULL, value text NOT NULL, PRIMARY KEY (machine, key)
+);
 CREATE SEQUENCE IF NOT EXISTS tokentop.rollup_seq;
 CREATE TABLE IF NOT EXISTS tokentop.rollup (
-    machine text NOT NULL, "user" text NOT NULL, bucket bigint NOT NULL, source text NOT NULL, model text NOT NULL,
-    project text NOT NULL, session text NOT NULL, mode text NOT NULL,
+    machine text NOT NULL, "user" text NOT NULL, bucket bigint NOT NULL, root text NOT NULL, source text NOT NULL,
+    model text NOT NULL, project text NOT NULL, session text NOT NULL, mode text NOT NULL,
     input_tokens bigint NOT NULL, output_tokens bigint NOT NULL, cache_creation_tokens bigint NOT NULL,
     cache_read_tokens bigint NOT NULL, calls bigint NOT NULL, cost double precision NOT NULL,
     unpriced bigint NOT NULL, local_calls bigint NOT NULL, last double precision NOT NULL,
     seq bigint NOT NULL DEFAULT nextval('tokentop.rollup_seq'),
-    PRIMARY KEY (machine, "user", bucket, source, model, project, session, mode)
+    PRIMARY KEY (machine, "user", bucket, root, source, model, project, session, mode)
 );
 CREATE INDEX IF NOT EXISTS rollup_seq_idx ON tokentop.rollup (seq);
 CREATE TABLE IF NOT EXISTS tokentop.budgets (
@@ -109,6 +121,15 @@ END $$;
 DROP TRIGGER IF EXISTS calls_inserted ON tokentop.calls;
 CREATE TRIGGER calls_inserted AFTER INSERT ON tokentop.calls REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION tokentop.roll_inserted();
+CREATE OR REPLACE FUNCTION tokentop.roll_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    {_ROLL_UPSERT.format(rows=_ROLL_SELECT.format(sign=-1, table='old_rows'))};
+    PERFORM pg_notify('{CHANNEL}', '');
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS calls_deleted ON tokentop.calls;
+CREATE TRIGGER calls_deleted AFTER DELETE ON tokentop.calls REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tokentop.roll_deleted();
 DROP TRIGGER IF EXISTS calls_updated ON tokentop.calls;
 CREATE TRIGGER calls_updated AFTER UPDATE ON tokentop.calls REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION tokentop.roll_updated();
@@ -367,9 +388,7 @@ class TeamStore:
 
 # -- sync: a machine's local ledger → the team database ------------------------------------------------------
 
-_LOCAL_COLS = ("source", "key", "keyed", "ts", "model", "project", "session", "mode", "input_tokens",
-               "output_tokens", "cache_creation_tokens", "cache_read_tokens", "cost", "task", "cache_write_1h",
-               "web_search_requests", "speed", "geo", "file", "offset", "priced_with")
+_LOCAL_COLS = COLUMNS[2:]  # the local ledger's columns, in its names
 
 
 @dataclass
@@ -530,7 +549,8 @@ class TeamRollup:
         changes = []
         for r in rows:
             part = self.parts.setdefault((r[0], r[1]), {})
-            key = tuple(r[2:8])
+            # A ledger kept here stores "" for app rows without a project (resolved per machine on read).
+            key = (r[2], r[3], r[4], r[5] or "internal", r[6], r[7])
             new = [int(r[8]), int(r[9]), int(r[10]), int(r[11]), int(r[12]), float(r[13]), int(r[14]), int(r[15]),
                    float(r[16])]
             changes.append(((r[0], r[1]), key, part.get(key), new))

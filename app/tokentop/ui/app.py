@@ -460,6 +460,9 @@ class TokentopApp(App[None]):
     def read_rate_limits(self) -> None:
         """Re-read the rate-limit observations."""
         root = self.engine.sources.data_root
+        if self.team:  # rate-limit headers are observed per machine, by that machine's app
+            self.rate_limits = RateLimits(status="team view: headroom is per machine (run tokentop there)")
+            return
         self.rate_limits = read_rate_limits(rate_limits_path(root)) if root else RateLimits(status="no data root")
 
     def draw_rate_limits(self) -> None:

@@ -1,0 +1,202 @@
+"""The ledger on PostgreSQL (``--ledger postgresql://…`` or a PostgreSQL ``DATABASE_URL``): the same interface
+as the SQLite `Ledger`, in the team schema, every row carrying this machine and user.
+
+Calls go to ``tokentop.calls`` (so a team view sees this machine without a sync step), the read state of files to
+``tokentop.files`` and the counters to ``tokentop.ledger_meta``, each batch in one transaction. The rollup is kept
+by the schema's triggers, so the cold scan's "rebuild the rollup at the end" steps have nothing to do here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .aggregate import CellKey
+from .filters import DayNamer
+from .ledger import LedgerBase, LedgerError, _call
+from .records import Call
+from .tail import FileState
+from .team import COLUMNS, TeamError, TeamStore, _q, default_machine, default_user, describe_url
+
+_LEDGER_COLS = COLUMNS[2:-1]  # the SQLite ledger's columns without root: what `_call` reads
+_COLS_SQL = ", ".join(_q(c) for c in COLUMNS)
+_REPLACE = f"""INSERT INTO tokentop.calls AS c ({_COLS_SQL}) SELECT {_COLS_SQL} FROM stage
+    ON CONFLICT (machine, source, key) DO UPDATE SET
+        {', '.join(f'{_q(n)} = excluded.{_q(n)}' for n in COLUMNS[1:] if n not in ('source', 'key'))}
+    WHERE (c.*) IS DISTINCT FROM (excluded.*)"""
+
+
+class PgLedger(LedgerBase):
+    """This machine's ledger in the team database."""
+
+    def __init__(self, url: str, priced_with: str = "", roots: Iterable[Any] = (), internal_project: str = "",
+                 machine: str | None = None, user: str | None = None) -> None:
+        self.url = url
+        self.path = describe_url(url)  # what messages may show
+        self.priced_with = priced_with
+        self.internal_project = internal_project
+        self.roots = [str(r).rstrip(os.sep) for r in roots]
+        self._root_cache: dict[str, str] = {}
+        self.machine = machine or default_machine()
+        self.user = user or default_user()
+        self.lock = threading.RLock()
+        try:
+            self.store = TeamStore(url)
+        except TeamError as e:
+            raise LedgerError(f"{e}; use --no-ledger or another --ledger") from None
+        self.conn = self.store.conn
+
+    def _q(self, sql: str, args: tuple[Any, ...] | dict[str, Any] = ()) -> Any:
+        import psycopg
+
+        with self.lock:
+            try:
+                return self.conn.execute(sql, args)
+            except psycopg.Error as e:
+                raise LedgerError(f"the ledger {self.path}: {' '.join(str(e).split())}") from None
+
+    def _scope(self) -> tuple[str, list[Any]]:
+        if self.roots:
+            return "machine = %s AND root = ANY(%s)", [self.machine, self.roots]
+        return "machine = %s", [self.machine]
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def bulk(self, on: bool) -> None:
+        """Nothing to tune: the server decides."""
+
+    def set_rollup_valid(self, valid: bool) -> None:
+        """The triggers keep the rollup valid."""
+
+    def rebuild_rollup(self) -> None:
+        """The triggers keep the rollup valid."""
+
+    def rollup_valid(self) -> bool:
+        """Always."""
+        return True
+
+    # -- writing -----------------------------------------------------------------------------------------
+
+    def commit(self, calls: Iterable[Call] = (), states: Iterable[FileState] = (), warnings: dict[str, Any] | None
+               = None, drop_keyless_of: Iterable[str] = (), replaced: Iterable[Call] = (),
+               rollup: bool = True) -> None:
+        """One batch in one transaction: keyless calls of replaced files dropped, calls upserted as they now
+        stand, file states and counters saved. (``replaced`` and ``rollup``: the triggers see to the rollup.)"""
+        import psycopg
+
+        rows = [(self.machine, self.user, c.source, c.ledger_key(), c.key is not None, c.ts, c.model,
+                 self._project(c), c.session, c.mode, c.input_tokens, c.output_tokens, c.cache_creation_tokens,
+                 c.cache_read_tokens, c.cost, c.task, c.cache_write_1h, c.web_search_requests, c.speed, c.geo,
+                 c.file, c.offset, self.priced_with, self.root_of(c.file)) for c in calls]
+        with self.lock:
+            try:
+                with self.conn.transaction():
+                    self.conn.execute("SELECT pg_advisory_xact_lock(7420002)")  # seq order = commit order
+                    for path in drop_keyless_of:
+                        self.conn.execute("DELETE FROM tokentop.calls WHERE machine = %s AND file = %s AND NOT keyed",
+                                          (self.machine, path))
+                    if rows:
+                        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS stage (LIKE tokentop.calls) "
+                                          "ON COMMIT DELETE ROWS")
+                        with self.conn.cursor().copy(f"COPY stage ({_COLS_SQL}) FROM STDIN") as cp:
+                            for r in rows:
+                                cp.write_row(r)
+                        self.conn.execute(_REPLACE)
+                    with self.conn.cursor() as cur:
+                        cur.executemany(
+                            'INSERT INTO tokentop.files VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) '
+                            'ON CONFLICT (machine, path) DO UPDATE SET kind = excluded.kind, dev = excluded.dev, '
+                            'ino = excluded.ino, "offset" = excluded."offset", size = excluded.size, '
+                            'mtime = excluded.mtime, tail = excluded.tail',
+                            [(self.machine, s.path, s.kind, s.dev, s.ino, s.offset, s.size, s.mtime, s.tail)
+                             for s in states])
+                        if warnings is not None:
+                            cur.executemany(
+                                "INSERT INTO tokentop.ledger_meta VALUES (%s, %s, %s) ON CONFLICT (machine, key) "
+                                "DO UPDATE SET value = excluded.value",
+                                [(self.machine, k, json.dumps(v)) for k, v in warnings.items()])
+            except psycopg.Error as e:
+                raise LedgerError(f"the ledger {self.path}: {' '.join(str(e).split())}") from None
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def has_calls(self) -> bool:
+        """Whether anything of this machine (and the current roots) is stored."""
+        where, args = self._scope()
+        return self._q(f"SELECT 1 FROM tokentop.calls WHERE {where} LIMIT 1", tuple(args)).fetchone() is not None
+
+    def count(self) -> int:
+        """Calls stored for this machine and the current roots."""
+        where, args = self._scope()
+        return self._q(f"SELECT count(*) FROM tokentop.calls WHERE {where}", tuple(args)).fetchone()[0]
+
+    def _select(self, where: str, args: tuple[Any, ...]) -> list[Call]:
+        cols = ", ".join(_q(c) for c in _LEDGER_COLS)
+        return [_call(r, self.internal_project)
+                for r in self._q(f"SELECT {cols} FROM tokentop.calls WHERE {where}", args).fetchall()]
+
+    def get(self, source: str, key: str) -> Call | None:
+        """One call by its key (within the current roots)."""
+        where, args = self._scope()
+        found = self._select(f"source = %s AND key = %s AND {where}", (source, key, *args))
+        return found[0] if found else None
+
+    def keyless_of(self, path: str) -> list[Call]:
+        """The calls without a key read from one file."""
+        return self._select("machine = %s AND file = %s AND NOT keyed", (self.machine, path))
+
+    def calls(self, lo: float | None = None, hi: float | None = None) -> Iterator[Call]:
+        """Every call within the current roots, or those with ``lo <= ts < hi``."""
+        where, args = self._scope()
+        yield from self._select(f"ts >= %s AND ts < %s AND {where}",
+                                (lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"),
+                                 *args))
+
+    def file_states(self) -> list[FileState]:
+        """Recorded read state of this machine's files (under the current roots)."""
+        rows = self._q('SELECT path, kind, dev, ino, "offset", size, mtime, tail FROM tokentop.files '
+                       "WHERE machine = %s", (self.machine,)).fetchall()
+        return [FileState(*r[:7], bytes(r[7])) for r in rows if not self.roots or self.root_of(r[0])]
+
+    def meta(self, key: str) -> Any:
+        """A JSON value kept with the last commit (None when absent)."""
+        r = self._q("SELECT value FROM tokentop.ledger_meta WHERE machine = %s AND key = %s",
+                    (self.machine, key)).fetchone()
+        return json.loads(r[0]) if r else None
+
+    def warnings(self) -> dict[str, int]:
+        """Warning counters as of the last commit."""
+        return self.meta("warnings") or {}
+
+    def cells(self, day_of: DayNamer) -> dict[CellKey, list[float]]:
+        """The cube's cells: this machine's rollup quarter hours folded into days of the display zone."""
+        where, args = self._scope()
+        q = f"""SELECT bucket, source, model, project, session, mode, sum(input_tokens), sum(output_tokens),
+                       sum(cache_creation_tokens), sum(cache_read_tokens), sum(calls), sum(cost), sum(unpriced),
+                       sum(local_calls), max(last)
+                FROM tokentop.rollup WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(calls) != 0"""
+        out: dict[CellKey, list[float]] = {}
+        for b, source, model, project, session, mode, *sums in self._q(q, tuple(args)).fetchall():
+            key = (day_of(b), source, model, project or self.internal_project, session, mode)
+            sums = [int(v) if i not in (5, 8) else float(v) for i, v in enumerate(sums)]
+            cell = out.get(key)
+            if cell is None:
+                out[key] = sums
+            else:
+                for i in range(8):
+                    cell[i] += sums[i]
+                cell[8] = max(cell[8], sums[8])
+        return out
+
+    def ledger_only(self) -> int:
+        """Calls whose source file no longer exists (kept only here)."""
+        gone = [s.path for s in self.file_states() if not os.path.exists(s.path)]
+        if not gone:
+            return 0
+        return self._q("SELECT count(*) FROM tokentop.calls WHERE machine = %s AND file = ANY(%s)",
+                       (self.machine, gone)).fetchone()[0]
