@@ -285,6 +285,15 @@ async def test_team_tui_shows_every_machine_with_machine_chips_and_updates_on_no
         await pilot.press("0")
         await pilot.pause()
         assert app.machines is None and app.view["totals"]["calls"] == 50
+        users = [c["model"] for c in app.view["user_chips"]]
+        assert users == [r["user"] for r in app.view["by_user"]] and len(users) == 1
+        await pilot.press("g", "1")  # the user bar: toggling the only user off shows nothing
+        await pilot.pause()
+        assert app.users == () and app.view["totals"]["calls"] == 0
+        assert "no users selected" in str(app.screen.query_one("#user-chips").children[-1].render())
+        await pilot.press("0", "g")  # all users; back on the model bar
+        await pilot.pause()
+        assert app.users is None and app.view["totals"]["calls"] == 50
 
         b.calls(5, start=100)  # beta works on; its sync lands; NOTIFY wakes the viewer
         b.sync(team_url)

@@ -147,12 +147,15 @@ class TeamEngine(Engine):
 
     def dashboard(self, flt: Filter, **kw: Any) -> dict[str, Any]:
         v = self.add_team_fields(super().dashboard(flt, **kw), flt)
-        rows = self.groups(flt, 0, scoped=False)
-        total = sum(r["cost_usd"] for r in rows)
-        v["machine_chips"] = [{"model": r["machine"], "name": r["machine"], "family": "Machines",
-                               "share": r["cost_usd"] / total if total > 0 else 0.0,
-                               "selected": self.machines is None or r["machine"] in self.machines,
-                               "cost_usd": r["cost_usd"], "calls": r["calls"]} for r in rows]
+        with self.lock:
+            parts = self._part_totals(flt, scoped=False)  # a deselected machine or user keeps its chip
+        for dim, name, chosen in ((0, "machine", self.machines), (1, "user", self.users)):
+            rows = self.groups(flt, dim, parts=parts)
+            total = sum(r["cost_usd"] for r in rows)
+            v[f"{name}_chips"] = [{"model": r[name], "name": r[name], "family": name.capitalize() + "s",
+                                   "share": r["cost_usd"] / total if total > 0 else 0.0,
+                                   "selected": chosen is None or r[name] in chosen,
+                                   "cost_usd": r["cost_usd"], "calls": r["calls"]} for r in rows]
         return v
 
     # -- live -----------------------------------------------------------------------------------------------

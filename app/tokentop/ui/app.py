@@ -68,7 +68,7 @@ class MainScreen(FilterKeys, Screen[None]):
         Binding("S", "solo_focused", "solo focused chip", show=False),
         Binding("f", "toggle_family", "family", show=False),
         Binding("0", "reset_models", "all models", show=False),
-        Binding("g", "switch_chips", "models ↔ machines", show=False),
+        Binding("g", "switch_chips", "models → machines → users", show=False),
         *FILTER_BINDINGS,
         Binding("p", "pick_project", "project"),
         Binding("v", "next_view", "view"),
@@ -83,6 +83,7 @@ class MainScreen(FilterKeys, Screen[None]):
         yield SparkRow(id="spark-row")
         yield ChipBar(id="chips", classes="-target")
         yield ChipBar(noun="machines", id="machine-chips")  # team mode only
+        yield ChipBar(noun="users", id="user-chips")  # team mode only
         with Horizontal(id="main"):
             yield SessionsTable(id="sessions")
             yield BreakdownTable(id="breakdown")
@@ -97,29 +98,33 @@ class MainScreen(FilterKeys, Screen[None]):
         if self.tapp.view:
             self.tapp.refresh_view()
 
-    # -- chips (the model bar, or in team mode the machine bar: `g` switches) -------------------------------
+    # -- chips (the model bar; in team mode also the machine and user bars: `g` moves the keys between them) -----
 
+    BARS = {"models": "#chips", "machines": "#machine-chips", "users": "#user-chips"}
     chip_target = "models"
 
     def _bar(self) -> ChipBar:
-        return self.query_one("#machine-chips" if self.chip_target == "machines" else "#chips", ChipBar)
+        return self.query_one(self.BARS[self.chip_target], ChipBar)
 
     def _chip_models(self) -> list[str]:
         return [c["model"] for c in self._bar().chips]
 
     def _selected(self) -> tuple[str, ...] | None:
-        return self.tapp.machines if self.chip_target == "machines" else self.tapp.models
+        return getattr(self.tapp, self.chip_target)
 
     def _select(self, selected: set[str] | None, names: list[str]) -> None:
-        (self.tapp.set_machines if self.chip_target == "machines" else self.tapp.set_models)(selected, names)
+        if self.chip_target == "models":
+            self.tapp.set_models(selected, names)
+        else:
+            self.tapp.set_team_scope(self.chip_target, selected, names)
 
     def action_switch_chips(self) -> None:
-        """Team mode: the chip keys act on the machine bar, or back on the model bar."""
-        if not self.query_one("#machine-chips").display:
+        """Team mode: the chip keys act on the model bar → the machine bar → the user bar."""
+        if not self.tapp.team:
             return
-        self.chip_target = "machines" if self.chip_target == "models" else "models"
-        self.query_one("#chips").set_class(self.chip_target == "models", "-target")
-        self.query_one("#machine-chips").set_class(self.chip_target == "machines", "-target")
+        self.chip_target = after(tuple(self.BARS), self.chip_target)
+        for target, selector in self.BARS.items():
+            self.query_one(selector).set_class(target == self.chip_target, "-target")
 
     def action_toggle_chip(self, index: int) -> None:
         """Toggle chip N (1-9)."""
@@ -175,7 +180,7 @@ class MainScreen(FilterKeys, Screen[None]):
     def chip_clicked(self, event: Chip.Clicked) -> None:
         """Click toggles, shift/alt-click solos (on the bar that was clicked)."""
         event.stop()
-        if (event.bar == "machine-chips") != (self.chip_target == "machines"):
+        while self.BARS[self.chip_target] != f"#{event.bar}":
             self.action_switch_chips()
         self._bar().focus_index = event.index
         (self.action_solo_chip if event.solo else self.action_toggle_chip)(event.index)
@@ -247,6 +252,7 @@ class TokentopApp(App[None]):
         self._sync_started = False
         self.team = isinstance(engine, TeamEngine)
         self.machines: tuple[str, ...] | None = None
+        self.users: tuple[str, ...] | None = None
         self.warming = warming  # a warm start already running (see cli.start_early)
         self.engine = engine
         self.tz = engine.cube.tz
@@ -320,14 +326,13 @@ class TokentopApp(App[None]):
             self.models = tuple(sorted(selected))
         self.refresh_view()
 
-    def set_machines(self, selected: set[str] | None, all_machines: list[str]) -> None:
-        """Team mode: the machines shown (every chip selected means all, so new machines show up)."""
-        if selected is None or (all_machines and selected >= set(all_machines)):
-            self.machines = None
-        else:
-            self.machines = tuple(sorted(selected))
+    def set_team_scope(self, which: str, selected: set[str] | None, names: list[str]) -> None:
+        """Team mode: the machines or users shown (every chip selected means all, so new ones show up)."""
+        value = None if selected is None or (names and selected >= set(names)) else tuple(sorted(selected))
+        setattr(self, which, value)
         assert isinstance(self.engine, TeamEngine)
-        self.engine.set_scope(None if self.machines is None else frozenset(self.machines), self.engine.users)
+        self.engine.set_scope(None if self.machines is None else frozenset(self.machines),
+                              None if self.users is None else frozenset(self.users))
         self.refresh_view()
 
     def all_projects(self) -> list[str]:
@@ -359,10 +364,11 @@ class TokentopApp(App[None]):
             screen.query_one(Cards).update_view(v)
             screen.query_one(SparkRow).show(*self.spark_series(flt, v, now))
             screen.query_one("#chips", ChipBar).show(v["chips"], none_selected=self.models == ())
-            machine_bar = screen.query_one("#machine-chips", ChipBar)
-            machine_bar.display = self.team
-            if self.team:
-                machine_bar.show(v["machine_chips"], none_selected=self.machines == ())
+            for which in ("machines", "users"):
+                bar = screen.query_one(f"#{which[:-1]}-chips", ChipBar)
+                bar.display = self.team
+                if self.team:
+                    bar.show(v[f"{which[:-1]}_chips"], none_selected=getattr(self, which) == ())
             sessions, breakdown = screen.query_one(SessionsTable), screen.query_one(BreakdownTable)
             sessions.display = self.panel == "sessions"
             breakdown.display = not sessions.display
@@ -563,7 +569,7 @@ class TokentopApp(App[None]):
         lines = [("1-9", "toggle model chip N"), ("shift+1-9 (!@#…)", "solo model chip N"),
                  ("← →", "move chip focus"), ("space / S", "toggle / solo focused chip"),
                  ("f", "toggle the focused chip's family"), ("0", "all models"),
-                 ("g", "team mode: chip keys act on the machine bar ↔ the model bar"),
+                 ("g", "team mode: the chip keys act on models → machines → users"),
                  ("s", "source: all → claude code → internal"), ("d", "dates: today → 7d → 30d → week → all"),
                  ("[ ]", "shift the date window"), ("p", "pick a project (fuzzy)"),
                  ("m", "mode: all → cloud → local"), ("t", "sparkline $/day ↔ $/hour today"),
