@@ -748,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {None: cmd_tui, "report": cmd_report, "demo": cmd_demo, "watch": cmd_watch, "log": cmd_log,
                 "budget": cmd_budget, "statusline": cmd_statusline, "reprice": cmd_reprice, "export": cmd_export,
                 "sync": cmd_sync}
-    from .core.team import TeamError
+    from .core.errors import TeamError
 
     try:
         if args.command not in commands:

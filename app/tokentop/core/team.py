@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .aggregate import BUCKET_SECONDS
+from .errors import TeamError
 from .records import Call
 
 SCHEMA_VERSION = 1
@@ -157,10 +158,6 @@ CREATE ROLE tokentop_viewer LOGIN PASSWORD '...';    -- dashboards and reports
 GRANT USAGE ON SCHEMA tokentop TO tokentop_viewer;
 GRANT SELECT ON ALL TABLES IN SCHEMA tokentop TO tokentop_viewer;
 """
-
-
-class TeamError(Exception):
-    """The team database cannot be used; a one-line message without secrets."""
 
 
 _URL_SECRET = re.compile(r"(?P<head>postgres(?:ql)?://[^:/@\s]*:)(?P<pw>[^@\s]*)@", re.IGNORECASE)
