@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,16 @@ async def test_first_frame_shows_the_report_numbers(tmp_path: Path) -> None:
         assert shown_cost(app) == fmt.money(t["cost_usd"])
         assert text_of(app, "#card-calls").splitlines()[1] == f"cloud {t['cloud_calls']} · local {t['local_calls']}"
         assert "last 7d" in text_of(app, "#filterbar")
+        today = datetime.fromtimestamp(NOW, app.tz).date()
+        day = app.engine.report(app.current_filter().with_(since=today, until=today), now=NOW)["totals"]
+        assert app.view["today"] == day and day["calls"] > 0
+        assert text_of(app, "#card-today").splitlines()[0] == fmt.money(day["cost_usd"])
+        await pilot.press("d", "d", "d", "d")  # all time: today is still today's
+        await pilot.pause()
+        assert app.preset == "today" and app.view["today"] == day
+        await pilot.press("left_square_bracket")  # yesterday's window: the Today card still shows today
+        await pilot.pause()
+        assert app.view["totals"] != day and app.view["today"] == day
 
 
 async def test_shift_digit_solos_a_model_and_matches_report_models(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from .aggregate import CALLS, COST, CR, CW, IN, LAST, LOCAL_CALLS, OUT, UNPRICED, Cube, new_cell
@@ -124,18 +124,23 @@ def build_report(
     sessions: dict[tuple[str, str], list[float]] = {}
     session_projects: dict[tuple[str, str], dict[str, float]] = {}
     session_models: dict[tuple[str, str], dict[str, float]] = {}
+    # Cells first fold into (day, source, model, project) and into sessions; the small first fold then gives
+    # the totals and the per-day/model/project/source rows (2 sums per cell instead of 6).
+    folded: dict[tuple[str, str, str, str], list[float]] = {}
     for (day, src, model, proj, session, _mode), cell in matching_cells(cube, flt):
-        _acc_into(total, cell)
-        _acc(by_day, day, cell)
-        _acc(by_model, model, cell)
-        _acc(by_project, proj, cell)
-        _acc(by_source, src, cell)
+        _acc(folded, (day, src, model, proj), cell)
         sk = (src, session)
         _acc(sessions, sk, cell)
         projects = session_projects.setdefault(sk, {})
         projects[proj] = projects.get(proj, 0) + cell[CALLS]
         models = session_models.setdefault(sk, {})
         models[model] = models.get(model, 0) + cell[CALLS]
+    for (day, src, model, proj), cell in folded.items():
+        _acc_into(total, cell)
+        _acc(by_day, day, cell)
+        _acc(by_model, model, cell)
+        _acc(by_project, proj, cell)
+        _acc(by_source, src, cell)
     window = active_window_minutes * 60
     ordered = sorted(sessions.items(), key=lambda kv: (kv[1][LAST], kv[0][1]), reverse=True)
     session_rows = []
@@ -222,22 +227,31 @@ def recent_calls(cube: Cube, flt: Filter, n: int = 20) -> list[Row]:
 
 
 def projection(cube: Cube, flt: Filter, now: float, lookback_days: int = 7) -> dict[str, Any]:
-    """Average spend per day over the lookback, projected to the end of today, this week and this month."""
+    """Average spend per day over the lookback, projected to the end of today, this week and this month.
+
+    One pass over the cells: the cost per day from the earliest day any of the sums needs.
+    """
     from datetime import timedelta
 
     today = datetime.fromtimestamp(now, flt.tz).date()
     first = today - timedelta(days=lookback_days - 1)
-    spent = quick_totals(cube, flt.with_(since=first, until=today))[0]["cost_usd"]
-    per_day = spent / lookback_days
+    week_start = today - timedelta(days=today.weekday())
+    month_start = today.replace(day=1)
+    _, rows = quick_totals(cube, flt.with_(since=min(first, week_start, month_start), until=today), group=0)
+    per_day_cost = {r["key"]: r["cost_usd"] for r in rows}
+
+    def spent(since: date) -> float:
+        lo = since.isoformat()
+        return sum(c for d, c in per_day_cost.items() if d >= lo)
+
+    per_day = spent(first) / lookback_days
     week_end = today + timedelta(days=6 - today.weekday())
-    month_end = (today.replace(day=1) + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-    so_far = {name: quick_totals(cube, flt.with_(since=since, until=today))[0]["cost_usd"]
-              for name, since in (("day", today), ("week", today - timedelta(days=today.weekday())),
-                                  ("month", today.replace(day=1)))}
+    month_end = (month_start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     day_fraction_left = 1 - (now - datetime(today.year, today.month, today.day, tzinfo=flt.tz).timestamp()) / 86400
+    left = max(0.0, day_fraction_left)
     return {
         "lookback_days": lookback_days, "per_day_usd": per_day,
-        "today_usd": so_far["day"] + per_day * max(0.0, day_fraction_left),
-        "week_usd": so_far["week"] + per_day * ((week_end - today).days + max(0.0, day_fraction_left)),
-        "month_usd": so_far["month"] + per_day * ((month_end - today).days + max(0.0, day_fraction_left)),
+        "today_usd": spent(today) + per_day * left,
+        "week_usd": spent(week_start) + per_day * ((week_end - today).days + left),
+        "month_usd": spent(month_start) + per_day * ((month_end - today).days + left),
     }

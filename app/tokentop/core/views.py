@@ -6,10 +6,10 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from .aggregate import Cube
+from .aggregate import Cube, new_cell
 from .filters import Filter
 from .pricing import normalize_model
-from .report import build_report, matching_calls, projection, quick_totals
+from .report import build_report, matching_calls, projection, quick_totals, totals_of
 
 DATE_PRESETS = ("today", "7d", "30d", "week", "all")
 FAMILIES = ("Opus", "Sonnet", "Haiku", "Claude", "Local", "Other")
@@ -130,7 +130,11 @@ def dashboard(cube: Cube, flt: Filter, *, now: float | None = None, active_windo
     now = datetime.now(timezone.utc).timestamp() if now is None else now
     rep = build_report(cube, flt, now=now, active_window_minutes=active_window_minutes, warnings=warnings)
     today = today_in(flt.tz, now)
-    rep["today"] = quick_totals(cube, flt.with_(since=today, until=today))[0]
+    if (flt.since is None or flt.since <= today) and (flt.until is None or today <= flt.until):
+        row = next((r for r in reversed(rep["by_day"]) if r["day"] == today.isoformat()), None)  # no second pass
+        rep["today"] = {k: v for k, v in row.items() if k != "day"} if row else totals_of(new_cell())
+    else:
+        rep["today"] = quick_totals(cube, flt.with_(since=today, until=today))[0]
     rep["chips"] = chips(cube, flt, rep)
     rep["daily"] = daily_series(rep["by_day"], flt.since, flt.until)
     rep["today_date"] = today.isoformat()
