@@ -279,6 +279,8 @@ class TokentopApp(App[None]):
         self.polling = False
         self.updated_at: float | None = None
         self.active_block: dict[str, Any] | None = None
+        self._block: dict[str, Any] | None = None
+        self._block_key: tuple[Any, ...] | None = None
         self._stop = asyncio.Event()
 
     def get_default_screen(self) -> Screen[Any]:
@@ -354,12 +356,7 @@ class TokentopApp(App[None]):
         flt = self.current_filter()
         self.view = self.engine.dashboard(flt, now=now, active_window_minutes=self.active_window_minutes)
         v = self.view
-        # The current 5-hour block, from the last day of calls (a block chain longer than that is not expected).
-        lookback = now - 24 * 3600
-        recent = flt.with_(since=today_in(self.tz, lookback), until=None, session=None)
-        with self.engine.lock:
-            calls = [c for c in matching_calls(self.engine.cube, recent) if c.ts >= lookback]
-        self.active_block = blocks_report(calls, now)["active"] if calls else None
+        self.active_block = self.current_block(flt, now)
         with self.batch_update():
             screen.query_one(Cards).update_view(v)
             screen.query_one(SparkRow).show(*self.spark_series(flt, v, now))
@@ -380,6 +377,22 @@ class TokentopApp(App[None]):
             screen.query_one(BudgetPanel).show(self.budget_statuses(now))
             self.draw_status()
             self.draw_rate_limits()
+
+    def current_block(self, flt: Filter, now: float) -> dict[str, Any] | None:
+        """The current 5-hour block, from the last day of calls (a chain longer than that is not expected).
+
+        It reads single calls (from the ledger after a warm start), so it is computed again only when the data,
+        the filter (dates aside) or the minute changed, not on every redraw.
+        """
+        lookback = now - 24 * 3600
+        recent = flt.with_(since=today_in(self.tz, lookback), until=None, session=None)
+        key = (self.engine.cube.version, recent, int(now // 60))
+        if key != self._block_key:
+            with self.engine.lock:
+                calls = [c for c in matching_calls(self.engine.cube, recent) if c.ts >= lookback]
+            self._block = blocks_report(calls, now)["active"] if calls else None
+            self._block_key = key
+        return self._block
 
     def spark_series(self, flt: Filter, view: dict[str, Any], now: float) -> tuple[list[tuple[str, float]], bool]:
         """The sparkline's (label, cost) points: per day over the window, or per hour today (``t``)."""
