@@ -99,6 +99,23 @@ def _locked(method: Any) -> Any:
     return wrapper
 
 
+def fold_rollup(rows: Iterable[Any], day_of: DayNamer, internal_project: str) -> dict[CellKey, list[float]]:
+    """Rollup rows ``(bucket, source, model, project, session, mode, *9 sums)`` folded into the cube's cells
+    (days of the display zone); a stored "" project is the app's internal project."""
+    out: dict[CellKey, list[float]] = {}
+    for b, source, model, project, session, mode, *sums in rows:
+        key = (day_of(b), source, model, project or internal_project, session, mode)
+        cell = out.get(key)
+        if cell is None:
+            out[key] = sums
+        else:
+            for i in range(8):
+                cell[i] += sums[i]
+            if sums[8] > cell[8]:
+                cell[8] = sums[8]
+    return out
+
+
 class LedgerError(Exception):
     """The ledger cannot be used; the message says why and what to do."""
 
@@ -402,21 +419,10 @@ class Ledger(LedgerBase):
         """The cube's cells: the rollup's quarter hours folded into days of the display zone."""
         if not self.rollup_valid():
             self.rebuild_rollup()
-        out: dict[CellKey, list[float]] = {}
         q = f"""SELECT bucket, source, model, project, session, mode, input_tokens, output_tokens,
                        cache_creation_tokens, cache_read_tokens, calls, cost, unpriced, local_calls, last
                 FROM rollup WHERE {self.scope_sql} AND calls != 0"""
-        for b, source, model, project, session, mode, *sums in self.db.execute(q, self.scope_args):
-            key = (day_of(b), source, model, project or self.internal_project, session, mode)
-            cell = out.get(key)
-            if cell is None:
-                out[key] = sums
-            else:
-                for i in range(8):
-                    cell[i] += sums[i]
-                if sums[8] > cell[8]:
-                    cell[8] = sums[8]
-        return out
+        return fold_rollup(self.db.execute(q, self.scope_args), day_of, self.internal_project)
 
     @_locked
     def ledger_only(self) -> int:

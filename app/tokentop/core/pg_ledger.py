@@ -16,7 +16,7 @@ from typing import Any
 
 from .aggregate import CellKey
 from .filters import DayNamer
-from .ledger import LedgerBase, LedgerError, _call
+from .ledger import LedgerBase, LedgerError, _call, fold_rollup
 from .records import Call
 from .tail import FileState
 from .team import COLUMNS, TeamError, TeamStore, _q, default_machine, default_user, describe_url
@@ -180,18 +180,9 @@ class PgLedger(LedgerBase):
                        sum(cache_creation_tokens), sum(cache_read_tokens), sum(calls), sum(cost), sum(unpriced),
                        sum(local_calls), max(last)
                 FROM tokentop.rollup WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(calls) != 0"""
-        out: dict[CellKey, list[float]] = {}
-        for b, source, model, project, session, mode, *sums in self._q(q, tuple(args)).fetchall():
-            key = (day_of(b), source, model, project or self.internal_project, session, mode)
-            sums = [int(v) if i not in (5, 8) else float(v) for i, v in enumerate(sums)]
-            cell = out.get(key)
-            if cell is None:
-                out[key] = sums
-            else:
-                for i in range(8):
-                    cell[i] += sums[i]
-                cell[8] = max(cell[8], sums[8])
-        return out
+        rows = ((*r[:6], *(int(v) if i not in (5, 8) else float(v) for i, v in enumerate(r[6:])))
+                for r in self._q(q, tuple(args)).fetchall())  # sums of bigint come back as Decimal
+        return fold_rollup(rows, day_of, self.internal_project)
 
     def ledger_only(self) -> int:
         """Calls whose source file no longer exists (kept only here)."""

@@ -68,6 +68,18 @@ _ROLL_UPSERT = f"""INSERT INTO tokentop.rollup AS r ({', '.join(_q(c) for c in _
         {', '.join(f'{_q(c)} = r.{_q(c)} + excluded.{_q(c)}' for c in _SUMS[:-1])},
         last = greatest(r.last, excluded.last), seq = nextval('tokentop.rollup_seq')"""
 
+
+
+def _roll_function(name: str, rows: str) -> str:
+    """A statement trigger's function: the changed rows' sums into the rollup, then NOTIFY (sent at commit)."""
+    return f"""CREATE OR REPLACE FUNCTION tokentop.{name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    {_ROLL_UPSERT.format(rows=rows)};
+    PERFORM pg_notify('{CHANNEL}', '');
+    RETURN NULL;
+END $$;"""
+
+
 _SCHEMA = f"""
 CREATE SCHEMA IF NOT EXISTS tokentop;
 CREATE TABLE IF NOT EXISTS tokentop.meta (key text PRIMARY KEY, value text NOT NULL);
@@ -106,28 +118,13 @@ CREATE INDEX IF NOT EXISTS rollup_seq_idx ON tokentop.rollup (seq);
 CREATE TABLE IF NOT EXISTS tokentop.budgets (
     scope text NOT NULL, period text NOT NULL, spec jsonb NOT NULL, PRIMARY KEY (scope, period)
 );
-CREATE OR REPLACE FUNCTION tokentop.roll_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    {_ROLL_UPSERT.format(rows=_ROLL_SELECT.format(sign=1, table='new_rows'))};
-    PERFORM pg_notify('{CHANNEL}', '');
-    RETURN NULL;
-END $$;
-CREATE OR REPLACE FUNCTION tokentop.roll_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    {_ROLL_UPSERT.format(rows=_ROLL_SELECT.format(sign=1, table='new_rows') + ' UNION ALL '
-                         + _ROLL_SELECT.format(sign=-1, table='old_rows'))};
-    PERFORM pg_notify('{CHANNEL}', '');
-    RETURN NULL;
-END $$;
+{_roll_function('roll_inserted', _ROLL_SELECT.format(sign=1, table='new_rows'))}
+{_roll_function('roll_updated', _ROLL_SELECT.format(sign=1, table='new_rows') + ' UNION ALL '
+                + _ROLL_SELECT.format(sign=-1, table='old_rows'))}
 DROP TRIGGER IF EXISTS calls_inserted ON tokentop.calls;
 CREATE TRIGGER calls_inserted AFTER INSERT ON tokentop.calls REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION tokentop.roll_inserted();
-CREATE OR REPLACE FUNCTION tokentop.roll_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    {_ROLL_UPSERT.format(rows=_ROLL_SELECT.format(sign=-1, table='old_rows'))};
-    PERFORM pg_notify('{CHANNEL}', '');
-    RETURN NULL;
-END $$;
+{_roll_function('roll_deleted', _ROLL_SELECT.format(sign=-1, table='old_rows'))}
 DROP TRIGGER IF EXISTS calls_deleted ON tokentop.calls;
 CREATE TRIGGER calls_deleted AFTER DELETE ON tokentop.calls REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION tokentop.roll_deleted();
