@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -409,3 +410,26 @@ def test_a_ledger_on_postgres_is_part_of_the_team_without_a_sync(two: tuple[Mach
     assert {r["machine"]: r["calls"] for r in team["by_machine"]} == {"alpha": 30, "beta": 20}
     code, _, err = run_cli(["sync", "--to", team_url, *opts], capsys)
     assert code == 2 and "no sync needed" in err
+
+
+def test_the_documented_least_privilege_roles_push_and_view(two: tuple[Machine, Machine], team_url: str,
+                                                            capsys: Any) -> None:
+    from tokentop.core.team import ROLES_SQL
+
+    a, b = two
+    a.sync(team_url)  # the owner's first use creates the schema
+    suffix = uuid.uuid4().hex[:6]
+    sql = ROLES_SQL.replace("tokentop_machine", f"m_{suffix}").replace("tokentop_viewer", f"v_{suffix}")
+    sql = sql.replace("PASSWORD '...'", "PASSWORD 'pw'")
+    with psycopg.connect(team_url, autocommit=True) as conn:
+        conn.execute(sql)
+    machine_url = team_url.replace("tokentop@", f"m_{suffix}:pw@")
+    viewer_url = team_url.replace("tokentop@", f"v_{suffix}:pw@")
+    code, out, err = b.sync(machine_url)
+    assert code == 0, err
+    team = team_report(viewer_url, capsys)
+    assert {r["machine"]: r["calls"] for r in team["by_machine"]} == {"alpha": 30, "beta": 20}
+    b.calls(2, start=500)
+    code, _, err = b.sync(viewer_url)  # a viewer cannot write: one line, nothing lost locally
+    assert code == 1 and "permission denied" in err and err.count("\n") == 1 and "pw@" not in err
+    assert b.report()["totals"]["calls"] == 22

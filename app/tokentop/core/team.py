@@ -143,7 +143,7 @@ _UPSERT = f"""INSERT INTO tokentop.calls AS c ({_COLS_SQL}) SELECT {_COLS_SQL} F
     WHERE {' OR '.join(f'excluded.{_q(n)} > c.{_q(n)}' for n in _NUMERIC)}
         OR excluded.cost > c.cost OR (c.cost IS NULL AND excluded.cost IS NOT NULL)"""
 
-#: What a least-privilege setup grants (printed by `tokentop team roles`, documented in the README).
+#: What a least-privilege setup grants (printed by `tokentop sync --roles`, documented in the README).
 ROLES_SQL = """-- as the database owner, once (tokentop creates the schema on first use by the owner):
 CREATE ROLE tokentop_machine LOGIN PASSWORD '...';   -- each machine pushes
 GRANT USAGE ON SCHEMA tokentop TO tokentop_machine;
@@ -151,6 +151,9 @@ GRANT SELECT, INSERT, UPDATE ON tokentop.calls TO tokentop_machine;  -- SELECT: 
 GRANT SELECT, INSERT, UPDATE ON tokentop.rollup TO tokentop_machine;  -- written by the triggers
 GRANT USAGE ON SEQUENCE tokentop.rollup_seq TO tokentop_machine;
 GRANT SELECT ON tokentop.meta TO tokentop_machine;
+-- a machine whose ledger lives here (--ledger postgresql://...) also needs:
+-- GRANT DELETE ON tokentop.calls TO tokentop_machine;
+-- GRANT SELECT, INSERT, UPDATE ON tokentop.files, tokentop.ledger_meta TO tokentop_machine;
 CREATE ROLE tokentop_viewer LOGIN PASSWORD '...';    -- dashboards and reports
 GRANT USAGE ON SCHEMA tokentop TO tokentop_viewer;
 GRANT SELECT ON ALL TABLES IN SCHEMA tokentop TO tokentop_viewer;
@@ -239,7 +242,7 @@ def team_url(given: str | None, config: Path | None = None) -> str:
 
 
 def default_machine() -> str:
-    """This machine's name in the team (``--machine`` overrides)."""
+    """This machine's name in the team (``--as-machine`` or ``TOKENTOP_MACHINE`` overrides the hostname)."""
     return os.environ.get("TOKENTOP_MACHINE") or socket.gethostname() or "unknown"
 
 
