@@ -433,3 +433,11 @@ def test_the_documented_least_privilege_roles_push_and_view(two: tuple[Machine, 
     code, _, err = b.sync(viewer_url)  # a viewer cannot write: one line, nothing lost locally
     assert code == 1 and "permission denied" in err and err.count("\n") == 1 and "pw@" not in err
     assert b.report()["totals"]["calls"] == 22
+
+
+def test_tls_parameters_pass_through_to_libpq(team_url: str, capsys: Any) -> None:
+    # The throwaway server has no TLS: libpq honours sslmode=require and refuses, in one line.
+    code, _, err = run_cli(["report", "--json", "--team", team_url + "?sslmode=require"], capsys)
+    assert code == 1 and "SSL" in err and err.count("\n") == 1
+    code, out, err = run_cli(["report", "--json", "--team", team_url + "?sslmode=disable"], capsys)
+    assert code == 0, err
