@@ -384,7 +384,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if cleanup is not None and cleanup < 30:
         rep["warnings"]["claude_cleanup_period_days"] = cleanup
     if args.json:
-        sys.stdout.write(json.dumps(rep, ensure_ascii=False) + "\n")
+        import msgspec  # several times faster than json.dumps on a report with thousands of sessions
+
+        sys.stdout.write(msgspec.json.encode(rep).decode() + "\n")
     elif args.blocks:
         sys.stdout.write(render_blocks(rep["blocks"], flt.tz) + "\n")
     else:

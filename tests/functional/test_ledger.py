@@ -239,3 +239,19 @@ def test_ledger_size_is_recorded_per_call(claude_dir, data_root, sqlite_ledger, 
     n = db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
     assert n == report(claude_dir, data_root, capsys, "--no-ledger")["totals"]["calls"]
     assert os.path.getsize(sqlite_ledger) > 0
+
+
+def test_warm_start_days_match_cold_across_a_dst_change(claude_dir, data_root, ledger_path, capsys) -> None:
+    # Vienna leaves summer time on 2026-10-25 at 01:00 UTC: days here are cut at 22:00 UTC before, 23:00 after.
+    stamps = ["2026-10-23T21:59:00Z", "2026-10-23T22:00:00Z", "2026-10-24T21:45:00Z", "2026-10-24T22:14:59Z",
+              "2026-10-25T00:59:00Z", "2026-10-25T01:00:00Z", "2026-10-25T22:59:00Z", "2026-10-25T23:00:00Z",
+              "2026-03-28T23:00:00Z", "2026-03-29T00:59:00Z", "2026-03-29T01:00:00Z", "2026-03-29T22:00:00Z"]
+    write_lines(project_dir(claude_dir) / "dst.jsonl",
+                [cc_line(f"d{i}", output=10 + i, ts=ts) for i, ts in enumerate(stamps)])
+    zone = ["--tz", "Europe/Vienna"]
+    cold = report(claude_dir, data_root, capsys, "--no-ledger", *zone)
+    report(claude_dir, data_root, capsys, "--ledger", str(ledger_path), *zone)
+    warm = report(claude_dir, data_root, capsys, "--ledger", str(ledger_path), *zone)
+    assert len(cold["by_day"]) >= 6
+    assert [(d["day"], d["calls"], d["output_tokens"]) for d in warm["by_day"]] == \
+        [(d["day"], d["calls"], d["output_tokens"]) for d in cold["by_day"]]

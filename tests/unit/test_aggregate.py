@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokentop.core.aggregate import Cube
@@ -83,3 +84,24 @@ def test_a_larger_snapshot_replaces_the_earlier_contribution() -> None:
     assert (t["calls"], t["output_tokens"], t["cache_read_tokens"]) == (1, 800, 100)
     assert t["cost_usd"] == price(final)
     assert len(cube.cells) == 1
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Vienna", "America/St_Johns", "Asia/Kathmandu", "Australia/Lord_Howe"])
+def test_day_index_from_offset_stretches_matches_the_calendar(zone: str) -> None:
+    import sqlite3
+    from datetime import datetime
+
+    from tokentop.core.aggregate import BUCKET_SECONDS
+    from tokentop.core.filters import DayNamer, parse_tz
+
+    namer = DayNamer(parse_tz(zone), BUCKET_SECONDS)
+    lo = int(datetime(2025, 1, 1).timestamp()) // BUCKET_SECONDS
+    hi = lo + 2 * 366 * 96  # two years of quarter hours, every DST change in them
+    segments = namer.offsets(lo, hi)
+    assert segments[0][0] == lo and all(a[0] < b[0] for a, b in zip(segments, segments[1:], strict=False))
+    if zone in ("Europe/Vienna", "Australia/Lord_Howe"):
+        assert len(segments) == 5  # two changes a year
+    db = sqlite3.connect(":memory:")  # what the ledger asks SQLite for a bucket's day
+    for b in range(lo, hi + 1, 7):  # every 7th quarter hour: every hour of the day, both sides of each change
+        off = next(o for start, o in reversed(segments) if start <= b)
+        assert db.execute("SELECT date(? + ?, 'unixepoch')", (b * BUCKET_SECONDS, off)).fetchone()[0] == namer(b)

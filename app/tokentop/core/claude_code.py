@@ -47,8 +47,11 @@ def projects_roots(claude_dirs: Iterable[Path]) -> list[Path]:
     return seen
 
 
-def discover_files(roots: Iterable[Path]) -> list[tuple[str, int]]:
-    """Every non-empty ``*.jsonl`` below the roots (subagent folders included), with its size."""
+def discover_files(roots: Iterable[Path], stats: dict[str, os.stat_result] | None = None) -> list[tuple[str, int]]:
+    """Every non-empty ``*.jsonl`` below the roots (subagent folders included), with its size.
+
+    ``stats``: receives each file's stat (the catch-up after a warm start compares it with the file's recorded
+    state instead of calling stat again)."""
     out: list[tuple[str, int]] = []
     stack = [str(r) for r in roots]
     while stack:
@@ -63,9 +66,11 @@ def discover_files(roots: Iterable[Path]) -> list[tuple[str, int]]:
                     if e.is_dir(follow_symlinks=False):
                         stack.append(e.path)
                     elif e.name.endswith(".jsonl") and e.is_file():
-                        size = e.stat().st_size
-                        if size:
-                            out.append((e.path, size))
+                        st = e.stat()
+                        if st.st_size:
+                            out.append((e.path, st.st_size))
+                            if stats is not None:
+                                stats[e.path] = st
                 except OSError:
                     continue
     out.sort()

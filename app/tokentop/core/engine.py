@@ -61,11 +61,12 @@ class Sources:
             return Path(self.data_root).resolve().name or "internal"
         return "internal"
 
-    def discover(self) -> list[tuple[str, int, str]]:
-        """(path, size, kind) of every input file, largest first (for load balancing)."""
-        files = [(p, s, CLAUDE) for p, s in claude_code.discover_files(self.claude_roots)]
+    def discover(self, stats: dict[str, os.stat_result] | None = None) -> list[tuple[str, int, str]]:
+        """(path, size, kind) of every input file, largest first (for load balancing); ``stats`` receives each
+        file's stat."""
+        files = [(p, s, CLAUDE) for p, s in claude_code.discover_files(self.claude_roots, stats)]
         if self.data_root is not None:
-            files += [(p, s, INTERNAL_KIND) for p, s in internal_log.discover_files(self.data_root)]
+            files += [(p, s, INTERNAL_KIND) for p, s in internal_log.discover_files(self.data_root, stats)]
         files.sort(key=lambda f: -f[1])
         return files
 
@@ -172,6 +173,7 @@ class Engine:
         #: read again (keyed calls need no such care: re-reading them merges into the same key).
         self.keyless_calls: dict[str, list[Call]] = {}
         self.lines_applied = 0
+        self._discovered: set[str] = set()  # what the last full catch-up found on disk
         #: The latest plan-limit hit Claude Code reported, per window (five_hour, seven_day, unknown).
         self.limit_hits: dict[str, claude_code.LimitHit] = {}
         #: Held while the cube changes and while views read it (scan and live updates run in threads).
@@ -208,8 +210,10 @@ class Engine:
                 self.files = {s.path: s for s in self.ledger.file_states()}
                 self.warnings.update(self.ledger.warnings())
                 self.note_limits(msgspec.convert(self.ledger.meta("limit_hits") or [], list[claude_code.LimitHit]))
-                self.ledger_only = self.ledger.ledger_only()
             self.update()
+            with self.lock:  # files the catch-up did not find any more: their calls are kept only in the ledger
+                gone = [p for p in self.files if p not in self._discovered and not os.path.exists(p)]
+                self.ledger_only = self.ledger.ledger_only(gone)
             if progress:
                 progress(1, 1, 1, 1)
         else:
@@ -300,8 +304,10 @@ class Engine:
         Returns:
             The number of calls read (before de-duplication).
         """
+        stats: dict[str, os.stat_result] = {}
         if paths is None:
-            targets = {p: k for p, _, k in self.sources.discover()}
+            targets = {p: k for p, _, k in self.sources.discover(stats)}
+            self._discovered = set(targets)
             for p, st in self.files.items():
                 targets.setdefault(p, st.kind)
         else:
@@ -314,17 +320,17 @@ class Engine:
         with self.lock:
             batch = _Batch()
             for path, kind in targets.items():
-                n += self._update_file(path, kind, batch)
+                n += self._update_file(path, kind, batch, stats.get(path))
             if self.ledger is not None and (batch.changed or batch.states or batch.reset):
                 self.ledger.commit(batch.changed, batch.states, self._meta(), batch.reset, batch.replaced)
         return n
 
-    def _update_file(self, path: str, kind: str, batch: _Batch) -> int:
+    def _update_file(self, path: str, kind: str, batch: _Batch, stat: os.stat_result | None = None) -> int:
         st = self.files.get(path)
         if st is None:
             st = new_state(path, kind)
         else:
-            change = poll(st)
+            change = poll(st, stat)
             if change is None or change.gone:
                 return 0  # nothing new; a deleted file's calls stay counted
             st = change.state

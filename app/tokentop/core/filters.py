@@ -147,6 +147,33 @@ class DayNamer:
         """Day of an exact timestamp."""
         return self(int(ts // self.bucket_seconds))
 
+    def offset(self, bucket: int) -> int:
+        """The zone's UTC offset (seconds) at the bucket's start."""
+        off = datetime.fromtimestamp(bucket * self.bucket_seconds, self.tz).utcoffset()
+        return int(off.total_seconds()) if off is not None else 0
+
+    def offsets(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """``(first bucket, UTC offset)`` of each stretch of buckets ``lo..hi`` with one offset: a bucket's day is
+        then the UTC date of ``bucket * bucket_seconds + offset``, which a database can compute.
+        Probed once a day, each change located by bisection (zones change offset at most a few times a year)."""
+        out = [(lo, self.offset(lo))]
+        step = max(1, 86400 // self.bucket_seconds)
+        b = lo
+        while b < hi:
+            nb = min(b + step, hi)
+            o = self.offset(nb)
+            if o != out[-1][1]:
+                a, z = b, nb  # offset(a) is the current one, offset(z) the new one
+                while z - a > 1:
+                    m = (a + z) // 2
+                    if self.offset(m) == out[-1][1]:
+                        a = m
+                    else:
+                        z = m
+                out.append((z, self.offset(z)))
+            b = nb
+        return out
+
 
 WINDOWS = ("today", "yesterday", "this-week", "last-week", "this-month", "last-7d", "last-30d", "all")
 

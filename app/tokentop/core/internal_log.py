@@ -43,8 +43,8 @@ def agents_dir(data_root: Path) -> Path:
     return Path(data_root) / "agents"
 
 
-def discover_files(data_root: Path) -> list[tuple[str, int]]:
-    """Every non-empty ``agents/<session>/llm_costs.jsonl`` with its size."""
+def discover_files(data_root: Path, stats: dict[str, os.stat_result] | None = None) -> list[tuple[str, int]]:
+    """Every non-empty ``agents/<session>/llm_costs.jsonl`` with its size (``stats``: receives each stat)."""
     out: list[tuple[str, int]] = []
     try:
         it = os.scandir(agents_dir(data_root))
@@ -56,11 +56,13 @@ def discover_files(data_root: Path) -> list[tuple[str, int]]:
                 continue
             p = os.path.join(e.path, LOG_NAME)
             try:
-                size = os.stat(p).st_size
+                st = os.stat(p)
             except OSError:
                 continue
-            if size:
-                out.append((p, size))
+            if st.st_size:
+                out.append((p, st.st_size))
+                if stats is not None:
+                    stats[p] = st
     out.sort()
     return out
 

@@ -109,11 +109,15 @@ def fold_rollup(rows: Iterable[Any], day_of: DayNamer, internal_project: str) ->
         if cell is None:
             out[key] = sums
         else:
-            for i in range(8):
-                cell[i] += sums[i]
-            if sums[8] > cell[8]:
-                cell[8] = sums[8]
+            _fold_into(cell, sums)
     return out
+
+
+def _fold_into(cell: list[float], sums: list[float]) -> None:
+    for i in range(8):
+        cell[i] += sums[i]
+    if sums[8] > cell[8]:
+        cell[8] = sums[8]
 
 
 class LedgerError(Exception):
@@ -419,15 +423,29 @@ class Ledger(LedgerBase):
         """The cube's cells: the rollup's quarter hours folded into days of the display zone."""
         if not self.rollup_valid():
             self.rebuild_rollup()
-        q = f"""SELECT bucket, source, model, project, session, mode, input_tokens, output_tokens,
-                       cache_creation_tokens, cache_read_tokens, calls, cost, unpriced, local_calls, last
-                FROM rollup WHERE {self.scope_sql} AND calls != 0"""
-        return fold_rollup(self.db.execute(q, self.scope_args), day_of, self.internal_project)
+        lo, hi = self.db.execute(f"SELECT min(bucket), max(bucket) FROM rollup WHERE {self.scope_sql}",
+                                 self.scope_args).fetchone()
+        if lo is None:
+            return {}
+        # SQLite folds the quarter hours into days of the zone (one UTC offset per stretch, see DayNamer.offsets)
+        # and names them: Python then sees one finished row per cell instead of one per quarter hour.
+        bs = BUCKET_SECONDS
+        segments = day_of.offsets(lo, hi)
+        shift = f"{segments[0][1]}"
+        if len(segments) > 1:
+            shift = "CASE " + " ".join(f"WHEN bucket >= {b} THEN {o}" for b, o in reversed(segments[1:])) + \
+                f" ELSE {shift} END"
+        q = f"""SELECT date(bucket * {bs} + {shift}, 'unixepoch'), source, model, COALESCE(NULLIF(project, ''), ?),
+                       session, mode, SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens),
+                       SUM(cache_read_tokens), SUM(calls), TOTAL(cost), SUM(unpriced), SUM(local_calls), MAX(last)
+                FROM rollup WHERE {self.scope_sql} AND calls != 0 GROUP BY 1, 2, 3, 4, 5, 6"""
+        return {r[:6]: list(r[6:]) for r in self.db.execute(q, (self.internal_project, *self.scope_args))}
 
     @_locked
-    def ledger_only(self) -> int:
-        """Calls whose source file no longer exists (kept only here)."""
-        gone = [s.path for s in self.file_states() if not os.path.exists(s.path)]
+    def ledger_only(self, gone: list[str] | None = None) -> int:
+        """Calls whose source file no longer exists (kept only here); ``gone``: those files, when known."""
+        if gone is None:
+            gone = [s.path for s in self.file_states() if not os.path.exists(s.path)]
         n = 0
         for i in range(0, len(gone), 500):
             chunk = gone[i:i + 500]

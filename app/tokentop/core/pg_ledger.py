@@ -184,9 +184,10 @@ class PgLedger(LedgerBase):
                 for r in self._q(q, tuple(args)).fetchall())  # sums of bigint come back as Decimal
         return fold_rollup(rows, day_of, self.internal_project)
 
-    def ledger_only(self) -> int:
-        """Calls whose source file no longer exists (kept only here)."""
-        gone = [s.path for s in self.file_states() if not os.path.exists(s.path)]
+    def ledger_only(self, gone: list[str] | None = None) -> int:
+        """Calls whose source file no longer exists (kept only here); ``gone``: those files, when known."""
+        if gone is None:
+            gone = [s.path for s in self.file_states() if not os.path.exists(s.path)]
         if not gone:
             return 0
         return self._q("SELECT count(*) FROM tokentop.calls WHERE machine = %s AND file = ANY(%s)",

@@ -35,14 +35,16 @@ class Change(msgspec.Struct):
     gone: bool = False
 
 
-def poll(state: FileState) -> Change | None:
-    """Compare the file on disk with its state; ``None`` when there is nothing new to read."""
-    try:
-        st = os.stat(state.path)
-    except FileNotFoundError:
-        return Change(state, reset=False, gone=True)
-    except OSError:
-        return None
+def poll(state: FileState, st: os.stat_result | None = None) -> Change | None:
+    """Compare the file on disk (``st``: its stat, when the caller has one) with its state; ``None`` when there
+    is nothing new to read."""
+    if st is None:
+        try:
+            st = os.stat(state.path)
+        except FileNotFoundError:
+            return Change(state, reset=False, gone=True)
+        except OSError:
+            return None
     replaced = (st.st_dev, st.st_ino) != (state.dev, state.ino) and state.ino != 0
     truncated = st.st_size < state.offset
     if not replaced and not truncated and st.st_size == state.offset and st.st_mtime == state.mtime:
