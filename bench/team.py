@@ -140,7 +140,7 @@ def bench_notify(cluster: Cluster, tmp: Path, n: int) -> dict[str, float]:
     lat = []
     for i in range(n):
         row = ("m1", "u", "claude_code", f"k{i}", True, time.time(), MODELS[0], "p", "s", "cloud", 1, 2, 0, 0,
-               0.01, "t", 0, 0, "standard", "", "f", i, "bench")
+               0.01, "t", 0, 0, "standard", "", "f", i, "bench", "")
         before = len(seen)
         t0 = time.perf_counter()
         store.push([row])
@@ -164,11 +164,10 @@ def main() -> None:
     cluster = Cluster()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            res = {"sync": bench_sync(cluster, Path(tmp), args.calls),
-                   "team_report": bench_report(cluster, Path(tmp), args.calls // args.machines, args.machines,
-                                               args.runs),
-                   "notify": bench_notify(cluster, Path(tmp), args.notifies)}
-        print(json.dumps(res, indent=2))
+            print(json.dumps({"sync": bench_sync(cluster, Path(tmp), args.calls)}), flush=True)
+            print(json.dumps({"team_report": bench_report(cluster, Path(tmp), args.calls // args.machines,
+                                                          args.machines, args.runs)}), flush=True)
+            print(json.dumps({"notify": bench_notify(cluster, Path(tmp), args.notifies)}), flush=True)
     finally:
         cluster.destroy()
 

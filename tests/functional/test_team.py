@@ -441,3 +441,25 @@ def test_tls_parameters_pass_through_to_libpq(team_url: str, capsys: Any) -> Non
     assert code == 1 and "SSL" in err and err.count("\n") == 1
     code, out, err = run_cli(["report", "--json", "--team", team_url + "?sslmode=disable"], capsys)
     assert code == 0, err
+
+
+def test_rows_a_postgres_ledger_drops_leave_the_team_view(tmp_path: Path, team_url: str, capsys: Any,
+                                                          monkeypatch: Any) -> None:
+    from tests.builders import internal_row, write_lines
+
+    m = Machine(tmp_path, "delta", capsys)
+    log = m.data / "agents" / "s1" / "llm_costs.jsonl"
+    write_lines(log, [internal_row(cost=0.5), internal_row(cost=0.25), internal_row(cost=0.125)])
+    opts = ["--claude-dir", str(m.claude), "--data-root", str(m.data), "--tz", "UTC", "--ledger", team_url]
+    monkeypatch.setenv("TOKENTOP_MACHINE", "delta")
+    assert run_cli(["report", "--json", *opts], capsys)[0] == 0
+    engine = TeamEngine(TeamStore(team_url), parse_tz("UTC"))
+    engine.start()
+    assert engine.totals(Filter(tz=parse_tz("UTC")))["calls"] == 3
+    write_lines(log, [internal_row(cost=2.0)])  # the log was rewritten: its old rows are gone
+    code, out, err = run_cli(["report", "--json", *opts], capsys)
+    assert code == 0 and json.loads(out)["totals"]["calls"] == 1, err
+    engine.update()
+    t = engine.report(Filter(tz=parse_tz("UTC")))
+    assert (t["totals"]["calls"], t["totals"]["cost_usd"]) == (1, 2.0)
+    assert all(s["calls"] for s in t["sessions"]) and all(d["calls"] for d in t["by_day"])

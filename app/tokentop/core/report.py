@@ -124,23 +124,18 @@ def build_report(
     sessions: dict[tuple[str, str], list[float]] = {}
     session_projects: dict[tuple[str, str], dict[str, float]] = {}
     session_models: dict[tuple[str, str], dict[str, float]] = {}
-    # Cells first fold into (day, source, model, project) and into sessions; the small first fold then gives
-    # the totals and the per-day/model/project/source rows (2 sums per cell instead of 6).
-    folded: dict[tuple[str, str, str, str], list[float]] = {}
     for (day, src, model, proj, session, _mode), cell in matching_cells(cube, flt):
-        _acc(folded, (day, src, model, proj), cell)
+        _acc_into(total, cell)
+        _acc(by_day, day, cell)
+        _acc(by_model, model, cell)
+        _acc(by_project, proj, cell)
+        _acc(by_source, src, cell)
         sk = (src, session)
         _acc(sessions, sk, cell)
         projects = session_projects.setdefault(sk, {})
         projects[proj] = projects.get(proj, 0) + cell[CALLS]
         models = session_models.setdefault(sk, {})
         models[model] = models.get(model, 0) + cell[CALLS]
-    for (day, src, model, proj), cell in folded.items():
-        _acc_into(total, cell)
-        _acc(by_day, day, cell)
-        _acc(by_model, model, cell)
-        _acc(by_project, proj, cell)
-        _acc(by_source, src, cell)
     window = active_window_minutes * 60
     ordered = sorted(sessions.items(), key=lambda kv: (kv[1][LAST], kv[0][1]), reverse=True)
     session_rows = []

@@ -551,7 +551,10 @@ class TeamRollup:
             new = [int(r[8]), int(r[9]), int(r[10]), int(r[11]), int(r[12]), float(r[13]), int(r[14]), int(r[15]),
                    float(r[16])]
             changes.append(((r[0], r[1]), key, part.get(key), new))
-            part[key] = new
+            if new[4]:
+                part[key] = new
+            else:  # its calls were deleted (a ledger kept here dropped a rewritten file's rows)
+                part.pop(key, None)
             if r[17] > self.seq:
                 self.seq = r[17]
         return changes

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import tzinfo
 from typing import Any
 
-from .aggregate import LAST, new_cell
+from .aggregate import CALLS, LAST, new_cell
 from .engine import Engine, Sources
 from .filters import Filter, tz_name
 from .live import Batch
@@ -79,6 +79,8 @@ class TeamEngine(Engine):
                     if old is not None:
                         _add(self.cube.cells, key, old, -1)
                     _add(self.cube.cells, key, new, 1)
+                    if not self.cube.cells[key][CALLS]:
+                        del self.cube.cells[key]
             if changes:
                 self.cube.version += 1
         return len(changes)
