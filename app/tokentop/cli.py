@@ -228,6 +228,9 @@ def make_syncer(args: argparse.Namespace, engine: Engine, url: str | None) -> An
     """A Syncer pushing this machine's ledger (``--sync-to`` / ``sync --to``)."""
     from .core.team import Syncer, default_machine, team_url
 
+    if getattr(args, "team", None) is not None:
+        raise UsageError("--team views the team database and reads no local files: push this machine with "
+                         "`tokentop --sync-to` or `tokentop watch --json --sync-to` in another pane")
     if engine.ledger is None:
         raise UsageError("syncing pushes the local ledger; drop --no-ledger")
     if not isinstance(engine.ledger, Ledger):

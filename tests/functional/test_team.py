@@ -463,3 +463,8 @@ def test_rows_a_postgres_ledger_drops_leave_the_team_view(tmp_path: Path, team_u
     t = engine.report(Filter(tz=parse_tz("UTC")))
     assert (t["totals"]["calls"], t["totals"]["cost_usd"]) == (1, 2.0)
     assert all(s["calls"] for s in t["sessions"]) and all(d["calls"] for d in t["by_day"])
+
+
+def test_team_view_with_sync_to_says_how_to_push_instead(team_url: str, capsys: Any) -> None:
+    code, _, err = run_cli(["--team", team_url, "--sync-to", team_url], capsys)
+    assert code == 2 and "--sync-to" in err and err.count("\n") == 1
