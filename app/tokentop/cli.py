@@ -692,12 +692,15 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 def start_early(engine: Engine) -> Any:
-    """A warm start (from the ledger) begun in a thread before the UI is even imported; None for a cold scan,
-    which the UI runs itself to show its progress."""
+    """A warm start (from the ledger) begun before the UI is even imported, in a forked process where possible
+    (see `Engine.start_in_child`); returns the thread to join, or None for a cold scan, which the UI runs itself
+    to show its progress."""
     import threading
 
     if getattr(engine, "ledger", None) is None or not engine.ledger.has_calls():
         return None
+    if isinstance(engine.ledger, Ledger) and hasattr(os, "fork"):
+        return engine.start_in_child()
     t = threading.Thread(target=engine.start, name="tokentop-warm-start", daemon=True)
     t.start()
     return t

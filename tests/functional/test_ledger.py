@@ -255,3 +255,53 @@ def test_warm_start_days_match_cold_across_a_dst_change(claude_dir, data_root, l
     assert len(cold["by_day"]) >= 6
     assert [(d["day"], d["calls"], d["output_tokens"]) for d in warm["by_day"]] == \
         [(d["day"], d["calls"], d["output_tokens"]) for d in cold["by_day"]]
+
+
+@pytest.mark.parametrize("child_fails", [False, True])
+def test_warm_start_in_a_forked_child_equals_one_in_process(claude_dir, data_root, sqlite_ledger, capsys,
+                                                             monkeypatch, child_fails: bool) -> None:
+    history(claude_dir, data_root)
+    report(claude_dir, data_root, capsys, "--ledger", str(sqlite_ledger))  # fills the ledger
+    (project_dir(claude_dir) / "a.jsonl").unlink()  # ledger-only calls survive the trip too
+    write_lines(data_root / "agents" / "s1" / "llm_costs.jsonl",
+                [internal_row(cost=0.5), internal_row(cost=0.25), internal_row(cost=1.0)])  # one new row
+    here = engine(claude_dir, data_root, sqlite_ledger)
+    here.start()
+    with open(data_root / "agents" / "s1" / "llm_costs.jsonl", "a") as f:  # read by the child's catch-up
+        f.write(internal_row(cost=2.0) + "\n")
+    write_lines(project_dir(claude_dir, "/src/new") / "n.jsonl", [cc_line("n1", cwd="/src/new", session="n")])
+    if child_fails:  # the child cannot open the ledger: the parent warms up itself
+        monkeypatch.setattr(Ledger, "reopen", lambda self: (_ for _ in ()).throw(OSError("no")))
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    e.start_in_child().join(30)
+    here.update()  # the same catch-up, in this process
+    expected = here.report(Filter(tz=UTC))
+    assert expected["totals"]["calls"] == 8  # m1, m2 (ledger only), m3, n1 and four app rows
+    got = e.report(Filter(tz=UTC))
+    assert got["totals"] == pytest.approx(expected["totals"], rel=1e-12)  # sums in another order
+    assert [(x["session"], x["calls"], x["output_tokens"]) for x in got["sessions"]] == \
+        [(x["session"], x["calls"], x["output_tokens"]) for x in expected["sessions"]]
+    assert e.ledger_only == here.ledger_only == 2
+    assert set(e.files) == set(here.files) and e.warnings == here.warnings
+    e.update()  # and it goes on from there: nothing is read twice
+    assert e.report(Filter(tz=UTC))["totals"] == pytest.approx(expected["totals"], rel=1e-12)
+
+
+def test_another_tokentop_on_the_same_ledger_never_makes_this_one_undercount(claude_dir, data_root, sqlite_ledger,
+                                                                             capsys) -> None:
+    # The TUI runs; in another pane `tokentop report` catches the ledger up with new lines first.
+    f = project_dir(claude_dir) / "a.jsonl"
+    write_lines(f, [cc_line("m1", output=10), cc_line("m2", output=20)])
+    report(claude_dir, data_root, capsys, "--ledger", str(sqlite_ledger))
+    tui = engine(claude_dir, data_root, sqlite_ledger)
+    tui.start()
+    with open(f, "a") as fh:  # a bigger snapshot of m2 and a new call
+        fh.write(cc_line("m2", output=500) + "\n" + cc_line("m3", output=7) + "\n")
+    other = report(claude_dir, data_root, capsys, "--ledger", str(sqlite_ledger))
+    assert (other["totals"]["calls"], other["totals"]["output_tokens"]) == (3, 517)
+    tui.update([str(f)])  # the watcher's event for the same bytes
+    assert tui.totals(Filter(tz=UTC)) == other["totals"]
+    with open(f, "a") as fh:
+        fh.write(cc_line("m4", output=1) + "\n")
+    tui.update([str(f)])  # and its own updates go on as usual
+    assert tui.totals(Filter(tz=UTC))["output_tokens"] == 518

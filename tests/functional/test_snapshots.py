@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui_support import make_app
+from tests.tui_support import loaded, make_app
 
 
 async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    await loaded(pilot.app, pilot)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])

@@ -14,12 +14,11 @@ from tokentop.ui.detail import ScopeScreen
 from tokentop.ui.screens import HelpScreen, ProjectPicker
 from tokentop.ui.widgets.chips import Chip
 
-from tests.tui_support import NOW, make_app, text_of
+from tests.tui_support import NOW, loaded, make_app, text_of
 
 
 async def ready(app: TokentopApp, pilot) -> None:
-    await app.workers.wait_for_complete()
-    await pilot.pause()
+    await loaded(app, pilot)
 
 
 def expected(app: TokentopApp) -> dict:

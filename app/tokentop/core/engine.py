@@ -149,6 +149,23 @@ def _scan_job(files: list[tuple[str, str]]) -> bytes:
     return msgspec.msgpack.encode((cube.rows(), out, dict(warnings), states, limits))
 
 
+_snapshot_decoder = msgspec.msgpack.Decoder(
+    tuple[list[list[Any]], list[Call], list[FileState], dict[str, int], list[claude_code.LimitHit], int, int,
+          list[str]])
+
+
+def _die_with_parent() -> None:
+    """Linux: this forked process is killed when its parent dies (nothing keeps writing the ledger after a
+    kill -9 of the app)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 _job_decoder = msgspec.msgpack.Decoder(
     tuple[list[list[Any]], list[Call], dict[str, int], list[FileState], list[claude_code.LimitHit]])
 
@@ -204,12 +221,7 @@ class Engine:
     def start(self, workers: int | None = None, progress: Progress | None = None) -> None:
         """Warm start from the ledger and read only what is new; else a cold scan."""
         if self.ledger is not None and self.ledger.has_calls():
-            with self.lock:
-                self.cube.cells = self.ledger.cells(self.cube.day_of)
-                self.cube.version += 1
-                self.files = {s.path: s for s in self.ledger.file_states()}
-                self.warnings.update(self.ledger.warnings())
-                self.note_limits(msgspec.convert(self.ledger.meta("limit_hits") or [], list[claude_code.LimitHit]))
+            self._load_ledger()
             self.update()
             with self.lock:  # files the catch-up did not find any more: their calls are kept only in the ledger
                 gone = [p for p in self.files if p not in self._discovered and not os.path.exists(p)]
@@ -218,6 +230,74 @@ class Engine:
                 progress(1, 1, 1, 1)
         else:
             self.scan(workers=workers, progress=progress)
+
+    def _load_ledger(self) -> None:
+        """The cube, file states and counters as the ledger has them (what a warm start begins with)."""
+        assert self.ledger is not None
+        with self.lock:
+            self.ledger.others_wrote()  # the baseline: what is loaded now is all there is
+            self.cube.clear()
+            self.cube.cells = self.ledger.cells(self.cube.day_of)
+            self.cube.version += 1
+            self.files = {s.path: s for s in self.ledger.file_states()}
+            self.warnings.clear()
+            self.warnings.update(self.ledger.warnings())
+            self.note_limits(msgspec.convert(self.ledger.meta("limit_hits") or [], list[claude_code.LimitHit]))
+
+    def start_in_child(self) -> threading.Thread:
+        """`start` in a forked process, its result shipped back: a thread in this process would fight the
+        caller (the UI importing Textual and drawing) for the GIL and take several times longer. The returned
+        thread is done when the engine holds the result; if the child fails, it runs `start` here instead.
+        Needs a SQLite ledger (the child opens its own connection) and ``os.fork``."""
+        assert isinstance(self.ledger, Ledger)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its own connection (a connection never crosses a fork), then the snapshot
+            os.close(r)
+            code = 1
+            try:
+                _die_with_parent()
+                self.ledger = self.ledger.reopen()
+                self.cube.lookup, self.cube.call_source = self.ledger.get, self.ledger.calls
+                self.start()
+                with os.fdopen(w, "wb") as out:
+                    out.write(self._snapshot())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+
+        def receive() -> None:
+            with os.fdopen(r, "rb") as f:
+                data = f.read()
+            _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) == 0 and data:
+                self._restore(data)
+            else:
+                self.start()
+
+        t = threading.Thread(target=receive, name="tokentop-warm-start", daemon=True)
+        t.start()
+        return t
+
+    def _snapshot(self) -> bytes:
+        """What `start` left in memory, for `_restore` in another process."""
+        calls = [*self.cube.by_key.values(), *self.cube.plain]
+        return msgspec.msgpack.encode((self.cube.rows(), calls, list(self.files.values()), dict(self.warnings),
+                                       list(self.limit_hits.values()), self.ledger_only, self.lines_applied,
+                                       sorted(self._discovered)))
+
+    def _restore(self, data: bytes) -> None:
+        cells, calls, states, warnings, hits, ledger_only, lines, discovered = _snapshot_decoder.decode(data)
+        with self.lock:
+            self.cube.absorb(cells, calls)
+            self.cube.version += 1
+            self.files = {st.path: st for st in states}
+            self.warnings.update(warnings)
+            self.note_limits(hits)
+            self.ledger_only, self.lines_applied, self._discovered = ledger_only, lines, set(discovered)
+            if self.ledger is not None:
+                self.ledger.others_wrote()  # the child's commits are in what was just restored
 
     def rescan(self, progress: Progress | None = None) -> None:
         """Read every file again from the start (the ledger keeps what deleted files held)."""
@@ -304,6 +384,10 @@ class Engine:
         Returns:
             The number of calls read (before de-duplication).
         """
+        if self.ledger is not None and self.ledger.others_wrote():
+            # Another tokentop on this ledger (a `report` next to the TUI) committed calls and read offsets:
+            # they may replace calls this cube counts from its warm start, so start again from the ledger.
+            self._load_ledger()
         stats: dict[str, os.stat_result] = {}
         if paths is None:
             targets = {p: k for p, _, k in self.sources.discover(stats)}

@@ -240,6 +240,7 @@ class Ledger(LedgerBase):
         if self.roots:
             self.scope_sql = f"root IN ({','.join('?' * len(self.roots))})"
         self._root_cache: dict[str, str] = {}
+        self._data_version: int | None = None  # see others_wrote
         #: One connection, used by the scan's writer thread, live updates and views: one user at a time.
         self.lock = threading.RLock()
         try:
@@ -254,6 +255,19 @@ class Ledger(LedgerBase):
         except OSError as e:
             raise LedgerError(
                 f"cannot open the ledger {self.path}: {e.strerror}; use --no-ledger or --ledger PATH") from e
+
+    @_locked
+    def others_wrote(self) -> bool:
+        """Whether another connection (another tokentop on this ledger) committed since the last call; the
+        first call only takes the baseline."""
+        v = self.db.execute("PRAGMA data_version").fetchone()[0]
+        changed = self._data_version is not None and v != self._data_version
+        self._data_version = v
+        return bool(changed)
+
+    def reopen(self) -> Ledger:
+        """The same ledger on a new connection (in a forked process: a connection never crosses a fork)."""
+        return Ledger(self.path, self.priced_with, [Path(r) for r in self.roots], self.internal_project)
 
     @_locked
     def bulk(self, on: bool) -> None:

@@ -80,6 +80,10 @@ class PgLedger(LedgerBase):
         """Always."""
         return True
 
+    def others_wrote(self) -> bool:
+        """Not tracked here: run one tokentop per machine on a PostgreSQL ledger (see the README)."""
+        return False
+
     # -- writing -----------------------------------------------------------------------------------------
 
     def commit(self, calls: Iterable[Call] = (), states: Iterable[FileState] = (), warnings: dict[str, Any] | None
