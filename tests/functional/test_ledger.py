@@ -305,3 +305,25 @@ def test_another_tokentop_on_the_same_ledger_never_makes_this_one_undercount(cla
         fh.write(cc_line("m4", output=1) + "\n")
     tui.update([str(f)])  # and its own updates go on as usual
     assert tui.totals(Filter(tz=UTC))["output_tokens"] == 518
+
+
+def test_a_stuck_warm_start_child_is_killed_and_the_parent_warms_up_itself(claude_dir, data_root, sqlite_ledger,
+                                                                           capsys, monkeypatch) -> None:
+    import tokentop.core.engine as engine_module
+
+    history(claude_dir, data_root)
+    expected = report(claude_dir, data_root, capsys, "--ledger", str(sqlite_ledger))["totals"]
+    parent, start = os.getpid(), Engine.start
+
+    def stuck_in_the_child(self, *a, **k):  # noqa: ANN001, ANN202
+        if os.getpid() != parent:
+            time.sleep(60)
+        return start(self, *a, **k)
+
+    monkeypatch.setattr(Engine, "start", stuck_in_the_child)
+    monkeypatch.setattr(engine_module, "CHILD_WARM_START_TIMEOUT", 1.5)
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    t0 = time.monotonic()
+    e.start_in_child().join(30)
+    assert time.monotonic() - t0 < 15
+    assert e.totals(Filter(tz=UTC)) == pytest.approx(expected, rel=1e-12)

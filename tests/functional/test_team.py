@@ -468,3 +468,19 @@ def test_rows_a_postgres_ledger_drops_leave_the_team_view(tmp_path: Path, team_u
 def test_team_view_with_sync_to_says_how_to_push_instead(team_url: str, capsys: Any) -> None:
     code, _, err = run_cli(["--team", team_url, "--sync-to", team_url], capsys)
     assert code == 2 and "--sync-to" in err and err.count("\n") == 1
+
+
+def test_pushing_does_not_write_the_ledger_it_reads(two: tuple[Machine, Machine], team_url: str) -> None:
+    from tokentop.core.engine import Engine, Sources
+    from tokentop.core.ledger import Ledger
+    from tokentop.core.pricing import PriceBook
+
+    a, _ = two
+    a.report()
+    sources = Sources([a.claude], a.data, "app")
+    engine = Engine(sources, PriceBook(), parse_tz("UTC"), ledger=Ledger(a.ledger, roots=sources.claude_roots))
+    engine.start()
+    syncer = Syncer(a.ledger, team_url, machine="alpha")
+    assert syncer.run_once() == 30 and syncer.watermark() > 0
+    assert not engine.ledger.others_wrote()  # else every push would make a running dashboard reload the ledger
+    assert syncer.run_once() == 0

@@ -154,6 +154,10 @@ _snapshot_decoder = msgspec.msgpack.Decoder(
           list[str]])
 
 
+#: How long the UI waits for a forked warm start before doing it itself.
+CHILD_WARM_START_TIMEOUT = 120.0
+
+
 def _die_with_parent() -> None:
     """Linux: this forked process is killed when its parent dies (nothing keeps writing the ledger after a
     kill -9 of the app)."""
@@ -268,11 +272,25 @@ class Engine:
         os.close(w)
 
         def receive() -> None:
-            with os.fdopen(r, "rb") as f:
-                data = f.read()
+            import select
+            import signal
+            import time
+
+            chunks, deadline = [], time.monotonic() + CHILD_WARM_START_TIMEOUT
+            with os.fdopen(r, "rb", buffering=0) as f:
+                while time.monotonic() < deadline:
+                    if not select.select([f], [], [], 1.0)[0]:
+                        continue
+                    chunk = f.read(1 << 20)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                else:  # a child stuck (say, on a lock it inherited mid-use): never leave the UI waiting
+                    os.kill(pid, signal.SIGKILL)
+                    chunks = []
             _, status = os.waitpid(pid, 0)
-            if os.waitstatus_to_exitcode(status) == 0 and data:
-                self._restore(data)
+            if os.waitstatus_to_exitcode(status) == 0 and chunks:
+                self._restore(b"".join(chunks))
             else:
                 self.start()
 

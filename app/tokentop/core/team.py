@@ -435,16 +435,35 @@ class Syncer:
         db.execute("PRAGMA busy_timeout=10000")
         return db
 
-    def watermark(self, db: sqlite3.Connection) -> int:
+    @property
+    def marks_path(self) -> Path:
+        """Where the last pushed rowid per target is kept: beside the ledger, not in it (a write into the
+        ledger would look like another tokentop's and make the engine reload it)."""
+        return Path(str(self.ledger_path) + ".sync.json")
+
+    def _marks(self) -> dict[str, int]:
+        try:
+            data = json.loads(self.marks_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def watermark(self) -> int:
         """The last rowid pushed to this target."""
-        r = db.execute("SELECT value FROM meta WHERE key = ?", (self.key,)).fetchone()
-        return int(json.loads(r[0])) if r else 0
+        return int(self._marks().get(self.key, 0))
+
+    def _save_watermark(self, mark: int) -> None:
+        from .files import write_atomic
+
+        marks = self._marks()
+        marks[self.key] = mark
+        write_atomic(self.marks_path, json.dumps(marks))
 
     def backlog(self) -> int:
         """Local calls not yet pushed."""
         db = self._local()
         try:
-            return db.execute("SELECT count(*) FROM calls WHERE rowid > ?", (self.watermark(db),)).fetchone()[0]
+            return db.execute("SELECT count(*) FROM calls WHERE rowid > ?", (self.watermark(),)).fetchone()[0]
         finally:
             db.close()
 
@@ -458,7 +477,7 @@ class Syncer:
         """Push everything not yet pushed, in batches; returns calls pushed. Raises TeamError (state offline)."""
         db = self._local()
         try:
-            mark = self.watermark(db)
+            mark = self.watermark()
             self.status.backlog = db.execute("SELECT count(*) FROM calls WHERE rowid > ?", (mark,)).fetchone()[0]
             total, done = self.status.backlog, 0
             cols = ", ".join(_q(c) for c in _LOCAL_COLS)
@@ -481,7 +500,7 @@ class Syncer:
                     self._fail(e)
                     raise
                 mark = rows[-1][0]
-                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (self.key, json.dumps(mark)))
+                self._save_watermark(mark)
                 done += len(rows)
                 self.status.pushed += len(rows)
                 self.status.backlog = max(0, total - done)
