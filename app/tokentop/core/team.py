@@ -321,7 +321,9 @@ class TeamStore:
         ``since_seq``: only the (machine, user, day, source, model, project, session, mode) groups that have a
         rollup row changed after it — each group's whole, current day sums (a viewer replaces its rows with them).
         """
-        sums = ", ".join(f"sum(r.{_q(c)})" for c in _SUMS[:-1]) + ", max(r.last), max(r.seq)"
+        # bigint sums come back as numeric (Decimal in Python, slow to parse): cast them back
+        sums = ", ".join(f"sum(r.{_q(c)})::{'float8' if c == 'cost' else 'bigint'}" for c in _SUMS[:-1]) + \
+            ", max(r.last), max(r.seq)"
         day = f"(to_timestamp(r.bucket * {BUCKET_SECONDS}) AT TIME ZONE %(zone)s)::date"
         dims = 'r.machine, r."user", {day}, r.source, r.model, r.project, r.session, r.mode'
         if since_seq is None:
@@ -567,8 +569,7 @@ class TeamRollup:
             part = self.parts.setdefault((r[0], r[1]), {})
             # A ledger kept here stores "" for app rows without a project (resolved per machine on read).
             key = (r[2], r[3], r[4], r[5] or "internal", r[6], r[7])
-            new = [int(r[8]), int(r[9]), int(r[10]), int(r[11]), int(r[12]), float(r[13]), int(r[14]), int(r[15]),
-                   float(r[16])]
+            new = list(r[8:17])
             changes.append(((r[0], r[1]), key, part.get(key), new))
             if new[4]:
                 part[key] = new
