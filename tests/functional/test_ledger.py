@@ -287,17 +287,17 @@ def test_warm_start_in_a_forked_child_equals_one_in_process(claude_dir, data_roo
     assert e.report(Filter(tz=UTC))["totals"] == pytest.approx(expected["totals"], rel=1e-12)
 
 
-def test_another_tokentop_on_the_same_ledger_never_makes_this_one_undercount(claude_dir, data_root, sqlite_ledger,
+def test_another_tokentop_on_the_same_ledger_never_makes_this_one_undercount(claude_dir, data_root, ledger_path,
                                                                              capsys) -> None:
     # The TUI runs; in another pane `tokentop report` catches the ledger up with new lines first.
     f = project_dir(claude_dir) / "a.jsonl"
     write_lines(f, [cc_line("m1", output=10), cc_line("m2", output=20)])
-    report(claude_dir, data_root, capsys, "--ledger", str(sqlite_ledger))
-    tui = engine(claude_dir, data_root, sqlite_ledger)
+    report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
+    tui = engine(claude_dir, data_root, ledger_path)
     tui.start()
     with open(f, "a") as fh:  # a bigger snapshot of m2 and a new call
         fh.write(cc_line("m2", output=500) + "\n" + cc_line("m3", output=7) + "\n")
-    other = report(claude_dir, data_root, capsys, "--ledger", str(sqlite_ledger))
+    other = report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
     assert (other["totals"]["calls"], other["totals"]["output_tokens"]) == (3, 517)
     tui.update([str(f)])  # the watcher's event for the same bytes
     assert tui.totals(Filter(tz=UTC)) == other["totals"]

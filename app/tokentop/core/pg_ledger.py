@@ -43,6 +43,7 @@ class PgLedger(LedgerBase):
         self.machine = machine or default_machine()
         self.user = user or default_user()
         self.lock = threading.RLock()
+        self._seen_commits: int | None = None  # see others_wrote
         try:
             self.store = TeamStore(url)
         except TeamError as e:
@@ -81,8 +82,15 @@ class PgLedger(LedgerBase):
         return True
 
     def others_wrote(self) -> bool:
-        """Not tracked here: run one tokentop per machine on a PostgreSQL ledger (see the README)."""
-        return False
+        """Whether another tokentop committed this machine's ledger since the last call (or this one's own
+        commit): a per-machine commit counter, bumped in every commit's transaction. The first call only takes
+        the baseline."""
+        r = self._q("SELECT value FROM tokentop.ledger_meta WHERE machine = %s AND key = 'commits'",
+                    (self.machine,)).fetchone()
+        seen = int(r[0]) if r else 0
+        changed = self._seen_commits is not None and seen != self._seen_commits
+        self._seen_commits = seen
+        return changed
 
     # -- writing -----------------------------------------------------------------------------------------
 
@@ -119,6 +127,10 @@ class PgLedger(LedgerBase):
                             'mtime = excluded.mtime, tail = excluded.tail',
                             [(self.machine, s.path, s.kind, s.dev, s.ino, s.offset, s.size, s.mtime, s.tail)
                              for s in states])
+                        n = cur.execute(
+                            "INSERT INTO tokentop.ledger_meta VALUES (%s, 'commits', '1') ON CONFLICT (machine, key) "
+                            "DO UPDATE SET value = (tokentop.ledger_meta.value::bigint + 1)::text RETURNING value",
+                            (self.machine,)).fetchone()[0]
                         if warnings is not None:
                             cur.executemany(
                                 "INSERT INTO tokentop.ledger_meta VALUES (%s, %s, %s) ON CONFLICT (machine, key) "
@@ -126,6 +138,8 @@ class PgLedger(LedgerBase):
                                 [(self.machine, k, json.dumps(v)) for k, v in warnings.items()])
             except psycopg.Error as e:
                 raise LedgerError(f"the ledger {self.path}: {' '.join(str(e).split())}") from None
+            if self._seen_commits is not None and int(n) == self._seen_commits + 1:
+                self._seen_commits = int(n)  # ours, and nobody else's in between
 
     # -- reading -----------------------------------------------------------------------------------------
 
