@@ -23,6 +23,7 @@ SHOTS = (
     ("tokentop-80x24.svg", (80, 24), ()),
     ("tokentop-160x48.svg", (160, 48), ()),
     ("tokentop-solo-sonnet-80x24.svg", (80, 24), ("at",)),
+    ("tokentop-session-detail-80x24.svg", (80, 24), ("#sessions", "enter")),  # "#id": focus that widget
 )
 
 
@@ -43,10 +44,15 @@ async def shoot(out: Path) -> list[Path]:
         with tempfile.TemporaryDirectory() as tmp:
             app = demo_app(Path(tmp))
             async with app.run_test(size=size) as pilot:
+                while app.scanning or app.updated_at is None:  # the scan worker starts after the first draw
+                    await asyncio.sleep(0.01)
                 await app.workers.wait_for_complete()
                 await pilot.pause()
-                if keys:
-                    await pilot.press(*keys)
+                for key in keys:
+                    if key.startswith("#"):
+                        app.screen.query_one(key).focus()
+                    else:
+                        await pilot.press(key)
                     await pilot.pause()
                 app.save_screenshot(filename=name, path=str(out))
         written.append(out / name)
