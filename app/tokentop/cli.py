@@ -19,7 +19,7 @@ from .core.filters import Filter, FilterError, parse_date, parse_tz
 from .core.ledger import Ledger, LedgerError
 from .core.pricing import PriceBook, PriceFileError
 
-GROUPS = ("day", "model", "project", "session", "task")
+GROUPS = ("day", "model", "project", "session", "task", "machine", "user")  # the last two with --team
 
 
 class UsageError(Exception):
@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     _source_options(r)
     _filter_options(r)
     r.add_argument("--json", action="store_true", help="machine-readable output")
-    r.add_argument("--group-by", choices=GROUPS, default="day", help="rows of the table (default: day)")
+    r.add_argument("--group-by", choices=GROUPS, default="day",
+                   help="rows of the table (default: day; machine and user with --team)")
     r.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
     r.add_argument("--blocks", action="store_true", help="5-hour blocks: cost, tokens, burn rate, projection")
     r.add_argument("--window", help="today, yesterday, this-week, last-week, this-month, last-7d, last-30d, all")
@@ -319,7 +320,7 @@ def render_report_table(rep: dict[str, Any], group_by: str) -> str:
         "",
     ]
     key = {"day": "by_day", "model": "by_model", "project": "by_project", "session": "sessions",
-           "task": "by_task"}[group_by]
+           "task": "by_task", "machine": "by_machine", "user": "by_user"}[group_by]
     lines += _table(rep[key], group_by, group_by)
     bad = {k: v for k, v in rep["warnings"].items() if v}
     if bad:
@@ -361,6 +362,8 @@ def comparison(engine: Engine, flt: Filter) -> dict[str, Any]:
 def cmd_report(args: argparse.Namespace) -> int:
     """`tokentop report`."""
     settings = Settings.load()
+    if args.group_by in ("machine", "user") and args.team is None:
+        raise UsageError(f"--group-by {args.group_by} needs --team (one machine's own report has one of each)")
     flt = apply_window(args, make_filter(args, args.tz or settings.tz))
     engine = make_engine(args, settings, flt.tz)
     engine.start(workers=args.workers, progress=None if args.json else _progress_printer())

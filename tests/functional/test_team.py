@@ -485,3 +485,21 @@ def test_pushing_does_not_write_the_ledger_it_reads(two: tuple[Machine, Machine]
     assert syncer.run_once() == 30 and syncer.watermark() > 0
     assert not engine.ledger.others_wrote()  # else every push would make a running dashboard reload the ledger
     assert syncer.run_once() == 0
+
+
+def test_report_table_groups_by_machine_and_user_with_team(two: tuple[Machine, Machine], team_url: str,
+                                                           capsys: Any) -> None:
+    from tokentop.core import fmt
+
+    a, b = two
+    a.sync(team_url)
+    b.sync(team_url)
+    team = team_report(team_url, capsys)
+    code, out, err = run_cli(["report", "--team", team_url, "--tz", "UTC", "--group-by", "machine"], capsys)
+    assert code == 0, err
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines()[4:] if line.strip()}
+    assert rows == {r["machine"]: fmt.money(r["cost_usd"]) for r in team["by_machine"]}
+    code, out, _ = run_cli(["report", "--team", team_url, "--tz", "UTC", "--group-by", "user"], capsys)
+    assert code == 0 and team["by_user"][0]["user"] in out
+    code, _, err = run_cli(["report", "--group-by", "machine"], capsys)
+    assert code == 2 and "needs --team" in err
