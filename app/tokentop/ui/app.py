@@ -471,10 +471,11 @@ class TokentopApp(App[None]):
         when = (datetime.fromtimestamp(self.updated_at, self.tz).strftime("%H:%M:%S")
                 if self.updated_at else "–")
         warn = f"[red]{bad:,} unparsable[/]" if bad else "0 unparsable"
-        screen.query_one(StatusLine).update(
-            f"{head} · {self.engine.files_watched():,} {'machines' if self.team else 'files'} · "
-            f"{t.get('calls', 0):,} calls shown · "
-            f"{warn} · updated {when}")
+        for status in screen.query(StatusLine):  # none while the app is closing
+            status.update(
+                f"{head} · {self.engine.files_watched():,} {'machines' if self.team else 'files'} · "
+                f"{t.get('calls', 0):,} calls shown · "
+                f"{warn} · updated {when}")
 
     def read_rate_limits(self) -> None:
         """Re-read the rate-limit observations."""
@@ -496,7 +497,8 @@ class TokentopApp(App[None]):
         view["block"] = self.active_block
         view["now"] = now
         view["limit_hits"] = [h for h in self.engine.limit_hits_json() if h["resets_at"] and h["resets_at"] > now]
-        screen.query_one(RateLimitPanel).show(view)
+        for panel in screen.query(RateLimitPanel):  # none while the app is closing (the 1 s tick may still fire)
+            panel.show(view)
 
     def tick(self) -> None:
         """Once a second: countdowns move while there are fresh observations; nothing else is redrawn."""
