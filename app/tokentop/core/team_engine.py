@@ -17,7 +17,7 @@ from .aggregate import CALLS, LAST, new_cell
 from .engine import Engine, Sources
 from .filters import Filter, tz_name
 from .live import Batch
-from .report import _Predicate
+from .report import _acc_into, _Predicate
 from .team import CHANNEL, TeamError, TeamRollup, TeamStore, connect
 
 
@@ -92,6 +92,8 @@ class TeamEngine(Engine):
         return len({m for m, _ in self.rollup.parts})
 
     def _part_totals(self, flt: Filter, scoped: bool) -> dict[tuple[str, str], list[float]]:
+        """Totals per (machine, user) under ``flt`` and, if ``scoped``, the machine/user selection (the chips
+        are built without it, so a deselected machine or user keeps its chip)."""
         lo = flt.since.isoformat() if flt.since else None
         hi = flt.until.isoformat() if flt.until else None
         pred = _Predicate(flt)
@@ -104,16 +106,12 @@ class TeamEngine(Engine):
                 if (lo is not None and key[0] < lo) or (hi is not None and key[0] > hi):
                     continue
                 if pred(key[1], key[2], key[3], key[4], key[5]):
-                    _add({0: acc}, 0, sums, 1)
+                    _acc_into(acc, sums)
             out[part] = acc
         return out
 
-    def groups(self, flt: Filter, dim: int, scoped: bool = True,
-               parts: dict[tuple[str, str], list[float]] | None = None) -> list[dict[str, Any]]:
-        """Totals per machine (``dim`` 0) or user (1) under ``flt`` and, if ``scoped``, the machine/user
-        selection (the machine chips are built without it, so a deselected machine keeps its chip)."""
-        with self.lock:
-            parts = parts if parts is not None else self._part_totals(flt, scoped)
+    def groups(self, parts: dict[tuple[str, str], list[float]], dim: int) -> list[dict[str, Any]]:
+        """Totals per machine (``dim`` 0) or user (1) from per-(machine, user) totals (`_part_totals`)."""
         out: dict[str, list[float]] = {}
         for part, s in parts.items():
             _add(out, part[dim], s, 1)
@@ -133,8 +131,8 @@ class TeamEngine(Engine):
         """`by_machine`, `by_user` and each session's machine, for `report --json --team` and the TUI."""
         with self.lock:
             parts = self._part_totals(flt, scoped=True)
-        rep["by_machine"] = self.groups(flt, 0, parts=parts)
-        rep["by_user"] = self.groups(flt, 1, parts=parts)
+        rep["by_machine"] = self.groups(parts, 0)
+        rep["by_user"] = self.groups(parts, 1)
         rep["team"] = {"machines": self.files_watched(), "listening": self.listening,
                        "selected_machines": sorted(self.machines) if self.machines is not None else None,
                        "selected_users": sorted(self.users) if self.users is not None else None}
@@ -152,7 +150,7 @@ class TeamEngine(Engine):
         with self.lock:
             parts = self._part_totals(flt, scoped=False)  # a deselected machine or user keeps its chip
         for dim, name, chosen in ((0, "machine", self.machines), (1, "user", self.users)):
-            rows = self.groups(flt, dim, parts=parts)
+            rows = self.groups(parts, dim)
             total = sum(r["cost_usd"] for r in rows)
             v[f"{name}_chips"] = [{"model": r[name], "name": r[name], "family": name.capitalize() + "s",
                                    "share": r["cost_usd"] / total if total > 0 else 0.0,

@@ -93,11 +93,6 @@ class MainScreen(FilterKeys, Screen[None]):
         yield StatusLine(id="status")
         yield Footer()
 
-    def on_screen_resume(self) -> None:
-        """Back from the drill-down (or a modal): redraw, the filter may have changed there."""
-        if self.tapp.view:
-            self.tapp.refresh_view()
-
     # -- chips (the model bar; in team mode also the machine and user bars: `g` moves the keys between them) -----
 
     BARS = {"models": "#chips", "machines": "#machine-chips", "users": "#user-chips"}
@@ -215,14 +210,18 @@ class MainScreen(FilterKeys, Screen[None]):
         key = event.row_key.value or ""
         _source, _, session = key.partition("\x1f")
         if session:
-            self.app.push_screen(ScopeScreen("session", session))
+            self.drill(ScopeScreen("session", session))
 
     @on(DataTable.RowSelected, "#breakdown")
     def drill_into_project(self, event: DataTable.RowSelected) -> None:
         """``enter`` on a by-project row opens that project's detail screen."""
         rows = self.tapp.view.get("by_project", [])
         if self.tapp.panel == "projects" and event.cursor_row < len(rows):
-            self.app.push_screen(ScopeScreen("project", rows[event.cursor_row]["project"]))
+            self.drill(ScopeScreen("project", rows[event.cursor_row]["project"]))
+
+    def drill(self, scope: ScopeScreen) -> None:
+        """Open a detail screen; back here, redraw (its filter keys may have changed the filter)."""
+        self.app.push_screen(scope, lambda _: self.tapp.refresh_view())
 
 
 class TokentopApp(App[None]):

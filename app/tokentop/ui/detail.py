@@ -26,7 +26,7 @@ class ScopeScreen(FilterKeys, Screen[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-compact"), (120, "-wide")]
 
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "back"),
+        Binding("escape", "dismiss(None)", "back"),
         *FILTER_BINDINGS,
         Binding("question_mark", "app.help", "keys"),
         Binding("q", "app.quit", "quit"),
