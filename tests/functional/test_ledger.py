@@ -187,6 +187,68 @@ def test_newer_schema_is_refused_with_a_clear_message(claude_dir, data_root, sql
     assert "newer tokentop" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_ledger_from_the_previous_schema_is_upgraded_in_place(claude_dir, data_root, sqlite_ledger,
+                                                                 capsys) -> None:
+    history(claude_dir, data_root)
+    base = ["--ledger", str(sqlite_ledger)]
+    cold = report(claude_dir, data_root, capsys, "--no-ledger")
+    report(claude_dir, data_root, capsys, *base)
+    db = sqlite3.connect(sqlite_ledger)  # what schema 1 had: no snapshot table, no generation counter
+    db.executescript("DROP TABLE snapshot; DELETE FROM meta WHERE key = 'generation'; PRAGMA user_version = 1;")
+    db.close()
+    warm = report(claude_dir, data_root, capsys, *base)
+    assert warm["totals"] == cold["totals"] and warm["sessions"] == cold["sessions"]
+    db = sqlite3.connect(sqlite_ledger)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("SELECT COUNT(*) FROM snapshot").fetchone()[0] == 1  # the upgraded ledger keeps one again
+    db.close()
+
+
+def snapshot_generations(ledger: Path) -> tuple[int, list[int]]:
+    db = sqlite3.connect(ledger)
+    try:
+        gen = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        return gen, [r[0] for r in db.execute("SELECT generation FROM snapshot")]
+    finally:
+        db.close()
+
+
+def test_a_start_uses_the_snapshot_only_while_nothing_was_written_since(claude_dir, data_root, sqlite_ledger,
+                                                                         capsys) -> None:
+    history(claude_dir, data_root)
+    base = ["--ledger", str(sqlite_ledger), "--internal-project", "app"]  # as engine() opens it
+    report(claude_dir, data_root, capsys, *base)
+    gen, snaps = snapshot_generations(sqlite_ledger)
+    assert snaps == [gen]  # the cold ingest left a snapshot of what it ended with
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    assert e._load_ledger() is True
+    # Another writer commits a call the snapshot does not have: the next start folds the rollup instead.
+    other = engine(claude_dir, data_root, sqlite_ledger)
+    other.start()
+    with open(project_dir(claude_dir) / "a.jsonl", "a") as fh:
+        fh.write(cc_line("m9", output=7) + "\n")
+    other.update()
+    assert snapshot_generations(sqlite_ledger)[0] > gen
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    assert e._load_ledger() is False
+    warm = report(claude_dir, data_root, capsys, *base)
+    assert warm["totals"] == report(claude_dir, data_root, capsys, "--no-ledger")["totals"]
+    gen, snaps = snapshot_generations(sqlite_ledger)
+    assert snaps == [gen]  # and that start left a fresh one
+
+
+def test_a_damaged_snapshot_only_makes_the_start_slower(claude_dir, data_root, sqlite_ledger, capsys) -> None:
+    history(claude_dir, data_root)
+    base = ["--ledger", str(sqlite_ledger)]
+    cold = report(claude_dir, data_root, capsys, *base)
+    db = sqlite3.connect(sqlite_ledger)
+    db.execute("UPDATE snapshot SET body = ?", (b"\xc1 not msgpack",))
+    db.commit()
+    db.close()
+    warm = report(claude_dir, data_root, capsys, *base)
+    assert warm["totals"] == cold["totals"] and warm["sessions"] == cold["sessions"]
+
+
 def test_corrupt_ledger_says_what_to_do(claude_dir, data_root, sqlite_ledger, capsys) -> None:
     sqlite_ledger.write_bytes(b"this is not a database" * 100)
     code, _, err = run_cli(["report", "--claude-dir", str(claude_dir), "--data-root", str(data_root), "--ledger",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 from tokentop.core.claude_code import default_claude_dirs, discover_files, project_of_cwd
@@ -196,6 +198,59 @@ def test_discovery_reads_only_nonempty_jsonl(claude_dir: Path) -> None:
     write_lines(pdir / "a" / "subagents" / "agent-1.jsonl", [cc_line("n")])
     found = sorted(Path(p).name for p, _ in discover_files([claude_dir / "projects"]))
     assert found == ["a.jsonl", "agent-1.jsonl"]
+
+
+def _age(path: Path, seconds: float) -> None:
+    """Set a folder's mtime into the past (as if it last changed ``seconds`` ago)."""
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
+def test_discovery_with_listings_finds_the_same_files_and_every_change(claude_dir: Path) -> None:
+    pdir = project_dir(claude_dir)
+    write_lines(pdir / "a.jsonl", [cc_line("m")])
+    (pdir / "empty.jsonl").write_bytes(b"")
+    write_lines(pdir / "a" / "subagents" / "agent-1.jsonl", [cc_line("n")])
+    roots = [claude_dir / "projects"]
+    for d in (pdir / "a" / "subagents", pdir / "a", pdir, claude_dir / "projects"):
+        _age(d, 60)
+    listings: dict = {}
+    assert discover_files(roots, None, listings) == discover_files(roots)
+    assert sorted(listings[str(pdir)].files) == [
+        "a.jsonl", "empty.jsonl"]  # the empty file is listed too: it may grow
+    # Unchanged folders come from the listings: their files are still stat'ed, so growth shows.
+    write_lines(pdir / "empty.jsonl", [cc_line("e")])
+    _age(pdir, 60)  # writing into an existing file leaves the folder's mtime alone; keep it old for sure
+    stats: dict = {}
+    found = discover_files(roots, stats, listings)
+    assert found == discover_files(roots) and {Path(p).name for p, _ in found} >= {"empty.jsonl"}
+    assert set(stats) == {p for p, _ in found}
+    # A new file changes its folder's mtime: that folder is listed again.
+    write_lines(pdir / "a" / "subagents" / "agent-2.jsonl", [cc_line("o")])
+    found = discover_files(roots, None, listings)
+    assert sorted(Path(p).name for p, _ in found) == ["a.jsonl", "agent-1.jsonl", "agent-2.jsonl", "empty.jsonl"]
+    # A deleted folder drops out of the listings.
+    for f in (pdir / "a" / "subagents").iterdir():
+        f.unlink()
+    (pdir / "a" / "subagents").rmdir()
+    found = discover_files(roots, None, listings)
+    assert sorted(Path(p).name for p, _ in found) == ["a.jsonl", "empty.jsonl"]
+    assert str(pdir / "a" / "subagents") not in listings
+
+
+def test_a_folder_that_just_changed_is_listed_again_next_time(claude_dir: Path) -> None:
+    pdir = project_dir(claude_dir)
+    write_lines(pdir / "a.jsonl", [cc_line("m")])
+    roots = [claude_dir / "projects"]
+    listings: dict = {}
+    discover_files(roots, None, listings)
+    # Changed within the mtime granularity window: not trusted, so a file created in the same tick (the
+    # folder's mtime then looks unchanged) is still found.
+    assert str(pdir) not in listings
+    mtime = pdir.stat().st_mtime_ns
+    write_lines(pdir / "b.jsonl", [cc_line("n")])
+    os.utime(pdir, ns=(mtime, mtime))
+    assert sorted(Path(p).name for p, _ in discover_files(roots, None, listings)) == ["a.jsonl", "b.jsonl"]
 
 
 def test_models_are_reported_as_logged(claude_dir: Path, report) -> None:

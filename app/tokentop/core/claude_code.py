@@ -7,6 +7,7 @@ Only lines whose raw bytes contain ``"usage"`` are JSON-decoded; every other lin
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,15 +48,61 @@ def projects_roots(claude_dirs: Iterable[Path]) -> list[Path]:
     return seen
 
 
-def discover_files(roots: Iterable[Path], stats: dict[str, os.stat_result] | None = None) -> list[tuple[str, int]]:
+class Listing(msgspec.Struct, array_like=True):
+    """One folder as last listed: its mtime then, its subfolders and its ``*.jsonl`` files (names)."""
+
+    mtime_ns: int
+    dirs: list[str]
+    files: list[str]
+
+
+#: A folder listed less than this long after it changed is listed again next time: a change within the
+#: granularity of its mtime would not show.
+RACY_NS = 2_000_000_000
+
+
+def discover_files(roots: Iterable[Path], stats: dict[str, os.stat_result] | None = None,
+                   listings: dict[str, Listing] | None = None) -> list[tuple[str, int]]:
     """Every non-empty ``*.jsonl`` below the roots (subagent folders included), with its size.
 
-    ``stats``: receives each file's stat (the catch-up after a warm start compares it with the file's recorded
-    state instead of calling stat again)."""
+    Args:
+        stats: receives each file's stat (the catch-up after a warm start compares it with the file's recorded
+            state instead of calling stat again).
+        listings: the folders as last listed, updated in place. A folder whose mtime is unchanged is not listed
+            again (creating, deleting or renaming an entry changes it): only its files are stat'ed.
+    """
     out: list[tuple[str, int]] = []
+
+    def keep(path: str, st: os.stat_result) -> None:
+        if st.st_size:
+            out.append((path, st.st_size))
+            if stats is not None:
+                stats[path] = st
+
+    fresh: dict[str, Listing] = {}
+    now_ns = time.time_ns()
     stack = [str(r) for r in roots]
     while stack:
         d = stack.pop()
+        mtime_ns = 0
+        if listings is not None:
+            try:
+                mtime_ns = os.stat(d).st_mtime_ns  # before listing: a change during it shows next time
+            except OSError:
+                continue
+            known = listings.get(d)
+            if known is not None and known.mtime_ns == mtime_ns:
+                fresh[d] = known
+                stack.extend(os.path.join(d, n) for n in known.dirs)
+                for n in known.files:
+                    p = os.path.join(d, n)
+                    try:
+                        keep(p, os.stat(p))
+                    except OSError:
+                        continue
+                continue
+        dirs: list[str] = []
+        files: list[str] = []
         try:
             it = os.scandir(d)
         except OSError:
@@ -64,15 +111,18 @@ def discover_files(roots: Iterable[Path], stats: dict[str, os.stat_result] | Non
             for e in it:
                 try:
                     if e.is_dir(follow_symlinks=False):
+                        dirs.append(e.name)
                         stack.append(e.path)
                     elif e.name.endswith(".jsonl") and e.is_file():
-                        st = e.stat()
-                        if st.st_size:
-                            out.append((e.path, st.st_size))
-                            if stats is not None:
-                                stats[e.path] = st
+                        files.append(e.name)
+                        keep(e.path, e.stat())
                 except OSError:
                     continue
+        if listings is not None and now_ns - mtime_ns > RACY_NS:
+            fresh[d] = Listing(mtime_ns, dirs, files)
+    if listings is not None:
+        listings.clear()
+        listings.update(fresh)
     out.sort()
     return out
 

@@ -18,7 +18,7 @@ import msgspec
 from . import claude_code, internal_log
 from .aggregate import Cube
 from .filters import Filter
-from .ledger import Ledger
+from .ledger import Ledger, Snapshot
 from .pricing import PriceBook
 from .records import CLAUDE_CODE, Call
 from .report import build_report
@@ -40,6 +40,8 @@ class Sources:
     claude_dirs: list[Path] = field(default_factory=list)
     data_root: Path | None = None
     internal_project: str | None = None
+    #: Claude Code folders as last listed (see `claude_code.discover_files`); a warm start loads them.
+    listings: dict[str, claude_code.Listing] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Real paths: the ledger scopes calls by folder, and a symlinked ~/.claude must not look like a new root.
@@ -64,7 +66,7 @@ class Sources:
     def discover(self, stats: dict[str, os.stat_result] | None = None) -> list[tuple[str, int, str]]:
         """(path, size, kind) of every input file, largest first (for load balancing); ``stats`` receives each
         file's stat."""
-        files = [(p, s, CLAUDE) for p, s in claude_code.discover_files(self.claude_roots, stats)]
+        files = [(p, s, CLAUDE) for p, s in claude_code.discover_files(self.claude_roots, stats, self.listings)]
         if self.data_root is not None:
             files += [(p, s, INTERNAL_KIND) for p, s in internal_log.discover_files(self.data_root, stats)]
         files.sort(key=lambda f: -f[1])
@@ -195,6 +197,7 @@ class Engine:
         self.keyless_calls: dict[str, list[Call]] = {}
         self.lines_applied = 0
         self._discovered: set[str] = set()  # what the last full catch-up found on disk
+        self._committed = False  # this run wrote to the ledger since its last snapshot
         #: The latest plan-limit hit Claude Code reported, per window (five_hour, seven_day, unknown).
         self.limit_hits: dict[str, claude_code.LimitHit] = {}
         #: Held while the cube changes and while views read it (scan and live updates run in threads).
@@ -225,28 +228,51 @@ class Engine:
     def start(self, workers: int | None = None, progress: Progress | None = None) -> None:
         """Warm start from the ledger and read only what is new; else a cold scan."""
         if self.ledger is not None and self.ledger.has_calls():
-            self._load_ledger()
+            fresh = self._load_ledger()
             self.update()
             with self.lock:  # files the catch-up did not find any more: their calls are kept only in the ledger
                 gone = [p for p in self.files if p not in self._discovered and not os.path.exists(p)]
                 self.ledger_only = self.ledger.ledger_only(gone)
+                if not fresh or self._committed:
+                    self.save_snapshot()
             if progress:
                 progress(1, 1, 1, 1)
         else:
             self.scan(workers=workers, progress=progress)
+            self.save_snapshot()
 
-    def _load_ledger(self) -> None:
-        """The cube, file states and counters as the ledger has them (what a warm start begins with)."""
+    def save_snapshot(self) -> None:
+        """Leave the cube's day cells and the file states in the ledger: the next start, if nothing was written
+        in between, loads them instead of folding the rollup again."""
+        if self.ledger is not None:
+            with self.lock:
+                self.ledger.save_snapshot(self.cube.day_of, Snapshot.of(self.cube.cells, self.files.values(),
+                                                                        self.sources.listings))
+                self._committed = False
+
+    def _load_ledger(self) -> bool:
+        """The cube, file states and counters as the ledger has them (what a warm start begins with).
+
+        Returns:
+            Whether they came from a snapshot of the current ledger (else the rollup was folded again).
+        """
         assert self.ledger is not None
         with self.lock:
             self.ledger.others_wrote()  # the baseline: what is loaded now is all there is
             self.cube.clear()
-            self.cube.cells = self.ledger.cells(self.cube.day_of)
+            snap = self.ledger.snapshot(self.cube.day_of)
+            if snap is None:
+                self.cube.cells = self.ledger.cells(self.cube.day_of)
+                self.files = {s.path: s for s in self.ledger.file_states()}
+            else:
+                self.cube.cells = snap.cell_dict()
+                self.files = {s.path: s for s in snap.states()}
+                self.sources.listings = snap.listings
             self.cube.version += 1
-            self.files = {s.path: s for s in self.ledger.file_states()}
             self.warnings.clear()
             self.warnings.update(self.ledger.warnings())
             self.note_limits(msgspec.convert(self.ledger.meta("limit_hits") or [], list[claude_code.LimitHit]))
+            return snap is not None
 
     def start_in_child(self) -> threading.Thread:
         """`start` in a forked process, its result shipped back: a thread in this process would fight the
@@ -349,6 +375,7 @@ class Engine:
         global _worker_book, _worker_project, _worker_tz
         _worker_book, _worker_project, _worker_tz = self.book, self.sources.project_for_internal, self.cube.tz
         if self.ledger is not None:
+            self.ledger.others_wrote()  # the baseline (see `save_snapshot`)
             self.ledger.set_rollup_valid(False)  # per-job commits skip it; rebuilt once at the end
             self.ledger.bulk(True)
         writer = _Writer(self.ledger) if self.ledger is not None else None
@@ -425,6 +452,7 @@ class Engine:
                 n += self._update_file(path, kind, batch, stats.get(path))
             if self.ledger is not None and (batch.changed or batch.states or batch.reset):
                 self.ledger.commit(batch.changed, batch.states, self._meta(), batch.reset, batch.replaced)
+                self._committed = True
         return n
 
     def _update_file(self, path: str, kind: str, batch: _Batch, stat: os.stat_result | None = None) -> int:

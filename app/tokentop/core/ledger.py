@@ -18,12 +18,13 @@ from typing import Any, TextIO
 
 import msgspec
 
-from .aggregate import BUCKET_SECONDS, CellKey
-from .filters import DayNamer
+from .aggregate import BUCKET_SECONDS, CALLS, CellKey
+from .claude_code import Listing
+from .filters import DayNamer, tz_name
 from .records import Call
 from .tail import FileState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,8 +71,17 @@ CREATE TABLE IF NOT EXISTS files (
 ) WITHOUT ROWID;
 """
 
-#: version -> SQL that upgrades a ledger from version-1 to version (none yet: the framework for the next).
-MIGRATIONS: dict[int, str] = {}
+#: version -> SQL that upgrades a ledger from version-1 to version (a new ledger is made at 1 and upgraded).
+MIGRATIONS: dict[int, str] = {
+    # 2: the day-level cube and file states of the last finished run, so an unchanged ledger starts without
+    # folding the rollup again. `generation` counts write transactions; a snapshot of an older one is ignored.
+    2: """
+CREATE TABLE IF NOT EXISTS snapshot (scope TEXT PRIMARY KEY, generation INTEGER NOT NULL, body BLOB NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
+""",
+}
+
+_BUMP = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
 
 _COLS = ("source", "key", "keyed", "ts", "model", "project", "session", "mode", "input_tokens", "output_tokens",
          "cache_creation_tokens", "cache_read_tokens", "cost", "task", "cache_write_1h", "web_search_requests",
@@ -85,6 +95,26 @@ _ROLLUP_DELTA = """INSERT INTO rollup VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
         local_calls = local_calls + excluded.local_calls, last = max(last, excluded.last)"""
 _UPSERT = f"INSERT OR REPLACE INTO calls ({', '.join(_COLS)}) VALUES ({', '.join('?' * len(_COLS))})"
 _SELECT = f"SELECT {', '.join(_COLS[:-1])} FROM calls"
+
+
+class Snapshot(msgspec.Struct, array_like=True):
+    """What a run ended with, for the next start (see `Ledger.save_snapshot`)."""
+
+    cells: list[tuple[CellKey, list[Any]]]  # sums keep their types (int tokens, float cost)
+    files: list[tuple[str, str, int, int, int, int, float, bytes]]  # FileState fields
+    listings: dict[str, Listing]  # Claude Code folders as last listed
+
+    @classmethod
+    def of(cls, cells: dict[CellKey, list[float]], files: Iterable[FileState],
+           listings: dict[str, Listing]) -> Snapshot:
+        return cls([(k, v) for k, v in cells.items() if v[CALLS]],
+                   [(f.path, f.kind, f.dev, f.ino, f.offset, f.size, f.mtime, f.tail) for f in files], listings)
+
+    def cell_dict(self) -> dict[CellKey, list[float]]:
+        return dict(self.cells)
+
+    def states(self) -> list[FileState]:
+        return [FileState(*f) for f in self.files]
 
 
 def _locked(method: Any) -> Any:
@@ -206,6 +236,15 @@ class LedgerBase:
                 n += 1
         return n
 
+    def snapshot(self, day_of: DayNamer) -> Snapshot | None:
+        """What `save_snapshot` kept for this zone, when nothing was written since (else None)."""
+        return None
+
+    def save_snapshot(self, day_of: DayNamer, snap: Snapshot) -> bool:
+        """Keep what a run ended with, for the next start; only when nobody else wrote since this connection's
+        last look (then the caller's cells are the ledger's). Returns whether it was saved."""
+        return False
+
     # The backend's part (see `Ledger`):
     def calls(self, lo: float | None = None, hi: float | None = None) -> Iterator[Call]:
         raise NotImplementedError
@@ -291,13 +330,11 @@ class Ledger(LedgerBase):
                               f"knows {SCHEMA_VERSION}); upgrade tokentop or use --ledger with another file")
         if version == 0:
             self.db.executescript(_SCHEMA_V1)
-            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            return
-        for v in range(version + 1, SCHEMA_VERSION + 1):
-            self.db.execute("BEGIN")
-            self.db.executescript(MIGRATIONS[v])
-            self.db.execute(f"PRAGMA user_version = {v}")
-            self.db.execute("COMMIT")
+            self.db.execute("PRAGMA user_version = 1")
+            version = 1
+        for v in range(version + 1, SCHEMA_VERSION + 1):  # each step in one transaction (in one script:
+            # executescript commits whatever is open before it runs)
+            self.db.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[v]}; PRAGMA user_version = {v}; COMMIT;")
 
     @_locked
     def close(self) -> None:
@@ -345,6 +382,7 @@ class Ledger(LedgerBase):
                 if warnings is not None:  # {"warnings": {...}, "limit_hits": [...]}: each kept under its key
                     self.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                                         [(k, json.dumps(v)) for k, v in warnings.items()])
+                self.db.execute(_BUMP)
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -355,7 +393,10 @@ class Ledger(LedgerBase):
     @_locked
     def set_rollup_valid(self, valid: bool) -> None:
         """Mark the rollup stale before a cold scan (which skips it), valid once rebuilt."""
+        self.db.execute("BEGIN IMMEDIATE")
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rollup_valid', ?)", ("1" if valid else "0",))
+        self.db.execute(_BUMP)
+        self.db.execute("COMMIT")
 
     @_locked
     def rebuild_rollup(self) -> None:
@@ -368,6 +409,7 @@ class Ledger(LedgerBase):
                     SUM(cache_read_tokens), COUNT(*), TOTAL(cost), SUM(cost IS NULL), SUM(mode = 'local'), MAX(ts)
                 FROM calls WHERE {self.scope_sql} GROUP BY 1, 2, 3, 4, 5, 6, 7""", self.scope_args)
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rollup_valid', '1')")
+            self.db.execute(_BUMP)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -454,6 +496,39 @@ class Ledger(LedgerBase):
                        SUM(cache_read_tokens), SUM(calls), TOTAL(cost), SUM(unpriced), SUM(local_calls), MAX(last)
                 FROM rollup WHERE {self.scope_sql} AND calls != 0 GROUP BY 1, 2, 3, 4, 5, 6"""
         return {r[:6]: list(r[6:]) for r in self.db.execute(q, (self.internal_project, *self.scope_args))}
+
+    def _scope_key(self, day_of: DayNamer) -> str:
+        return json.dumps([self.roots, self.internal_project, tz_name(day_of.tz)])
+
+    @_locked
+    def snapshot(self, day_of: DayNamer) -> Snapshot | None:
+        r = self.db.execute("SELECT body FROM snapshot WHERE scope = ? AND generation = "
+                            "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation')",
+                            (self._scope_key(day_of),)).fetchone()
+        if r is None:
+            return None
+        try:
+            return msgspec.msgpack.decode(r[0], type=Snapshot)
+        except msgspec.DecodeError:
+            return None  # a damaged snapshot is only a slower start
+
+    @_locked
+    def save_snapshot(self, day_of: DayNamer, snap: Snapshot) -> bool:
+        snap.files = [f for f in snap.files if not self.roots or self.root_of(f[0])]
+        body = msgspec.msgpack.encode(snap)
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                if self.db.execute("PRAGMA data_version").fetchone()[0] != self._data_version:
+                    return False  # another tokentop committed: what the caller holds may be behind
+                self.db.execute("INSERT OR REPLACE INTO snapshot (scope, generation, body) VALUES (?, (SELECT CAST("
+                                "value AS INTEGER) FROM meta WHERE key = 'generation'), ?)",
+                                (self._scope_key(day_of), body))
+            finally:
+                self.db.execute("COMMIT")
+        except sqlite3.DatabaseError:
+            return False  # locked or read-only: the next start folds the rollup instead
+        return True
 
     @_locked
     def ledger_only(self, gone: list[str] | None = None) -> int:

@@ -57,6 +57,12 @@ class _Predicate:
         self.source = None if flt.source == "all" else flt.source
         self.cache: dict[tuple, bool] = {}
 
+    def passes_all(self) -> bool:
+        """Whether every row passes (no test but time)."""
+        flt = self.flt
+        return (self.source is None and self.wanted is None and self.project is None and flt.mode is None
+                and flt.session is None)
+
     def __call__(self, src: str, model: str, proj: str, session: str, mode: str) -> bool:
         key = (src, model, proj, session, mode)
         passed = self.cache.get(key)
@@ -77,6 +83,9 @@ def matching_cells(cube: Cube, flt: Filter) -> Iterable[tuple[tuple, list[float]
     lo = flt.since.isoformat() if flt.since else None
     hi = flt.until.isoformat() if flt.until else None
     test = _Predicate(flt)
+    if lo is None and hi is None and test.passes_all():
+        yield from cube.cells.items()
+        return
     for key, cell in cube.cells.items():
         day = key[0]
         if (lo is not None and day < lo) or (hi is not None and day > hi):
@@ -116,26 +125,39 @@ def build_report(
     now = datetime.now(timezone.utc).timestamp() if now is None else now
     if tz_name(cube.tz) != tz_name(flt.tz):
         cube = cube.in_zone(flt.tz)
+    # Two passes: cells into (day, source, model, project) and into sessions, then the small first grouping
+    # into the totals and the per-day/model/project/source rows (each cell is added twice, not six times).
+    fine: dict[tuple[str, str, str, str], list[float]] = {}
+    sessions: dict[tuple[str, str], list[float]] = {}
+    session_projects: dict[tuple[str, str], dict[str, float]] = {}
+    session_models: dict[tuple[str, str], dict[str, float]] = {}
+    for (day, src, model, proj, session, _mode), cell in matching_cells(cube, flt):
+        _acc(fine, (day, src, model, proj), cell)
+        sk = (src, session)
+        acc = sessions.get(sk)
+        calls = cell[CALLS]
+        if acc is None:
+            sessions[sk] = cell[:]
+            session_projects[sk] = {proj: calls}
+            session_models[sk] = {model: calls}
+        else:
+            _acc_into(acc, cell)
+            projects = session_projects[sk]
+            projects[proj] = projects.get(proj, 0) + calls
+            models = session_models[sk]
+            models[model] = models.get(model, 0) + calls
     total: list[float] = new_cell()
     by_day: dict[str, list[float]] = {}
     by_model: dict[str, list[float]] = {}
     by_project: dict[str, list[float]] = {}
     by_source: dict[str, list[float]] = {}
-    sessions: dict[tuple[str, str], list[float]] = {}
-    session_projects: dict[tuple[str, str], dict[str, float]] = {}
-    session_models: dict[tuple[str, str], dict[str, float]] = {}
-    for (day, src, model, proj, session, _mode), cell in matching_cells(cube, flt):
-        _acc_into(total, cell)
+    for (day, src, model, proj), cell in fine.items():
         _acc(by_day, day, cell)
         _acc(by_model, model, cell)
         _acc(by_project, proj, cell)
         _acc(by_source, src, cell)
-        sk = (src, session)
-        _acc(sessions, sk, cell)
-        projects = session_projects.setdefault(sk, {})
-        projects[proj] = projects.get(proj, 0) + cell[CALLS]
-        models = session_models.setdefault(sk, {})
-        models[model] = models.get(model, 0) + cell[CALLS]
+    for cell in by_source.values():
+        _acc_into(total, cell)
     window = active_window_minutes * 60
     ordered = sorted(sessions.items(), key=lambda kv: (kv[1][LAST], kv[0][1]), reverse=True)
     session_rows = []
