@@ -26,10 +26,48 @@ class UsageError(Exception):
     """A bad option value: printed as one line, exit 2."""
 
 
+def _help_width() -> int:
+    try:
+        columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size(sys.stdout.fileno()).columns
+    except (ValueError, OSError):
+        columns = 80
+    return max(columns - 2, 20)
+
+
 class _Parser(argparse.ArgumentParser):
+    #: Adds this (sub)parser's arguments when it is first used: argparse makes a help formatter for every
+    #: argument it adds, and a run needs the arguments of one command only (about 10 ms of start-up).
+    _pending: Any = None
+
     def error(self, message: str) -> NoReturn:
         """One clear line instead of argparse's usage dump."""
         self.exit(2, f"tokentop: error: {message} (see {self.prog} --help)\n")
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse makes one per add_argument (to check metavars); its default width import shutil and asks
+        # the terminal each time. Help is rare: ask once it is printed (COLUMNS first, as shutil does).
+        return self.formatter_class(prog=self.prog, width=_help_width())  # type: ignore[call-arg]
+
+    def lazy(self, build: Any) -> _Parser:
+        self._pending = build
+        return self
+
+    def _build(self) -> None:
+        if self._pending is not None:
+            build, self._pending = self._pending, None
+            build(self)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._build()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._build()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._build()
+        return super().format_usage()
 
 
 def _source_options(p: argparse.ArgumentParser) -> None:
@@ -79,15 +117,32 @@ def _sync_option(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The whole CLI."""
+    """The whole CLI (each command's arguments are added when that command is parsed)."""
     p = _Parser(prog="tokentop", description="Live LLM cost, tokens and rate-limit headroom.")
     p.add_argument("--version", action="version", version=f"tokentop {__version__}")
     _source_options(p)
     _team_options(p)
     _sync_option(p)
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    sub.add_parser("report", help="totals as a table or JSON").lazy(_report_args)
+    sub.add_parser("watch", help="headless live mode: one JSON line of totals after every applied batch").lazy(
+        _watch_args)
+    sub.add_parser("sync", help="push this machine's ledger to the team database (idempotent, resumable)").lazy(
+        _sync_args)
+    sub.add_parser("reprice", help="recompute stored Claude Code costs with the current prices").lazy(
+        _source_options)
+    sub.add_parser("export", help="write the ledger's calls as CSV or JSONL").lazy(_export_args)
+    sub.add_parser("log", help="record one call in <data_root>/agents/<session>/llm_costs.jsonl").lazy(_log_args)
+    sub.add_parser("statusline", help="Claude Code statusline: record plan limits from stdin, print one line").lazy(
+        _source_options)
+    sub.add_parser("budget", help="spending limits: set, show, check (exit 1 past a hard stop), rm").lazy(
+        _budget_args)
+    sub.add_parser("demo", help="the TUI on a generated history that keeps moving (a temp dir, removed on exit)"
+                   ).lazy(_demo_args)
+    return p
 
-    r = sub.add_parser("report", help="totals as a table or JSON")
+
+def _report_args(r: argparse.ArgumentParser) -> None:
     _source_options(r)
     _filter_options(r)
     r.add_argument("--json", action="store_true", help="machine-readable output")
@@ -101,14 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--recent", action="store_true", help="the last 20 calls, newest first (JSON: recent)")
     _team_options(r)
 
-    w = sub.add_parser("watch", help="headless live mode: one JSON line of totals after every applied batch")
+
+def _watch_args(w: argparse.ArgumentParser) -> None:
     _source_options(w)
     _filter_options(w)
     w.add_argument("--json", action="store_true", required=True, help="JSON lines on stdout (the only format)")
     w.add_argument("--poll", action="store_true", help="poll instead of inotify (network filesystems)")
     _sync_option(w)
 
-    sy = sub.add_parser("sync", help="push this machine's ledger to the team database (idempotent, resumable)")
+
+def _sync_args(sy: argparse.ArgumentParser) -> None:
     _source_options(sy)
     sy.add_argument("--to", nargs="?", const="", metavar="URL",
                     help="the team database (default: env TOKENTOP_TEAM_URL or DATABASE_URL, else team.url in "
@@ -116,17 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--as-machine", metavar="NAME", help="this machine's name in the team (default: hostname)")
     sy.add_argument("--roles", action="store_true", help="print the least-privilege roles' SQL and exit")
 
-    rp = sub.add_parser("reprice", help="recompute stored Claude Code costs with the current prices")
-    _source_options(rp)
 
-    ex = sub.add_parser("export", help="write the ledger's calls as CSV or JSONL")
+def _export_args(ex: argparse.ArgumentParser) -> None:
     _source_options(ex)
     ex.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     ex.add_argument("--since", metavar="YYYY-MM-DD")
     ex.add_argument("--until", metavar="YYYY-MM-DD")
     ex.add_argument("--output", "-o", type=Path, metavar="FILE", help="default: standard output")
 
-    lg = sub.add_parser("log", help="record one call in <data_root>/agents/<session>/llm_costs.jsonl")
+
+def _log_args(lg: argparse.ArgumentParser) -> None:
     lg.add_argument("--data-root", type=Path, metavar="DIR", help="app data root (env TOKENTOP_DATA_ROOT)")
     lg.add_argument("--model", required=True)
     lg.add_argument("--input", type=int, required=True, metavar="N", help="uncached input tokens")
@@ -140,10 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--task")
     lg.add_argument("--project")
 
-    sl = sub.add_parser("statusline", help="Claude Code statusline: record plan limits from stdin, print one line")
-    _source_options(sl)
 
-    bg = sub.add_parser("budget", help="spending limits: set, show, check (exit 1 past a hard stop), rm")
+def _budget_args(bg: argparse.ArgumentParser) -> None:
     bsub = bg.add_subparsers(dest="budget_command", parser_class=_Parser, required=True)
     bset = bsub.add_parser("set", help="set a budget: SCOPE (all, a project or a model) PERIOD AMOUNT")
     bset.add_argument("scope")
@@ -162,10 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     for bp in (bset, brm, *[bsub.choices[n] for n in ("show", "check")]):
         _team_options(bp, view=False)
 
-    d = sub.add_parser("demo", help="the TUI on a generated history that keeps moving (a temp dir, removed on exit)")
+
+def _demo_args(d: argparse.ArgumentParser) -> None:
     d.add_argument("--tz", metavar="ZONE", help="UTC, local or an IANA zone (default: the system zone)")
     _team_options(d, view=False)
-    return p
 
 
 def make_sources(args: argparse.Namespace, settings: Settings) -> Sources:
@@ -361,6 +415,11 @@ def comparison(engine: Engine, flt: Filter) -> dict[str, Any]:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """`tokentop report`."""
+    import gc
+
+    # A run that ends in seconds: the cycle collector would only walk the cube's many (acyclic) containers over
+    # and over (about 10 % of a warm start); reference counting frees everything that is dropped.
+    gc.disable()
     settings = Settings.load()
     if args.group_by in ("machine", "user") and args.team is None:
         raise UsageError(f"--group-by {args.group_by} needs --team (one machine's own report has one of each)")

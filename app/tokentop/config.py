@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 APP = "tokentop"
 
@@ -49,8 +50,7 @@ def default_data_root() -> Path:
     return Path(user_data_dir(APP))
 
 
-@dataclass
-class Settings:
+class Settings(msgspec.Struct):
     """User settings; every field has a default so a missing file is fine."""
 
     active_window_minutes: float = 15.0

@@ -195,3 +195,16 @@ def test_top_tasks_recent_calls_and_projection(mixed, report) -> None:
     only_opus = report("--top-tasks", "--recent", "--models", OPUS)
     assert [r["model"] for r in only_opus["recent"]] == [OPUS]
     assert sum(r["calls"] for r in only_opus["top_tasks"]) == 1
+
+
+def test_help_lists_every_command_and_each_commands_options(capsys) -> None:
+    code, out, _ = run_cli(["--help"], capsys)
+    assert code == 0
+    for command in ("report", "watch", "sync", "reprice", "export", "log", "statusline", "budget", "demo"):
+        assert command in out
+    code, out, _ = run_cli(["report", "--help"], capsys)
+    assert code == 0 and "--group-by" in out and "--window" in out and "--claude-dir" in out
+    code, out, _ = run_cli(["budget", "set", "--help"], capsys)
+    assert code == 0 and "--hard-stop" in out
+    code, _, err = run_cli(["log", "--model", "m", "--input", "x", "--output", "1"], capsys)
+    assert code == 2 and "--input" in err and "invalid int value" in err

@@ -8,7 +8,6 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
@@ -33,15 +32,14 @@ PARALLEL_MIN_BYTES = 24 << 20
 Progress = Callable[[int, int, int, int], None]  # files done, files total, bytes done, bytes total
 
 
-@dataclass
-class Sources:
+class Sources(msgspec.Struct):
     """Where to read: Claude config dirs (each holding ``projects/``) and the app's data root."""
 
-    claude_dirs: list[Path] = field(default_factory=list)
+    claude_dirs: list[Path] = msgspec.field(default_factory=list)
     data_root: Path | None = None
     internal_project: str | None = None
     #: Claude Code folders as last listed (see `claude_code.discover_files`); a warm start loads them.
-    listings: dict[str, claude_code.Listing] = field(default_factory=dict)
+    listings: dict[str, claude_code.Listing] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Real paths: the ledger scopes calls by folder, and a symlinked ~/.claude must not look like a new root.
@@ -545,14 +543,13 @@ class _Writer:
             raise self.error
 
 
-@dataclass
-class _Batch:
+class _Batch(msgspec.Struct):
     """What one update changed: written to the ledger in one transaction."""
 
-    changed: list[Call] = field(default_factory=list)
-    states: list[FileState] = field(default_factory=list)
-    reset: list[str] = field(default_factory=list)
-    replaced: list[Call] = field(default_factory=list)
+    changed: list[Call] = msgspec.field(default_factory=list)
+    states: list[FileState] = msgspec.field(default_factory=list)
+    reset: list[str] = msgspec.field(default_factory=list)
+    replaced: list[Call] = msgspec.field(default_factory=list)
 
 
 def _batches(files: list[tuple[str, int, str]], n: int) -> list[list[tuple[str, int, str]]]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
 
 from .records import CLAUDE_CODE, INTERNAL, MODES
 
@@ -72,8 +73,7 @@ def parse_date(value: str, what: str) -> date:
 SOURCE_CHOICES = ("all", CLAUDE_CODE, INTERNAL)
 
 
-@dataclass(frozen=True)
-class Filter:
+class Filter(msgspec.Struct, frozen=True):
     """What the user asked to see. ``models``: None = all, () = zero rows, a tuple = only those."""
 
     source: str = "all"
@@ -83,7 +83,7 @@ class Filter:
     since: date | None = None
     until: date | None = None
     session: str | None = None
-    tz: tzinfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    tz: tzinfo = msgspec.field(default_factory=lambda: ZoneInfo("UTC"))
 
     def __post_init__(self) -> None:
         if self.source not in SOURCE_CHOICES:
@@ -102,7 +102,9 @@ class Filter:
 
     def with_(self, **changes: object) -> Filter:
         """A copy with some fields changed."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        new = msgspec.structs.replace(self, **changes)
+        new.__post_init__()  # replace() does not validate
+        return new
 
     def as_json(self) -> dict[str, object]:
         """The filter as ``report --json`` states it."""

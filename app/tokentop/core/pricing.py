@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,7 @@ def normalize_model(model: str) -> str:
     return m
 
 
-@dataclass(frozen=True, slots=True)
-class Rates:
+class Rates(msgspec.Struct, frozen=True):
     """USD per million tokens for one model at one date; ``tier`` applies to the whole call above the threshold."""
 
     input: float
@@ -82,13 +80,14 @@ _SONNET_5_5_READ_CHANGE = date(2026, 10, 7)
 
 def _patch(model: str, day: date, r: Rates) -> Rates:
     if model == "claude-sonnet-4" and r.tier is None:
-        r = replace(r, tier_threshold=_SONNET_4_TIER[0], tier=_SONNET_4_TIER[1], source="genai-prices+tt")
+        r = msgspec.structs.replace(r, tier_threshold=_SONNET_4_TIER[0], tier=_SONNET_4_TIER[1],
+                                    source="genai-prices+tt")
     if model == "claude-sonnet-5-5" and day < _SONNET_5_5_READ_CHANGE:
-        r = replace(r, read=0.20, source="genai-prices+tt")
+        r = msgspec.structs.replace(r, read=0.20, source="genai-prices+tt")
     if model in _FAST:
-        r = replace(r, fast_multiplier=_FAST[model])
+        r = msgspec.structs.replace(r, fast_multiplier=_FAST[model])
     if model in _GEO_US:
-        r = replace(r, geo_us_multiplier=1.1)
+        r = msgspec.structs.replace(r, geo_us_multiplier=1.1)
     return r
 
 
