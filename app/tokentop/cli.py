@@ -435,7 +435,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .core.report import projection, recent_calls, top_tasks
 
     with engine.lock:
-        rep["projection"] = projection(engine.cube, flt.with_(since=None, until=None), time.time())
+        undated = flt.since is None and flt.until is None  # then the report's days are the projection's
+        rep["projection"] = projection(engine.cube, flt.with_(since=None, until=None), time.time(),
+                                       by_day=rep["by_day"] if undated else None)
         if args.top_tasks:
             rep["top_tasks"] = top_tasks(engine.cube, flt)
         if args.recent:

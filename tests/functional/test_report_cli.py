@@ -208,3 +208,11 @@ def test_help_lists_every_command_and_each_commands_options(capsys) -> None:
     assert code == 0 and "--hard-stop" in out
     code, _, err = run_cli(["log", "--model", "m", "--input", "x", "--output", "1"], capsys)
     assert code == 2 and "--input" in err and "invalid int value" in err
+
+
+def test_projection_from_the_reports_days_equals_the_one_from_cells(mixed, report) -> None:
+    undated = report()["projection"]  # taken from the report's own by_day rows
+    dated = report("--since", "2000-01-01")["projection"]  # a dated report: one pass over the cells instead
+    assert undated["per_day_usd"] == pytest.approx(dated["per_day_usd"], rel=1e-12)
+    for k in ("today_usd", "week_usd", "month_usd"):
+        assert undated[k] == pytest.approx(dated[k], rel=1e-6)  # the two runs' clocks differ by milliseconds

@@ -6,6 +6,7 @@ lookup of a model and never asked to update itself unless the user asks for it.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from datetime import date
@@ -23,6 +24,7 @@ _DATE_SUFFIX = re.compile(r"-\d{8}$")
 _BEDROCK_SUFFIX = re.compile(r"-v\d+(:\d+)?$")
 
 
+@functools.lru_cache(maxsize=4096)  # filters test it per model for every redraw
 def normalize_model(model: str) -> str:
     """Canonical id for price lookup: lower case, no provider prefix, no ``[1m]``, no ``-YYYYMMDD``."""
     m = model.strip().lower()

@@ -64,7 +64,9 @@ class _Predicate:
                 and flt.session is None)
 
     def __call__(self, src: str, model: str, proj: str, session: str, mode: str) -> bool:
-        key = (src, model, proj, session, mode)
+        if self.flt.session is not None and session != self.flt.session:
+            return False
+        key = (src, model, proj, mode)  # sessions are many: the rest is cached without them
         passed = self.cache.get(key)
         if passed is None:
             flt = self.flt
@@ -73,7 +75,6 @@ class _Predicate:
                 and (self.wanted is None or model in self.wanted or normalize_model(model) in self.wanted)
                 and (self.project is None or self.project in proj.lower())
                 and (flt.mode is None or mode == flt.mode)
-                and (flt.session is None or session == flt.session)
             )
         return passed
 
@@ -243,10 +244,12 @@ def recent_calls(cube: Cube, flt: Filter, n: int = 20) -> list[Row]:
              "cost_usd": c.cost} for c in newest]
 
 
-def projection(cube: Cube, flt: Filter, now: float, lookback_days: int = 7) -> dict[str, Any]:
+def projection(cube: Cube, flt: Filter, now: float, lookback_days: int = 7,
+               by_day: list[Row] | None = None) -> dict[str, Any]:
     """Average spend per day over the lookback, projected to the end of today, this week and this month.
 
-    One pass over the cells: the cost per day from the earliest day any of the sums needs.
+    One pass over the cells: the cost per day from the earliest day any of the sums needs. ``by_day``: the
+    report's rows for ``flt`` when the caller has them (no pass then); ``flt`` must have no date bounds.
     """
     from datetime import timedelta
 
@@ -254,8 +257,11 @@ def projection(cube: Cube, flt: Filter, now: float, lookback_days: int = 7) -> d
     first = today - timedelta(days=lookback_days - 1)
     week_start = today - timedelta(days=today.weekday())
     month_start = today.replace(day=1)
-    _, rows = quick_totals(cube, flt.with_(since=min(first, week_start, month_start), until=today), group=0)
-    per_day_cost = {r["key"]: r["cost_usd"] for r in rows}
+    if by_day is not None:
+        per_day_cost = {r["day"]: r["cost_usd"] for r in by_day}
+    else:
+        _, rows = quick_totals(cube, flt.with_(since=min(first, week_start, month_start), until=today), group=0)
+        per_day_cost = {r["key"]: r["cost_usd"] for r in rows}
 
     def spent(since: date) -> float:
         lo = since.isoformat()
