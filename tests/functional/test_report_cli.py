@@ -210,9 +210,16 @@ def test_help_lists_every_command_and_each_commands_options(capsys) -> None:
     assert code == 2 and "--input" in err and "invalid int value" in err
 
 
-def test_projection_from_the_reports_days_equals_the_one_from_cells(mixed, report) -> None:
+def test_projection_from_the_reports_days_equals_the_one_from_cells(claude_dir, report) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    write_lines(project_dir(claude_dir) / "s.jsonl", [
+        cc_line(f"m{i}", model=SONNET, output=100_000 * (i + 1), ts=(now - timedelta(days=i, minutes=5)).isoformat())
+        for i in range(10)])
     undated = report()["projection"]  # taken from the report's own by_day rows
     dated = report("--since", "2000-01-01")["projection"]  # a dated report: one pass over the cells instead
+    assert undated["per_day_usd"] > 0 and undated["month_usd"] > 0
     assert undated["per_day_usd"] == pytest.approx(dated["per_day_usd"], rel=1e-12)
     for k in ("today_usd", "week_usd", "month_usd"):
         assert undated[k] == pytest.approx(dated[k], rel=1e-6)  # the two runs' clocks differ by milliseconds
