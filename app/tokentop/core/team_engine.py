@@ -214,7 +214,13 @@ def _wait(stop: asyncio.Event | threading.Event, seconds: float) -> None:
 def _add(cells: dict[Any, list[float]], key: Any, sums: list[float], sign: int) -> None:
     cell = cells.get(key)
     if cell is None:
+        if sign > 0:  # the common case (machines rarely share a cell): a copy
+            cells[key] = list(sums)
+            return
         cell = cells[key] = new_cell()
+    elif sign > 0:
+        _acc_into(cell, sums)
+        return
     for i in range(LAST):
         cell[i] += sign * sums[i]
     if sums[LAST] > cell[LAST]:
