@@ -435,9 +435,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .core.report import projection, recent_calls, top_tasks
 
     with engine.lock:
-        undated = flt.since is None and flt.until is None  # then the report's days are the projection's
-        rep["projection"] = projection(engine.cube, flt.with_(since=None, until=None), time.time(),
-                                       by_day=rep["by_day"] if undated else None)
+        rep["projection"] = projection(engine.cube, flt, time.time(), report=rep)
         if args.top_tasks:
             rep["top_tasks"] = top_tasks(engine.cube, flt)
         if args.recent:

@@ -245,13 +245,17 @@ def recent_calls(cube: Cube, flt: Filter, n: int = 20) -> list[Row]:
 
 
 def projection(cube: Cube, flt: Filter, now: float, lookback_days: int = 7,
-               by_day: list[Row] | None = None) -> dict[str, Any]:
+               report: Row | None = None) -> dict[str, Any]:
     """Average spend per day over the lookback, projected to the end of today, this week and this month.
 
-    One pass over the cells: the cost per day from the earliest day any of the sums needs. ``by_day``: the
-    report's rows for ``flt`` when the caller has them (no pass then); ``flt`` must have no date bounds.
+    ``flt``'s dates are ignored. One pass over the cells: the cost per day from the earliest day any of the sums
+    needs; none when ``report`` (`build_report` for ``flt``) is given and ``flt`` has no dates (its days are all).
     """
     from datetime import timedelta
+
+    undated = flt.since is None and flt.until is None
+    by_day = report["by_day"] if report is not None and undated else None
+    flt = flt if undated else flt.with_(since=None, until=None)
 
     today = datetime.fromtimestamp(now, flt.tz).date()
     first = today - timedelta(days=lookback_days - 1)

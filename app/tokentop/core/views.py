@@ -138,9 +138,7 @@ def dashboard(cube: Cube, flt: Filter, *, now: float | None = None, active_windo
     rep["chips"] = chips(cube, flt, rep)
     rep["daily"] = daily_series(rep["by_day"], flt.since, flt.until)
     rep["today_date"] = today.isoformat()
-    undated = flt.since is None and flt.until is None  # then the report's days are the projection's
-    rep["projection"] = projection(cube, flt.with_(since=None, until=None), now,
-                                   by_day=rep["by_day"] if undated else None)
+    rep["projection"] = projection(cube, flt, now, report=rep)
     return rep
 
 
