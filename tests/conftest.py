@@ -18,6 +18,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("TOKENTOP_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("TOKENTOP_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("TOKENTOP_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
 

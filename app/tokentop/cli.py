@@ -262,7 +262,7 @@ def make_engine(args: argparse.Namespace, settings: Settings, tz: Any) -> Engine
     if getattr(args, "team", None) is not None:
         from .core.team_engine import TeamEngine
 
-        engine = TeamEngine(team_store(args.team), tz)
+        engine = TeamEngine(team_store(args.team), tz, cache_dir())
         csv = Filter.models_from_csv
         machines, users = csv(getattr(args, "machine", None)), csv(getattr(args, "user", None))
         engine.set_scope(frozenset(machines) if machines is not None else None,
@@ -799,7 +799,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             team.push()
             from .ui.app import run_tui
 
-            return run_tui(TeamEngine(TeamStore(url), tz), on_start=lambda app: team.run(time.time, stop))
+            return run_tui(TeamEngine(TeamStore(url), tz, cache_dir()), on_start=lambda app: team.run(time.time, stop))
         demo = Demo(root, time.time())
         demo.write_history()
         sources = Sources(claude_dirs=[demo.claude_dir], data_root=demo.data_root, internal_project="work-buddy")

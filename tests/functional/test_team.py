@@ -503,3 +503,78 @@ def test_report_table_groups_by_machine_and_user_with_team(two: tuple[Machine, M
     assert code == 0 and team["by_user"][0]["user"] in out
     code, _, err = run_cli(["report", "--group-by", "machine"], capsys)
     assert code == 2 and "needs --team" in err
+
+
+def rounded(x: Any) -> Any:
+    """``x`` with every float rounded to 12 significant digits."""
+    if isinstance(x, float):
+        return float(f"{x:.12g}")
+    if isinstance(x, dict):
+        return {k: rounded(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [rounded(v) for v in x]
+    return x
+
+
+def viewer(url: str, cache: Path | None) -> TeamEngine:
+    engine = TeamEngine(TeamStore(url), parse_tz("UTC"), cache)
+    engine.start()
+    return engine
+
+
+def test_a_viewer_starts_from_its_cache_and_reads_what_changed_since(two: tuple[Machine, Machine], team_url: str,
+                                                                     tmp_path: Path) -> None:
+    a, b = two
+    assert a.sync(team_url)[0] == 0
+    cache = tmp_path / "cache"
+    first = viewer(team_url, cache)
+    assert not first.rollup.from_cache and len(list(cache.glob("team-*"))) == 1
+    assert oct(next(cache.glob("team-*")).stat().st_mode & 0o777) == "0o600"
+    assert first.totals(Filter(tz=parse_tz("UTC")))["calls"] == 30
+
+    assert b.sync(team_url)[0] == 0  # beta arrives, and a larger snapshot of one of alpha's calls
+    a.write(cc_line("msg_alpha_3", input=13, output=5000, cr=1000, session="alpha-s1", ts="2026-11-20T13:03:00Z"))
+    assert a.sync(team_url)[0] == 0
+    cached = viewer(team_url, cache)
+    uncached = viewer(team_url, None)
+    assert cached.rollup.from_cache and not uncached.rollup.from_cache
+    flt = Filter(tz=parse_tz("UTC"))
+    want = uncached.report(flt, now=1.8e9)
+    assert rounded(cached.report(flt, now=1.8e9)) == rounded(want)  # costs summed in another order
+    assert want["totals"]["calls"] == 50
+    assert want["totals"]["output_tokens"] == sum_totals(a.report(), b.report())["output_tokens"]
+
+
+def test_a_cache_of_another_database_or_a_damaged_one_is_not_used(two: tuple[Machine, Machine], cluster: Cluster,
+                                                                  tmp_path: Path) -> None:
+    a, b = two
+    name = "t_" + uuid.uuid4().hex[:10]
+    url = cluster.url_of(name)
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    assert a.sync(url)[0] == 0
+    cache = tmp_path / "cache"
+    assert viewer(url, cache).totals(Filter(tz=parse_tz("UTC")))["calls"] == 30
+    with psycopg.connect(cluster.url, autocommit=True) as conn:  # the same address, a new database
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    b.ledger.with_name("ledger.sqlite.sync.json").unlink(missing_ok=True)
+    assert b.sync(url)[0] == 0
+    again = viewer(url, cache)
+    assert not again.rollup.from_cache
+    assert again.totals(Filter(tz=parse_tz("UTC")))["calls"] == 20  # beta's only: nothing of the old alpha
+    next(cache.glob("team-*")).write_bytes(b"\x80\x05garbage")
+    damaged = viewer(url, cache)
+    assert not damaged.rollup.from_cache
+    assert damaged.totals(Filter(tz=parse_tz("UTC")))["calls"] == 20
+
+
+def test_a_schema_1_team_database_is_upgraded_with_an_instance_id(team_url: str) -> None:
+    store = TeamStore(team_url)
+    store.conn.execute("DELETE FROM tokentop.meta WHERE key = 'instance'")
+    store.conn.execute("UPDATE tokentop.meta SET value = '1' WHERE key = 'schema_version'")
+    assert store.state()[0] == ""
+    again = TeamStore(team_url)
+    instance, _ = again.state()
+    assert len(instance) == 32
+    assert again.conn.execute("SELECT value FROM tokentop.meta WHERE key = 'schema_version'").fetchone()[0] == "2"

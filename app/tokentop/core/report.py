@@ -126,27 +126,23 @@ def build_report(
     now = datetime.now(timezone.utc).timestamp() if now is None else now
     if tz_name(cube.tz) != tz_name(flt.tz):
         cube = cube.in_zone(flt.tz)
-    # Two passes: cells into (day, source, model, project) and into sessions, then the small first grouping
-    # into the totals and the per-day/model/project/source rows (each cell is added twice, not six times).
+    # Two passes: cells into (day, source, model, project) and listed per session, then the small first grouping
+    # into the totals and the per-day/model/project/source rows (each cell is added once, not six times).
     fine: dict[tuple[str, str, str, str], list[float]] = {}
-    sessions: dict[tuple[str, str], list[float]] = {}
-    session_projects: dict[tuple[str, str], dict[str, float]] = {}
-    session_models: dict[tuple[str, str], dict[str, float]] = {}
-    for (day, src, model, proj, session, _mode), cell in matching_cells(cube, flt):
-        _acc(fine, (day, src, model, proj), cell)
-        sk = (src, session)
-        acc = sessions.get(sk)
-        calls = cell[CALLS]
+    per_session: dict[tuple[str, str], list[tuple[tuple, list[float]]]] = {}
+    for key, cell in matching_cells(cube, flt):
+        fk = key[:4]
+        acc = fine.get(fk)
         if acc is None:
-            sessions[sk] = cell[:]
-            session_projects[sk] = {proj: calls}
-            session_models[sk] = {model: calls}
+            fine[fk] = cell[:]
         else:
             _acc_into(acc, cell)
-            projects = session_projects[sk]
-            projects[proj] = projects.get(proj, 0) + calls
-            models = session_models[sk]
-            models[model] = models.get(model, 0) + calls
+        sk = (key[1], key[4])
+        cells = per_session.get(sk)
+        if cells is None:
+            per_session[sk] = [(key, cell)]
+        else:
+            cells.append((key, cell))
     total: list[float] = new_cell()
     by_day: dict[str, list[float]] = {}
     by_model: dict[str, list[float]] = {}
@@ -159,20 +155,6 @@ def build_report(
         _acc(by_source, src, cell)
     for cell in by_source.values():
         _acc_into(total, cell)
-    window = active_window_minutes * 60
-    ordered = sorted(sessions.items(), key=lambda kv: (kv[1][LAST], kv[0][1]), reverse=True)
-    session_rows = []
-    for sk, cell in ordered:
-        last = cell[LAST]
-        session_rows.append({
-            "session": sk[1],
-            "project": max(session_projects[sk].items(), key=lambda kv: (kv[1], kv[0]))[0],
-            "source": sk[0],
-            "models": [m for m, _ in sorted(session_models[sk].items(), key=lambda kv: (-kv[1], kv[0]))],
-            "last_activity": datetime.fromtimestamp(last, flt.tz).isoformat(timespec="seconds"),
-            "active": now - last <= window,
-            **totals_of(cell),
-        })
     out: dict[str, Any] = {
         "tz": tz_name(flt.tz),
         "filters": flt.as_json(),
@@ -181,12 +163,50 @@ def build_report(
         "by_model": _rows(by_model, "model"),
         "by_project": _rows(by_project, "project"),
         "by_source": _rows(by_source, "source"),
-        "sessions": session_rows,
+        "sessions": _session_rows(per_session, flt, now, active_window_minutes * 60),
         "warnings": dict(warnings or {}),
     }
     if group_by_task:
         out["by_task"] = by_task(cube, flt)
     return out
+
+
+def _session_rows(per_session: dict[tuple[str, str], list[tuple[tuple, list[float]]]], flt: Filter, now: float,
+                  window: float) -> list[Row]:
+    """One row per session, the latest first: its sums, main project (most calls) and models (most calls first)."""
+    summed = []
+    for (src, session), cells in per_session.items():
+        key, cell = cells[0]
+        if len(cells) == 1:  # one model, one project, one day
+            summed.append((cell[LAST], session, src, cell, key[3], [key[2]]))
+            continue
+        acc = cell[:]
+        projects = {key[3]: cell[CALLS]}
+        models = {key[2]: cell[CALLS]}
+        for key, cell in cells[1:]:
+            _acc_into(acc, cell)
+            calls = cell[CALLS]
+            projects[key[3]] = projects.get(key[3], 0) + calls
+            models[key[2]] = models.get(key[2], 0) + calls
+        summed.append((acc[LAST], session, src, acc,
+                       next(iter(projects)) if len(projects) == 1 else
+                       max(projects.items(), key=lambda kv: (kv[1], kv[0]))[0],
+                       [m for m, _ in sorted(models.items(), key=lambda kv: (-kv[1], kv[0]))]))
+    summed.sort(key=lambda t: (t[0], t[1]), reverse=True)
+    tz = flt.tz
+    rows = []
+    for last, session, src, cell, project, models in summed:
+        calls = int(cell[CALLS])
+        local = int(cell[LOCAL_CALLS])
+        rows.append({
+            "session": session, "project": project, "source": src, "models": models,
+            "last_activity": datetime.fromtimestamp(last, tz).isoformat(timespec="seconds"),
+            "active": now - last <= window,
+            "cost_usd": cell[COST], "input_tokens": int(cell[IN]), "output_tokens": int(cell[OUT]),
+            "cache_creation_tokens": int(cell[CW]), "cache_read_tokens": int(cell[CR]), "calls": calls,
+            "cloud_calls": calls - local, "local_calls": local, "unpriced_calls": int(cell[UNPRICED]),
+        })
+    return rows
 
 
 def quick_totals(cube: Cube, flt: Filter, group: int | None = None) -> tuple[Row, list[Row]]:

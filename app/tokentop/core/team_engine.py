@@ -11,6 +11,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from datetime import tzinfo
+from pathlib import Path
 from typing import Any
 
 from .aggregate import CALLS, LAST, new_cell
@@ -24,10 +25,11 @@ from .team import CHANNEL, TeamError, TeamRollup, TeamStore, connect
 class TeamEngine(Engine):
     """Every machine's calls from the team database."""
 
-    def __init__(self, store: TeamStore, tz: tzinfo | None = None) -> None:
+    def __init__(self, store: TeamStore, tz: tzinfo | None = None, cache_dir: Path | None = None) -> None:
+        """``cache_dir``: keep the team's day rows there between runs (see `TeamRollup`)."""
         super().__init__(Sources(), tz=tz)
         self.store = store
-        self.rollup = TeamRollup(store, tz_name(self.cube.tz))
+        self.rollup = TeamRollup(store, tz_name(self.cube.tz), cache_dir)
         self.machines: frozenset[str] | None = None
         self.users: frozenset[str] | None = None
         self.cube.call_source = lambda lo, hi: self.store.calls(lo, hi, self.machines, self.users)
