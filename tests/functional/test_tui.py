@@ -301,7 +301,8 @@ async def test_no_color_is_respected(tmp_path: Path, monkeypatch) -> None:
     assert len(colours) > 3 and all(grey(c) for c in colours)  # monochrome: every fill is a shade of grey
 
 
-async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("done_before_mount", [False, True])
+async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path: Path, done_before_mount: bool) -> None:
     from tokentop.cli import start_early
     from tokentop.core.engine import Engine
     from tokentop.core.ledger import Ledger
@@ -319,6 +320,8 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
     second = engine()
     warming = start_early(second)
     assert warming is not None
+    if done_before_mount:  # the usual case: the warm start ends while Textual is still importing
+        warming.join()
     app = TokentopApp(second, clock=lambda: NOW, live=False, warming=warming)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app, pilot)

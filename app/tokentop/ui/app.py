@@ -290,11 +290,17 @@ class TokentopApp(App[None]):
 
     def _started(self) -> None:
         self.read_rate_limits()
-        self.refresh_view()
-        if self.scan_on_mount:
-            self.start_scan()
-        elif self.live:
-            self.follow_files()
+        if self.scan_on_mount and self.warming is not None and not self.warming.is_alive():
+            # The warm start ended while Textual was importing: draw its data now (no worker, no empty frame).
+            self.warming.join()
+            self.warming = None
+            self._scan_done()
+        else:
+            self.refresh_view()
+            if self.scan_on_mount:
+                self.start_scan()
+            elif self.live:
+                self.follow_files()
         self.set_interval(1.0, self.tick)
         if self.on_start:
             self.on_start(self)
