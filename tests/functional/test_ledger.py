@@ -237,6 +237,40 @@ def test_a_start_uses_the_snapshot_only_while_nothing_was_written_since(claude_d
     assert snaps == [gen]  # and that start left a fresh one
 
 
+def test_a_cold_ingest_uses_a_rollback_journal_unless_another_tokentop_has_the_ledger_open(
+        claude_dir, data_root, tmp_path, capsys) -> None:
+    history(claude_dir, data_root)
+    truth = report(claude_dir, data_root, capsys, "--no-ledger")["totals"]
+
+    def ingest(path: Path) -> tuple[set[str], Engine]:
+        e = engine(claude_dir, data_root, path)
+        seen, commit = set(), e.ledger.commit
+
+        def watched(*a: Any, **kw: Any) -> None:
+            with e.ledger.lock:
+                seen.add(e.ledger.db.execute("PRAGMA journal_mode").fetchone()[0])
+            commit(*a, **kw)
+
+        e.ledger.commit = watched
+        e.start()
+        return seen, e
+
+    seen, alone = ingest(tmp_path / "alone.sqlite")
+    assert seen == {"truncate"}  # every page written once, no WAL to copy back at the end
+    assert alone.ledger.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # readers never block after
+    assert alone.totals(Filter(tz=UTC)) == truth
+
+    shared = tmp_path / "shared.sqlite"
+    Ledger(shared).close()
+    other = sqlite3.connect(shared)  # another tokentop reading it
+    other.execute("SELECT count(*) FROM calls").fetchone()
+    seen, e = ingest(shared)
+    assert seen == {"wal"}  # it cannot switch: stays in WAL, and does not wait for the other to leave
+    assert e.totals(Filter(tz=UTC)) == truth
+    assert other.execute("SELECT count(*) FROM calls").fetchone()[0] == truth["calls"]
+    other.close()
+
+
 def test_a_damaged_snapshot_only_makes_the_start_slower(claude_dir, data_root, sqlite_ledger, capsys) -> None:
     history(claude_dir, data_root)
     base = ["--ledger", str(sqlite_ledger)]
