@@ -358,16 +358,18 @@ def parse_lines(
             break
         end = e - 1 if e > pos and buf[e - 1] == 0x0D else e
         u = -1
+        user = False
         if end - pos > _USER_LINE_PROBE:
             # Big lines are mostly tool results: a top-level "type":"user" before the first "message" key
-            # means a user line, which never carries usage, so its bytes need no search.
+            # means a user line, which never carries usage nor a limit hit, so its bytes need no search.
             m = find(MESSAGE_KEY, pos, pos + _USER_LINE_PROBE)
-            if m == -1 or find(USER_TYPE, pos, m) == -1:
+            user = m != -1 and find(USER_TYPE, pos, m) != -1
+            if not user:
                 u = find(USAGE, pos, end)
         else:
             u = find(USAGE, pos, end)
-        if u == -1 and limits is not None and (find(_LEGACY_LIMIT, pos, end) != -1 or
-                                               find(b'"rate_limit"', pos, end) != -1):
+        if u == -1 and limits is not None and not user and (find(_LEGACY_LIMIT, pos, end) != -1 or
+                                                            find(b'"rate_limit"', pos, end) != -1):
             u = pos  # a limit-hit row without usage: decode it too
         if u != -1:
             line = buf[pos:end]
