@@ -348,6 +348,7 @@ def parse_lines(
     n = len(buf)
     pos = 0
     find = buf.find
+    rfind = buf.rfind  # "usage" comes after the content, near the end of an assistant line
     # The previous call and its decoded parts: the next content-block line of the same message usually repeats
     # its usage exactly, and then only its time and tools can change the kept copy (no new Call needed).
     last: Call | None = None
@@ -365,9 +366,9 @@ def parse_lines(
             m = find(MESSAGE_KEY, pos, pos + _USER_LINE_PROBE)
             user = m != -1 and find(USER_TYPE, pos, m) != -1
             if not user:
-                u = find(USAGE, pos, end)
+                u = rfind(USAGE, pos, end)
         else:
-            u = find(USAGE, pos, end)
+            u = rfind(USAGE, pos, end)
         if u == -1 and limits is not None and not user and (find(_LEGACY_LIMIT, pos, end) != -1 or
                                                             find(b'"rate_limit"', pos, end) != -1):
             u = pos  # a limit-hit row without usage: decode it too
