@@ -196,15 +196,10 @@ def _session_rows(per_session: dict[tuple[str, str], list[tuple[tuple, list[floa
     tz = flt.tz
     rows = []
     for last, session, src, cell, project, models in summed:
-        calls = int(cell[CALLS])
-        local = int(cell[LOCAL_CALLS])
         rows.append({
             "session": session, "project": project, "source": src, "models": models,
             "last_activity": datetime.fromtimestamp(last, tz).isoformat(timespec="seconds"),
-            "active": now - last <= window,
-            "cost_usd": cell[COST], "input_tokens": int(cell[IN]), "output_tokens": int(cell[OUT]),
-            "cache_creation_tokens": int(cell[CW]), "cache_read_tokens": int(cell[CR]), "calls": calls,
-            "cloud_calls": calls - local, "local_calls": local, "unpriced_calls": int(cell[UNPRICED]),
+            "active": now - last <= window, **totals_of(cell),
         })
     return rows
 
