@@ -93,3 +93,14 @@ def write_lines(path: Path, lines: list[str], *, newline: str = "\n", final_newl
 def project_dir(claude_dir: Path, cwd: str = "/home/dev/src/webshop") -> Path:
     """The encoded project folder Claude Code uses for a cwd."""
     return claude_dir / "projects" / "".join(c if c.isalnum() else "-" for c in cwd)
+
+
+def rounded(x: Any) -> Any:
+    """``x`` with every float rounded to 12 significant digits (costs summed in another order compare equal)."""
+    if isinstance(x, float):
+        return float(f"{x:.12g}")
+    if isinstance(x, (list, tuple)):
+        return [rounded(v) for v in x]
+    if isinstance(x, dict):
+        return {k: rounded(v) for k, v in x.items()}
+    return x

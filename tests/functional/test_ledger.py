@@ -18,7 +18,7 @@ from tokentop.core.filters import Filter, parse_tz
 from tokentop.core.ledger import Ledger
 from tokentop.core.pricing import PriceBook
 
-from tests.builders import OPUS, SONNET, cc_line, internal_row, project_dir, write_lines
+from tests.builders import OPUS, SONNET, cc_line, internal_row, project_dir, rounded, write_lines
 from tests.conftest import run_cli
 
 UTC = parse_tz("UTC")
@@ -423,3 +423,37 @@ def test_a_stuck_warm_start_child_is_killed_and_the_parent_warms_up_itself(claud
     e.start_in_child().join(30)
     assert time.monotonic() - t0 < 15
     assert e.totals(Filter(tz=UTC)) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("with_ledger", [False, True])
+def test_a_scan_on_both_cores_equals_one_in_one_process(claude_dir, data_root, tmp_path, monkeypatch,
+                                                        with_ledger) -> None:
+    import multiprocessing
+
+    import tokentop.core.engine as engine_module
+
+    make_corpus(claude_dir, data_root, files=60, lines=60)  # keys repeat across files, so across jobs
+    monkeypatch.setattr(engine_module, "PARALLEL_MIN_BYTES", 0)  # a pool of worker processes even for this
+    pools: list[str] = []
+    get_context = multiprocessing.get_context
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method: pools.append(method) or get_context(method))
+
+    def scanned(workers: int) -> Engine:
+        e = engine(claude_dir, data_root, tmp_path / f"{workers}.sqlite")
+        if not with_ledger:
+            e.ledger = e.cube.lookup = e.cube.call_source = None
+        e.scan(workers=workers)
+        return e
+
+    one, two = scanned(1), scanned(2)
+    assert pools == ["fork"]  # only the second scan ran in worker processes
+    flt = Filter(tz=UTC)
+    assert rounded(two.report(flt, now=1.8e9)) == rounded(one.report(flt, now=1.8e9))
+    assert two.report(flt)["totals"]["calls"] > 300
+    if with_ledger:  # the same rows and rollup, whichever process read which file
+        def rows(e: Engine, q: str) -> list:
+            return sorted(rounded(list(r)) for r in e.ledger.db.execute(q))
+
+        for q in ("SELECT source, key, ts, model, project, session, input_tokens, output_tokens, cost, file "
+                  "FROM calls", "SELECT * FROM rollup", "SELECT path, offset, size FROM files"):
+            assert rows(two, q) == rows(one, q)

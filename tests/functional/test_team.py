@@ -15,7 +15,7 @@ from tokentop.core.filters import Filter, parse_tz
 from tokentop.core.team import Syncer, TeamError, TeamStore, redact
 from tokentop.core.team_engine import TeamEngine
 
-from tests.builders import OPUS, SONNET, cc_line
+from tests.builders import OPUS, SONNET, cc_line, rounded
 from tests.conftest import run_cli
 from tests.pgcluster import Cluster
 
@@ -503,17 +503,6 @@ def test_report_table_groups_by_machine_and_user_with_team(two: tuple[Machine, M
     assert code == 0 and team["by_user"][0]["user"] in out
     code, _, err = run_cli(["report", "--group-by", "machine"], capsys)
     assert code == 2 and "needs --team" in err
-
-
-def rounded(x: Any) -> Any:
-    """``x`` with every float rounded to 12 significant digits."""
-    if isinstance(x, float):
-        return float(f"{x:.12g}")
-    if isinstance(x, dict):
-        return {k: rounded(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [rounded(v) for v in x]
-    return x
 
 
 def viewer(url: str, cache: Path | None) -> TeamEngine:
