@@ -126,8 +126,9 @@ def build_report(
     now = datetime.now(timezone.utc).timestamp() if now is None else now
     if tz_name(cube.tz) != tz_name(flt.tz):
         cube = cube.in_zone(flt.tz)
-    # Two passes: cells into (day, source, model, project) and listed per session, then the small first grouping
-    # into the totals and the per-day/model/project/source rows (each cell is added once, not six times).
+    # Cells into (day, source, model, project) and listed per session; that grouping into days and into
+    # (source, model, project), the small last one into the model, project and source rows and the totals
+    # (each cell is added once, not six times).
     fine: dict[tuple[str, str, str, str], list[float]] = {}
     per_session: dict[tuple[str, str], list[tuple[tuple, list[float]]]] = {}
     for key, cell in matching_cells(cube, flt):
@@ -148,8 +149,11 @@ def build_report(
     by_model: dict[str, list[float]] = {}
     by_project: dict[str, list[float]] = {}
     by_source: dict[str, list[float]] = {}
+    undated: dict[tuple[str, str, str], list[float]] = {}
     for (day, src, model, proj), cell in fine.items():
         _acc(by_day, day, cell)
+        _acc(undated, (src, model, proj), cell)
+    for (src, model, proj), cell in undated.items():
         _acc(by_model, model, cell)
         _acc(by_project, proj, cell)
         _acc(by_source, src, cell)
