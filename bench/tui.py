@@ -3,7 +3,7 @@
     python bench/tui.py --size medium
 
 - filter key: `Engine.dashboard(filter)` (everything a redraw recomputes) for each filter the keys produce,
-  median of 20 runs each, after `gc.freeze()` as the app does once its scan is done;
+  median of 20 runs each, after `gc.collect(); gc.freeze()` as the app does once its scan is done;
 - first frame: a headless app (`run_test`) over a warm ledger, from process start to the first drawn dashboard.
 """
 
@@ -58,7 +58,8 @@ def main() -> int:
     tz = parse_tz("UTC")
     engine = Engine(Sources([corpus / "claude"], corpus / "wb", "work-buddy"), PriceBook(), tz)
     engine.scan()
-    gc.freeze()  # as the app does once its scan is done (TokentopApp._scan_done)
+    gc.collect()  # as the app does once its scan is done (TokentopApp._settle)
+    gc.freeze()
     base = Filter(tz=tz)
     chips = [c["model"] for c in engine.dashboard(base)["chips"]]
     filters = {"all": base, "solo model": base.with_(models=(chips[0],)), "source claude_code":
