@@ -170,7 +170,8 @@ def _sync_args(sy: argparse.ArgumentParser) -> None:
     sy.add_argument("--to", nargs="?", const="", metavar="URL",
                     help="the team database (default: env TOKENTOP_TEAM_URL or DATABASE_URL, else team.url in "
                          "the config dir, mode 600)")
-    sy.add_argument("--as-machine", metavar="NAME", help="this machine's name in the team (default: hostname)")
+    sy.add_argument("--as-machine", "--machine", dest="as_machine", metavar="NAME",
+                    help="this machine's name in the team (default: hostname)")
     sy.add_argument("--roles", action="store_true", help="print the least-privilege roles' SQL and exit")
 
 

@@ -567,3 +567,10 @@ def test_a_schema_1_team_database_is_upgraded_with_an_instance_id(team_url: str)
     instance, _ = again.state()
     assert len(instance) == 32
     assert again.conn.execute("SELECT value FROM tokentop.meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+
+
+def test_sync_takes_the_machine_name_as_machine_too(two: tuple[Machine, Machine], team_url: str, capsys: Any) -> None:
+    a, _ = two
+    code, out, err = run_cli(["sync", "--to", team_url, "--machine", "laptop", *a.opts()], capsys)
+    assert code == 0 and "as laptop" in out, err
+    assert {r["machine"]: r["calls"] for r in team_report(team_url, capsys)["by_machine"]} == {"laptop": 30}
