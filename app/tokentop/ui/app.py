@@ -557,7 +557,8 @@ class TokentopApp(App[None]):
     def _settle(self) -> None:
         """What the scan built lives as long as the app: out of the cycle collector's way (garbage collected
         first, then the rest frozen), so its full passes, every few redraws, stop walking it; on the 470 MB
-        corpus they made some filter-key redraws 2-3x slower."""
+        corpus they made some filter-key redraws 2-3x slower. (A process that runs many apps, like the test suite,
+        keeps each finished app's cycles; the app runs once per process.)"""
         gc.collect()
         gc.freeze()
 
