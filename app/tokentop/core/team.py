@@ -648,14 +648,11 @@ class TeamRollup:
     def _write_cache(self, instance: str) -> None:
         if self.cache is None or not instance:
             return
+        from .files import write_atomic
+
         c = _Cached(self.CACHE_FORMAT, instance, describe_url(self.store.url), self.zone, self.seq, self.parts)
         try:
-            self.cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache.with_name(f".{self.cache.name}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                pickle.dump(c, f, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.cache)
+            write_atomic(self.cache, pickle.dumps(c, protocol=pickle.HIGHEST_PROTOCOL), mode=0o600)
         except OSError:
             pass  # a read-only cache dir: the next start reads everything again
 
