@@ -19,10 +19,20 @@ from .filters import DayNamer
 from .ledger import LedgerBase, LedgerError, _call, fold_rollup
 from .records import Call
 from .tail import FileState
-from .team import COLUMNS, TeamError, TeamStore, _q, default_machine, default_user, describe_url
+from .team import (
+    _COLS_SQL,
+    COLUMNS,
+    TeamError,
+    TeamStore,
+    _q,
+    default_machine,
+    default_user,
+    describe_url,
+    lock_pushes,
+    stage,
+)
 
 _LEDGER_COLS = COLUMNS[2:-1]  # the SQLite ledger's columns without root: what `_call` reads
-_COLS_SQL = ", ".join(_q(c) for c in COLUMNS)
 _REPLACE = f"""INSERT INTO tokentop.calls AS c ({_COLS_SQL}) SELECT {_COLS_SQL} FROM stage
     ON CONFLICT (machine, source, key) DO UPDATE SET
         {', '.join(f'{_q(n)} = excluded.{_q(n)}' for n in COLUMNS[1:] if n not in ('source', 'key'))}
@@ -108,16 +118,12 @@ class PgLedger(LedgerBase):
         with self.lock:
             try:
                 with self.conn.transaction():
-                    self.conn.execute("SELECT pg_advisory_xact_lock(7420002)")  # seq order = commit order
+                    lock_pushes(self.conn)
                     for path in drop_keyless_of:
                         self.conn.execute("DELETE FROM tokentop.calls WHERE machine = %s AND file = %s AND NOT keyed",
                                           (self.machine, path))
                     if rows:
-                        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS stage (LIKE tokentop.calls) "
-                                          "ON COMMIT DELETE ROWS")
-                        with self.conn.cursor().copy(f"COPY stage ({_COLS_SQL}) FROM STDIN") as cp:
-                            for r in rows:
-                                cp.write_row(r)
+                        stage(self.conn, rows)
                         self.conn.execute(_REPLACE)
                     with self.conn.cursor() as cur:
                         cur.executemany(

@@ -257,6 +257,21 @@ def default_user() -> str:
         return os.environ.get("USER", "unknown")
 
 
+def lock_pushes(conn: Any) -> None:
+    """Within a transaction that writes calls: one such transaction at a time. Rollup seq numbers then become
+    visible in order, so a viewer that has read up to seq N never later sees a smaller one commit (it would miss
+    it)."""
+    conn.execute("SELECT pg_advisory_xact_lock(7420002)")
+
+
+def stage(conn: Any, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Rows in `COLUMNS` order into the transaction's temporary ``stage`` table (emptied at commit)."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS stage (LIKE tokentop.calls) ON COMMIT DELETE ROWS")
+    with conn.cursor().copy(f"COPY stage ({_COLS_SQL}) FROM STDIN") as cp:
+        for r in rows:
+            cp.write_row(r)
+
+
 class TeamStore:
     """The shared database: schema, pushes, rollup reads, single calls, budgets."""
 
@@ -306,13 +321,8 @@ class TeamStore:
 
         def go(conn: Any) -> None:
             with conn.transaction():
-                # One push at a time: rollup seq numbers then become visible in order, so a viewer that has
-                # read up to seq N never later sees a smaller one commit (it would miss it).
-                conn.execute("SELECT pg_advisory_xact_lock(7420002)")
-                conn.execute("CREATE TEMP TABLE IF NOT EXISTS stage (LIKE tokentop.calls) ON COMMIT DELETE ROWS")
-                with conn.cursor().copy(f"COPY stage ({_COLS_SQL}) FROM STDIN") as cp:
-                    for r in rows:
-                        cp.write_row(r)
+                lock_pushes(conn)
+                stage(conn, rows)
                 conn.execute(_UPSERT)
 
         self._run(go)
