@@ -105,3 +105,39 @@ def test_day_index_from_offset_stretches_matches_the_calendar(zone: str) -> None
     for b in range(lo, hi + 1, 7):  # every 7th quarter hour: every hour of the day, both sides of each change
         off = next(o for start, o in reversed(segments) if start <= b)
         assert db.execute("SELECT date(? + ?, 'unixepoch')", (b * BUCKET_SECONDS, off)).fetchone()[0] == namer(b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ts=st.one_of(st.floats(-2e9, 4.1e9, allow_nan=False),
+                    st.integers(0, 4_100_000_000).map(lambda s: s + 0.9999995),
+                    st.integers(0, 4_100_000_000).map(float)),
+       zone=st.sampled_from(["UTC", "Europe/Vienna", "America/St_Johns", "Asia/Kathmandu", "Australia/Lord_Howe",
+                             "Pacific/Chatham", "America/Los_Angeles"]))
+def test_session_timestamps_are_formatted_as_datetime_does(ts: float, zone: str) -> None:
+    from datetime import datetime
+
+    from tokentop.core.aggregate import BUCKET_SECONDS
+    from tokentop.core.filters import DayNamer, parse_tz
+
+    tz = parse_tz(zone)
+    namer = DayNamer(tz, BUCKET_SECONDS)
+    expected = datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
+    assert namer.stamp(ts) == expected
+    assert namer.stamp(ts) == expected  # cached
+
+
+def test_a_session_lists_models_by_calls_then_name_and_its_main_project() -> None:
+    cube = Cube(price)
+    day = 1_763_000_000
+    spec = [("zeta", "p1", 2), ("alpha", "p2", 2), ("mid", "p3", 1), ("solo", "p4", 1)]
+    n = 0
+    for model, project, count in spec:
+        for _ in range(count):
+            n += 1
+            session = "other" if model == "solo" else "s"
+            cube.apply([priced(Call(CLAUDE_CODE, day + n * 86400, model, project, session, "cloud", 1, 1, 0, 0,
+                                    None, f"msg_{n}"))])
+    rows = {r["session"]: r for r in build_report(cube, Filter(), now=0)["sessions"]}
+    assert rows["s"]["models"] == ["alpha", "zeta", "mid"]  # most calls first; a tie in name order
+    assert rows["s"]["project"] == "p2"  # most calls; a tie goes to the last name
+    assert rows["s"]["calls"] == 5 and rows["other"]["models"] == ["solo"] and rows["other"]["project"] == "p4"

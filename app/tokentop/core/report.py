@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from .aggregate import CALLS, COST, CR, CW, IN, LAST, LOCAL_CALLS, OUT, UNPRICED, Cube, new_cell
-from .filters import Filter, tz_name
+from .filters import DayNamer, Filter, tz_name
 from .pricing import normalize_model
 from .records import LOCAL, Call
 
@@ -126,24 +126,48 @@ def build_report(
     now = datetime.now(timezone.utc).timestamp() if now is None else now
     if tz_name(cube.tz) != tz_name(flt.tz):
         cube = cube.in_zone(flt.tz)
-    # Cells into (day, source, model, project) and listed per session; that grouping into days and into
+    # Cells into (day, source, model, project) and into sessions; the first grouping into days and into
     # (source, model, project), the small last one into the model, project and source rows and the totals
-    # (each cell is added once, not six times).
+    # (each cell is added once, not six times). This loop is most of a report's time: it is written out.
     fine: dict[tuple[str, str, str, str], list[float]] = {}
-    per_session: dict[tuple[str, str], list[tuple[tuple, list[float]]]] = {}
+    sessions: dict[tuple[str, str], _Session] = {}
+    fine_get, session_get = fine.get, sessions.get
     for key, cell in matching_cells(cube, flt):
         fk = key[:4]
-        acc = fine.get(fk)
+        acc = fine_get(fk)
         if acc is None:
             fine[fk] = cell[:]
-        else:
-            _acc_into(acc, cell)
+        else:  # the last-activity field is not summed: only session rows show it
+            acc[0] += cell[0]
+            acc[1] += cell[1]
+            acc[2] += cell[2]
+            acc[3] += cell[3]
+            acc[4] += cell[4]
+            acc[5] += cell[5]
+            acc[6] += cell[6]
+            acc[7] += cell[7]
         sk = (key[1], key[4])
-        cells = per_session.get(sk)
-        if cells is None:
-            per_session[sk] = [(key, cell)]
-        else:
-            cells.append((key, cell))
+        ses = session_get(sk)
+        if ses is None:
+            sessions[sk] = [cell[:], key[2], key[3], None, None]
+            continue
+        acc = ses[0]
+        if ses[3] is None and (key[2] != ses[1] or key[3] != ses[2]):  # a second model or project: count them
+            ses[3], ses[4] = {ses[1]: acc[CALLS]}, {ses[2]: acc[CALLS]}
+        acc[0] += cell[0]
+        acc[1] += cell[1]
+        acc[2] += cell[2]
+        acc[3] += cell[3]
+        acc[4] += cell[4]
+        acc[5] += cell[5]
+        acc[6] += cell[6]
+        acc[7] += cell[7]
+        if cell[8] > acc[8]:
+            acc[8] = cell[8]
+        if ses[3] is not None:
+            models, projects, calls = ses[3], ses[4], cell[CALLS]
+            models[key[2]] = models.get(key[2], 0) + calls
+            projects[key[3]] = projects.get(key[3], 0) + calls
     total: list[float] = new_cell()
     by_day: dict[str, list[float]] = {}
     by_model: dict[str, list[float]] = {}
@@ -167,7 +191,7 @@ def build_report(
         "by_model": _rows(by_model, "model"),
         "by_project": _rows(by_project, "project"),
         "by_source": _rows(by_source, "source"),
-        "sessions": _session_rows(per_session, flt, now, active_window_minutes * 60),
+        "sessions": _session_rows(sessions, cube.day_of, now, active_window_minutes * 60),
         "warnings": dict(warnings or {}),
     }
     if group_by_task:
@@ -175,35 +199,34 @@ def build_report(
     return out
 
 
-def _session_rows(per_session: dict[tuple[str, str], list[tuple[tuple, list[float]]]], flt: Filter, now: float,
+#: A session's sums, its first model and project, and its calls per model and per project once it has two.
+_Session = list
+
+
+def _session_rows(sessions: dict[tuple[str, str], _Session], day_of: DayNamer, now: float,
                   window: float) -> list[Row]:
     """One row per session, the latest first: its sums, main project (most calls) and models (most calls first)."""
     summed = []
-    for (src, session), cells in per_session.items():
-        key, cell = cells[0]
-        if len(cells) == 1:  # one model, one project, one day
-            summed.append((cell[LAST], session, src, cell, key[3], [key[2]]))
-            continue
-        acc = cell[:]
-        projects = {key[3]: cell[CALLS]}
-        models = {key[2]: cell[CALLS]}
-        for key, cell in cells[1:]:
-            _acc_into(acc, cell)
-            calls = cell[CALLS]
-            projects[key[3]] = projects.get(key[3], 0) + calls
-            models[key[2]] = models.get(key[2], 0) + calls
-        summed.append((acc[LAST], session, src, acc,
-                       next(iter(projects)) if len(projects) == 1 else
-                       max(projects.items(), key=lambda kv: (kv[1], kv[0]))[0],
-                       [m for m, _ in sorted(models.items(), key=lambda kv: (-kv[1], kv[0]))]))
-    summed.sort(key=lambda t: (t[0], t[1]), reverse=True)
-    tz = flt.tz
+    for (src, session), (c, model, project, models, projects) in sessions.items():
+        if models is not None:  # most calls first, then by name (sorts are stable); the project: most calls,
+            model_list = sorted(models)  # then the last name
+            model_list.sort(key=models.__getitem__, reverse=True)
+            project = max(sorted(projects, reverse=True), key=projects.__getitem__)
+        else:
+            model_list = [model]
+        summed.append((c[LAST], session, src, c, project, model_list))
+    summed.sort(reverse=True)  # by last activity, then session (a (source, session) pair is unique: no tie)
+    stamp = day_of.stamp
     rows = []
-    for last, session, src, cell, project, models in summed:
+    for last, session, src, c, project, models in summed:
+        calls = int(c[CALLS])
+        local = int(c[LOCAL_CALLS])
         rows.append({
             "session": session, "project": project, "source": src, "models": models,
-            "last_activity": datetime.fromtimestamp(last, tz).isoformat(timespec="seconds"),
-            "active": now - last <= window, **totals_of(cell),
+            "last_activity": stamp(last), "active": now - last <= window,
+            "cost_usd": c[COST], "input_tokens": int(c[IN]), "output_tokens": int(c[OUT]),
+            "cache_creation_tokens": int(c[CW]), "cache_read_tokens": int(c[CR]), "calls": calls,
+            "cloud_calls": calls - local, "local_calls": local, "unpriced_calls": int(c[UNPRICED]),
         })
     return rows
 
