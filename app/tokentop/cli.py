@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__
+from . import __version__, _lean  # noqa: F401  (_lean first: see there)
 from .config import Settings, cache_dir, config_dir, default_data_root, default_ledger_path
 from .core import fmt
 from .core.claude_code import default_claude_dirs

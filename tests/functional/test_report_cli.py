@@ -144,12 +144,15 @@ def test_empty_machine_reports_zero(report) -> None:
     assert rep["totals"]["cost_usd"] == 0
 
 
-def test_report_path_imports_neither_textual_nor_genai_prices(tmp_path: Path) -> None:
+def test_report_path_imports_neither_textual_nor_genai_prices_nor_typing_extensions(tmp_path: Path) -> None:
     code = (
         "import sys\nfrom tokentop import cli\n"
         f"cli.main(['report', '--json', '--claude-dir', {str(tmp_path)!r}, '--data-root', {str(tmp_path)!r}])\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'genai_prices')]\n"
         "assert not bad, bad\n"
+        # msgspec was loaded without typing_extensions (and its inspect), which still imports afterwards
+        "assert 'typing_extensions' not in sys.modules and 'inspect' not in sys.modules\n"
+        "import typing_extensions\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
     assert r.returncode == 0, r.stderr

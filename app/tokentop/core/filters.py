@@ -130,8 +130,7 @@ class Filter(msgspec.Struct, frozen=True):
 
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_HOURS = [f"{h:02d}:" for h in range(24)]
-_MIN_SEC = [f"{m:02d}:{s:02d}" for m in range(60) for s in range(60)]
+_TWO_DIGITS = [f"{i:02d}" for i in range(60)]
 
 
 class DayNamer:
@@ -175,8 +174,9 @@ class DayNamer:
         day = self._dates.get(local // 86400)
         if day is None:
             day = self._dates[local // 86400] = date.fromordinal(_EPOCH_ORDINAL + local // 86400).isoformat()
-        tod = local % 86400
-        return f"{day}T{_HOURS[tod // 3600]}{_MIN_SEC[tod % 3600]}{suffix}"
+        hour, rest = divmod(local % 86400, 3600)
+        minute, sec = divmod(rest, 60)
+        return f"{day}T{_TWO_DIGITS[hour]}:{_TWO_DIGITS[minute]}:{_TWO_DIGITS[sec]}{suffix}"
 
     def _zone_of(self, utc_day: int) -> tuple[int, str] | tuple[()]:
         """(offset seconds, its ISO text) of a UTC day with one offset all day; () for a day it changes."""
