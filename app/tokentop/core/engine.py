@@ -62,12 +62,10 @@ class Sources(msgspec.Struct):
         return "internal"
 
     def discover(self, stats: dict[str, os.stat_result] | None = None) -> list[tuple[str, int, str]]:
-        """(path, size, kind) of every input file, largest first (for load balancing); ``stats`` receives each
-        file's stat."""
+        """(path, size, kind) of every input file; ``stats`` receives each file's stat."""
         files = [(p, s, CLAUDE) for p, s in claude_code.discover_files(self.claude_roots, stats, self.listings)]
         if self.data_root is not None:
             files += [(p, s, INTERNAL_KIND) for p, s in internal_log.discover_files(self.data_root, stats)]
-        files.sort(key=lambda f: -f[1])
         return files
 
     def kind_of(self, path: str) -> str | None:
@@ -364,6 +362,7 @@ class Engine:
     def scan(self, workers: int | None = None, progress: Progress | None = None) -> None:
         """Read every file from the start; uses every core for large histories."""
         files = self.sources.discover()
+        files.sort(key=lambda f: -f[1])  # largest first: the batches balance
         total_bytes = sum(s for _, s, _ in files)
         if any(k == CLAUDE for _, _, k in files):
             self.book.prepare()
@@ -458,6 +457,9 @@ class Engine:
         if st is None:
             st = new_state(path, kind)
         else:
+            if (stat is not None and stat.st_size == st.offset and stat.st_mtime == st.mtime
+                    and stat.st_ino == st.ino and stat.st_dev == st.dev):
+                return 0  # unchanged (what `poll` finds first, written out: a catch-up asks this of every file)
             change = poll(st, stat)
             if change is None or change.gone:
                 return 0  # nothing new; a deleted file's calls stay counted
