@@ -134,6 +134,12 @@ def test_other_roots_in_the_same_ledger_stay_out(tmp_path, claude_dir, data_root
     report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
     only_other = report(other, tmp_path / "no-data", capsys, "--ledger", str(ledger_path))
     assert only_other["totals"]["calls"] == 2
+    # Each cold ingest left the rollup stale. In another zone (no snapshot there) the first reader, for the
+    # other root, rebuilds it: every root's part, not only its own.
+    zone = ("--tz", "Asia/Kathmandu")
+    assert report(other, tmp_path / "no-data", capsys, "--ledger", str(ledger_path), *zone)["totals"]["calls"] == 2
+    assert (report(claude_dir, data_root, capsys, "--ledger", str(ledger_path), *zone)["by_day"]
+            == report(claude_dir, data_root, capsys, "--no-ledger", *zone)["by_day"])
     mine = report(claude_dir, data_root, capsys, "--ledger", str(ledger_path))
     assert mine["totals"] == report(claude_dir, data_root, capsys, "--no-ledger")["totals"]
 
@@ -453,6 +459,11 @@ def test_a_scan_on_both_cores_equals_one_in_one_process(claude_dir, data_root, t
     if with_ledger:  # the same rows and rollup, whichever process read which file
         def rows(e: Engine, q: str) -> list:
             return sorted(rounded(list(r)) for r in e.ledger.db.execute(q))
+
+        for e in (one, two):  # a cold scan leaves the rollup to its first reader
+            assert not e.ledger.rollup_valid()
+            assert rounded(e.ledger.cells(e.cube.day_of)) == rounded(e.cube.cells)
+            assert e.ledger.rollup_valid()
 
         for q in ("SELECT source, key, ts, model, project, session, input_tokens, output_tokens, cost, file "
                   "FROM calls", "SELECT * FROM rollup", "SELECT path, offset, size FROM files"):

@@ -373,7 +373,7 @@ class Engine:
         _worker_book, _worker_project, _worker_tz = self.book, self.sources.project_for_internal, self.cube.tz
         if self.ledger is not None:
             self.ledger.others_wrote()  # the baseline (see `save_snapshot`)
-            self.ledger.set_rollup_valid(False)  # per-job commits skip it; rebuilt once at the end
+            self.ledger.set_rollup_valid(False)  # per-job commits skip it
             self.ledger.bulk(True)
         writer = _Writer(self.ledger) if self.ledger is not None else None
         job_files = [[(p, k) for p, _, k in job] for job in jobs]
@@ -395,9 +395,8 @@ class Engine:
         finally:
             if writer is not None:
                 writer.close()
-        if self.ledger is not None:
-            with self.lock:
-                self.ledger.rebuild_rollup()
+        if self.ledger is not None:  # the rollup stays stale: it is rebuilt when first read (`Ledger.cells`),
+            with self.lock:  # which a start from this scan's snapshot never does
                 self.ledger.bulk(False)
 
     def _apply_job(self, job_bytes: bytes, writer: _Writer | None = None) -> tuple[int, int]:

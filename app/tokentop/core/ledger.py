@@ -418,7 +418,7 @@ class Ledger(LedgerBase):
 
     @_locked
     def set_rollup_valid(self, valid: bool) -> None:
-        """Mark the rollup stale before a cold scan (which skips it), valid once rebuilt."""
+        """Mark the rollup stale before a cold scan (which skips it); `cells` rebuilds it when it is next read."""
         self.db.execute("BEGIN IMMEDIATE")
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rollup_valid', ?)", ("1" if valid else "0",))
         self.db.execute(_BUMP)
@@ -426,14 +426,14 @@ class Ledger(LedgerBase):
 
     @_locked
     def rebuild_rollup(self) -> None:
-        """Recompute the rollup of the current roots from the calls (after a cold scan, or a crash in one)."""
+        """Recompute the rollup from the calls, every root's (a stale mark is not per root)."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute(f"DELETE FROM rollup WHERE {self.scope_sql}", self.scope_args)
+            self.db.execute("DELETE FROM rollup")
             self.db.execute(f"""INSERT INTO rollup SELECT root, CAST(ts / {BUCKET_SECONDS} AS INTEGER), source, model,
                     project, session, mode, SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens),
                     SUM(cache_read_tokens), COUNT(*), TOTAL(cost), SUM(cost IS NULL), SUM(mode = 'local'), MAX(ts)
-                FROM calls WHERE {self.scope_sql} GROUP BY 1, 2, 3, 4, 5, 6, 7""", self.scope_args)
+                FROM calls GROUP BY 1, 2, 3, 4, 5, 6, 7""")
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rollup_valid', '1')")
             self.db.execute(_BUMP)
             self.db.execute("COMMIT")
@@ -443,7 +443,7 @@ class Ledger(LedgerBase):
 
     @_locked
     def rollup_valid(self) -> bool:
-        """False when a cold scan was cut short before its rollup was rebuilt."""
+        """False after a cold scan (or one cut short) until the rollup is rebuilt."""
         r = self.db.execute("SELECT value FROM meta WHERE key = 'rollup_valid'").fetchone()
         return r is None or r[0] == "1"
 

@@ -84,13 +84,6 @@ class PgLedger(LedgerBase):
     def set_rollup_valid(self, valid: bool) -> None:
         """The triggers keep the rollup valid."""
 
-    def rebuild_rollup(self) -> None:
-        """The triggers keep the rollup valid."""
-
-    def rollup_valid(self) -> bool:
-        """Always."""
-        return True
-
     def others_wrote(self) -> bool:
         """Whether another tokentop committed this machine's ledger since the last call (or this one's own
         commit): a per-machine commit counter, bumped in every commit's transaction. The first call only takes
