@@ -128,7 +128,7 @@ def build_report(
         cube = cube.in_zone(flt.tz)
     # Cells into (day, source, model, project) and into sessions; the first grouping into days and into
     # (source, model, project), the small last one into the model, project and source rows and the totals
-    # (each cell is added once, not six times). This loop is most of a report's time: it is written out.
+    # (each cell is added once, not six times).
     fine: dict[tuple[str, str, str, str], list[float]] = {}
     sessions: dict[tuple[str, str], _Session] = {}
     fine_get, session_get = fine.get, sessions.get
@@ -137,15 +137,8 @@ def build_report(
         acc = fine_get(fk)
         if acc is None:
             fine[fk] = cell[:]
-        else:  # the last-activity field is not summed: only session rows show it
-            acc[0] += cell[0]
-            acc[1] += cell[1]
-            acc[2] += cell[2]
-            acc[3] += cell[3]
-            acc[4] += cell[4]
-            acc[5] += cell[5]
-            acc[6] += cell[6]
-            acc[7] += cell[7]
+        else:
+            _acc_into(acc, cell)
         sk = (key[1], key[4])
         ses = session_get(sk)
         if ses is None:
@@ -154,16 +147,7 @@ def build_report(
         acc = ses[0]
         if ses[3] is None and (key[2] != ses[1] or key[3] != ses[2]):  # a second model or project: count them
             ses[3], ses[4] = {ses[1]: acc[CALLS]}, {ses[2]: acc[CALLS]}
-        acc[0] += cell[0]
-        acc[1] += cell[1]
-        acc[2] += cell[2]
-        acc[3] += cell[3]
-        acc[4] += cell[4]
-        acc[5] += cell[5]
-        acc[6] += cell[6]
-        acc[7] += cell[7]
-        if cell[8] > acc[8]:
-            acc[8] = cell[8]
+        _acc_into(acc, cell)
         if ses[3] is not None:
             models, projects, calls = ses[3], ses[4], cell[CALLS]
             models[key[2]] = models.get(key[2], 0) + calls
