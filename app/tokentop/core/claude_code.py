@@ -95,16 +95,12 @@ def discover_files(roots: Iterable[Path], stats: dict[str, os.stat_result] | Non
                 fresh[d] = known
                 prefix = d + os.sep  # what scandir's entry paths are (os.path.join costs a third of this loop)
                 stack.extend(prefix + n for n in known.dirs)
-                for n in known.files:  # `keep`, written out: this is most of a warm start's catch-up
+                for n in known.files:
                     p = prefix + n
                     try:
-                        st = os.stat(p)
+                        keep(p, os.stat(p))
                     except OSError:
                         continue
-                    if st.st_size:
-                        out.append((p, st.st_size))
-                        if stats is not None:
-                            stats[p] = st
                 continue
         dirs: list[str] = []
         files: list[str] = []
