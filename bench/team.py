@@ -50,7 +50,7 @@ def make_ledger(path: Path, n: int, seed: int) -> None:
                 for i in range(max(1, n // 100))]
     batch: list[Call] = []
     ledger.bulk(True)
-    ledger.set_rollup_valid(False)
+    ledger.mark_rollup_stale()
     for i in range(n):
         session, project, start = sessions[i % len(sessions)]
         ts = start + (i // len(sessions)) * 20.0

@@ -373,7 +373,7 @@ class Engine:
         _worker_book, _worker_project, _worker_tz = self.book, self.sources.project_for_internal, self.cube.tz
         if self.ledger is not None:
             self.ledger.others_wrote()  # the baseline (see `save_snapshot`)
-            self.ledger.set_rollup_valid(False)  # per-job commits skip it
+            self.ledger.mark_rollup_stale()  # per-job commits skip it
             self.ledger.bulk(True)
         writer = _Writer(self.ledger) if self.ledger is not None else None
         job_files = [[(p, k) for p, _, k in job] for job in jobs]

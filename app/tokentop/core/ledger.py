@@ -417,10 +417,10 @@ class Ledger(LedgerBase):
             raise LedgerError(self._advice(e)) from e
 
     @_locked
-    def set_rollup_valid(self, valid: bool) -> None:
-        """Mark the rollup stale before a cold scan (which skips it); `cells` rebuilds it when it is next read."""
+    def mark_rollup_stale(self) -> None:
+        """Before a cold scan (which skips the rollup): `cells` rebuilds it when it is next read."""
         self.db.execute("BEGIN IMMEDIATE")
-        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rollup_valid', ?)", ("1" if valid else "0",))
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rollup_valid', '0')")
         self.db.execute(_BUMP)
         self.db.execute("COMMIT")
 

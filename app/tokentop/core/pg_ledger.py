@@ -81,8 +81,8 @@ class PgLedger(LedgerBase):
     def bulk(self, on: bool) -> None:
         """Nothing to tune: the server decides."""
 
-    def set_rollup_valid(self, valid: bool) -> None:
-        """The triggers keep the rollup valid."""
+    def mark_rollup_stale(self) -> None:
+        """Nothing to mark: the triggers keep the rollup valid."""
 
     def others_wrote(self) -> bool:
         """Whether another tokentop committed this machine's ledger since the last call (or this one's own
