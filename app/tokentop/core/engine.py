@@ -456,9 +456,6 @@ class Engine:
         if st is None:
             st = new_state(path, kind)
         else:
-            if (stat is not None and stat.st_size == st.offset and stat.st_mtime == st.mtime
-                    and stat.st_ino == st.ino and stat.st_dev == st.dev):
-                return 0  # unchanged (what `poll` finds first, written out: a catch-up asks this of every file)
             change = poll(st, stat)
             if change is None or change.gone:
                 return 0  # nothing new; a deleted file's calls stay counted
