@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from tokentop.core.engine import Engine, Sources
 from tokentop.core.filters import Filter, parse_tz
@@ -243,6 +244,48 @@ def test_a_start_uses_the_snapshot_only_while_nothing_was_written_since(claude_d
     assert snaps == [gen]  # and that start left a fresh one
 
 
+def test_a_warm_start_renders_the_unfiltered_report_from_the_snapshot_and_reads_cells_only_when_needed(
+        claude_dir, data_root, sqlite_ledger, capsys) -> None:
+    history(claude_dir, data_root)
+    base = ["--ledger", str(sqlite_ledger), "--internal-project", "app"]  # as engine() opens it
+    report(claude_dir, data_root, capsys, *base)  # the cold ingest leaves a snapshot with the report's groups
+
+    def cold(*args: str) -> dict:
+        return report(claude_dir, data_root, capsys, "--no-ledger", "--internal-project", "app", *args)
+
+    def same(got: dict, want: dict) -> None:
+        for part in ("totals", "by_day", "by_model", "by_project", "by_source", "sessions"):
+            assert got[part] == want[part], part
+
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    e.start()
+    now = time.time()
+    same(e.report(Filter(tz=UTC), now=now), cold())
+    assert e.cube._pending is not None  # the cells were never decoded: the snapshot's groups were rendered
+    same(e.report(Filter(tz=UTC, models=frozenset([OPUS])), now=now), cold("--models", OPUS))
+    assert e.cube._pending is None  # a filter needs them
+    with open(project_dir(claude_dir) / "a.jsonl", "a") as fh:  # a new call: the unfiltered groups are redone
+        fh.write(cc_line("m9", output=7) + "\n")
+    e.update()
+    same(e.report(Filter(tz=UTC), now=now), cold())
+
+    # A snapshot from before the groups were kept: used, and a new one with them is saved.
+    db = sqlite3.connect(sqlite_ledger)
+    body = db.execute("SELECT body FROM snapshot").fetchone()[0]
+    old = msgspec.msgpack.decode(body)[:3]
+    db.execute("UPDATE snapshot SET body = ?", (msgspec.msgpack.encode(old),))
+    db.commit()
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    e.start()
+    same(e.report(Filter(tz=UTC), now=now), cold())
+    assert len(msgspec.msgpack.decode(db.execute("SELECT body FROM snapshot").fetchone()[0])) == 4
+    db.close()
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    e.start()
+    same(e.report(Filter(tz=UTC), now=now), cold())
+    assert e.cube._pending is not None
+
+
 def test_a_cold_ingest_uses_a_rollback_journal_unless_another_tokentop_has_the_ledger_open(
         claude_dir, data_root, tmp_path, capsys) -> None:
     history(claude_dir, data_root)
@@ -287,6 +330,15 @@ def test_a_damaged_snapshot_only_makes_the_start_slower(claude_dir, data_root, s
     db.close()
     warm = report(claude_dir, data_root, capsys, *base)
     assert warm["totals"] == cold["totals"] and warm["sessions"] == cold["sessions"]
+    # Damaged where only a filtered view looks (the cells, read when first needed): that view folds the rollup.
+    db = sqlite3.connect(sqlite_ledger)
+    snap = msgspec.msgpack.decode(db.execute("SELECT body FROM snapshot").fetchone()[0])
+    db.execute("UPDATE snapshot SET body = ?", (msgspec.msgpack.encode([[["not", "a", "cell"]], *snap[1:]]),))
+    db.commit()
+    db.close()
+    args = ("--source", "claude_code")
+    want = report(claude_dir, data_root, capsys, "--no-ledger", *args)
+    assert report(claude_dir, data_root, capsys, *base, *args) == want
 
 
 def test_corrupt_ledger_says_what_to_do(claude_dir, data_root, sqlite_ledger, capsys) -> None:

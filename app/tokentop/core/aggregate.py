@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .claude_code import merge
@@ -38,7 +39,8 @@ class Cube:
         self.pricer = pricer
         self.tz = tz or ZoneInfo("UTC")
         self.day_of = DayNamer(self.tz, BUCKET_SECONDS)
-        self.cells: dict[CellKey, list[float]] = {}
+        self._cells: dict[CellKey, list[float]] = {}
+        self._pending: Callable[[], dict[CellKey, list[float]]] | None = None
         self.by_key: dict[str, Call] = {}
         #: Calls without a dedupe key (internal rows), for views that need single calls (tasks, recent).
         self.plain: list[Call] = []
@@ -46,6 +48,24 @@ class Cube:
         self.lookup: Callable[[str, str], Call | None] | None = None
         self.call_source: Callable[[float | None, float | None], Iterable[Call]] | None = None
         self.version = 0  # bumped on every change; views cache on it
+        #: A view computed for one version (`report.unfiltered_groups`): (version, value).
+        self.memo: tuple[int, Any] | None = None
+
+    @property
+    def cells(self) -> dict[CellKey, list[float]]:
+        """The sums per cell (read from where `defer_cells` said, on first use)."""
+        if self._pending is not None:
+            self._cells, self._pending = self._pending(), None
+        return self._cells
+
+    @cells.setter
+    def cells(self, cells: dict[CellKey, list[float]]) -> None:
+        self._cells, self._pending = cells, None
+
+    def defer_cells(self, load: Callable[[], dict[CellKey, list[float]]]) -> None:
+        """Take the cells from ``load()`` when first needed (a warm start whose views are all memoized never
+        needs them)."""
+        self._cells, self._pending = {}, load
 
     def __len__(self) -> int:
         return len(self.cells)
@@ -174,7 +194,7 @@ class Cube:
 
     def clear(self) -> None:
         """Forget everything (a full rescan follows)."""
-        self.cells.clear()
+        self.cells = {}
         self.by_key.clear()
         self.plain.clear()
         self.version += 1

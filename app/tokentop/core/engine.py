@@ -5,6 +5,7 @@ prices calls and keeps the cube. No UI, no printing: callers render its view mod
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -15,12 +16,12 @@ from typing import Any
 import msgspec
 
 from . import claude_code, internal_log
-from .aggregate import Cube
-from .filters import Filter
+from .aggregate import CellKey, Cube
+from .filters import DayNamer, Filter
 from .ledger import Ledger, Snapshot
 from .pricing import PriceBook
 from .records import CLAUDE_CODE, Call
-from .report import build_report
+from .report import build_report, unfiltered_groups
 from .tail import TAIL_BYTES, FileState, new_state, poll, read_complete
 from .warnings import UNREADABLE_FILES, Warnings
 
@@ -168,6 +169,13 @@ def _die_with_parent() -> None:
         pass
 
 
+def _cells_of(snap: Snapshot, ledger: Ledger, day_of: DayNamer) -> dict[CellKey, list[float]]:
+    try:
+        return snap.cell_dict()
+    except msgspec.DecodeError:  # a damaged snapshot: fold the rollup
+        return ledger.cells(day_of)
+
+
 _job_decoder = msgspec.msgpack.Decoder(
     tuple[list[list[Any]], list[Call], dict[str, int], list[FileState], list[claude_code.LimitHit]])
 
@@ -242,15 +250,16 @@ class Engine:
         in between, loads them instead of folding the rollup again."""
         if self.ledger is not None:
             with self.lock:
-                self.ledger.save_snapshot(self.cube.day_of, Snapshot.of(self.cube.cells, self.files.values(),
-                                                                        self.sources.listings))
+                self.ledger.save_snapshot(self.cube.day_of, Snapshot.of(
+                    self.cube.cells, self.files.values(), self.sources.listings, unfiltered_groups(self.cube)))
                 self._committed = False
 
     def _load_ledger(self) -> bool:
         """The cube, file states and counters as the ledger has them (what a warm start begins with).
 
         Returns:
-            Whether they came from a snapshot of the current ledger (else the rollup was folded again).
+            Whether they came from a snapshot of the current ledger, with its report groups (else the rollup
+            was folded again, or the groups are missing: a new snapshot is due).
         """
         assert self.ledger is not None
         with self.lock:
@@ -261,14 +270,16 @@ class Engine:
                 self.cube.cells = self.ledger.cells(self.cube.day_of)
                 self.files = {s.path: s for s in self.ledger.file_states()}
             else:
-                self.cube.cells = snap.cell_dict()
+                self.cube.defer_cells(functools.partial(_cells_of, snap, self.ledger, self.cube.day_of))
                 self.files = {s.path: s for s in snap.states()}
                 self.sources.listings = snap.listings
             self.cube.version += 1
+            if snap is not None and snap.groups is not None:
+                self.cube.memo = (self.cube.version, snap.groups)
             self.warnings.clear()
             self.warnings.update(self.ledger.warnings())
             self.note_limits(msgspec.convert(self.ledger.meta("limit_hits") or [], list[claude_code.LimitHit]))
-            return snap is not None
+            return snap is not None and snap.groups is not None  # else a snapshot (with groups) is saved
 
     def start_in_child(self) -> threading.Thread:
         """`start` in a forked process, its result shipped back: a thread in this process would fight the

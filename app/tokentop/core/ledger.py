@@ -22,6 +22,7 @@ from .aggregate import BUCKET_SECONDS, CALLS, CellKey
 from .claude_code import Listing
 from .filters import DayNamer, tz_name
 from .records import Call
+from .report import Groups
 from .tail import FileState
 
 SCHEMA_VERSION = 2
@@ -100,21 +101,28 @@ _SELECT = f"SELECT {', '.join(_COLS[:-1])} FROM calls"
 class Snapshot(msgspec.Struct, array_like=True):
     """What a run ended with, for the next start (see `Ledger.save_snapshot`)."""
 
-    cells: list[tuple[CellKey, list[Any]]]  # sums keep their types (int tokens, float cost)
+    #: ``list[tuple[CellKey, list]]`` (sums keep their types: int tokens, float cost), decoded when first needed
+    #: (`cell_dict`): a start whose report is the unfiltered one reads ``groups`` instead.
+    cells: msgspec.Raw
     files: list[tuple[str, str, int, int, int, int, float, bytes]]  # FileState fields
     listings: dict[str, Listing]  # Claude Code folders as last listed
+    groups: Groups | None = None  # the cells' unfiltered report groups (`report.unfiltered_groups`)
 
     @classmethod
     def of(cls, cells: dict[CellKey, list[float]], files: Iterable[FileState],
-           listings: dict[str, Listing]) -> Snapshot:
-        return cls([(k, v) for k, v in cells.items() if v[CALLS]],
-                   [(f.path, f.kind, f.dev, f.ino, f.offset, f.size, f.mtime, f.tail) for f in files], listings)
+           listings: dict[str, Listing], groups: Groups | None = None) -> Snapshot:
+        return cls(msgspec.Raw(msgspec.msgpack.encode([(k, v) for k, v in cells.items() if v[CALLS]])),
+                   [(f.path, f.kind, f.dev, f.ino, f.offset, f.size, f.mtime, f.tail) for f in files], listings,
+                   groups)
 
     def cell_dict(self) -> dict[CellKey, list[float]]:
-        return dict(self.cells)
+        return dict(_cells_decoder.decode(self.cells))
 
     def states(self) -> list[FileState]:
         return [FileState(*f) for f in self.files]
+
+
+_cells_decoder = msgspec.msgpack.Decoder(list[tuple[CellKey, list[Any]]])
 
 
 def _locked(method: Any) -> Any:

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from datetime import date, datetime, timezone
 from typing import Any
 
+import msgspec
+
 from .aggregate import CALLS, COST, CR, CW, IN, LAST, LOCAL_CALLS, OUT, UNPRICED, Cube, new_cell
 from .filters import DayNamer, Filter, tz_name
 from .pricing import normalize_model
@@ -104,35 +106,42 @@ def matching_calls(cube: Cube, flt: Filter) -> Iterable[Call]:
             yield c
 
 
-def _rows(groups: dict[Any, list[float]], name: str, sort_by_cost: bool = True) -> list[Row]:
-    items = [{name: k, **totals_of(v)} for k, v in groups.items()]
-    if sort_by_cost:
-        items.sort(key=lambda r: (-r["cost_usd"], -r["calls"], str(r[name])))
-    else:
-        items.sort(key=lambda r: r[name])
-    return items
+def _rows(groups: list[tuple[Any, list[float]]], name: str) -> list[Row]:
+    return [{name: k, **totals_of(v)} for k, v in groups]
 
 
-def build_report(
-    cube: Cube,
-    flt: Filter,
-    *,
-    warnings: dict[str, int] | None = None,
-    now: float | None = None,
-    active_window_minutes: float = 15,
-    group_by_task: bool = False,
-) -> dict[str, Any]:
-    """The full view model (``report --json``'s shape) for one filter."""
-    now = datetime.now(timezone.utc).timestamp() if now is None else now
-    if tz_name(cube.tz) != tz_name(flt.tz):
-        cube = cube.in_zone(flt.tz)
+class Groups(msgspec.Struct, array_like=True):
+    """A report's sums before they become rows: totals, groups (already in row order) and sessions.
+
+    The unfiltered one is kept per cube version (`unfiltered_groups`) and in the ledger's snapshot, so a warm
+    `report` with no filter renders it without a pass over the cells.
+    """
+
+    total: list[Any]
+    by_day: list[tuple[str, list[Any]]]
+    by_model: list[tuple[str, list[Any]]]
+    by_project: list[tuple[str, list[Any]]]
+    by_source: list[tuple[str, list[Any]]]
+    #: (last activity, session, source, sums, main project, models, last activity as text), the latest first.
+    sessions: list[tuple[float, str, str, list[Any], str, list[str], str]]
+
+
+def _by_cost(groups: dict[str, list[float]]) -> list[tuple[str, list[float]]]:
+    """Costliest first, then most calls, then by name."""
+    items = [(-v[COST], -v[CALLS], k, v) for k, v in groups.items()]
+    items.sort()
+    return [(k, v) for _, _, k, v in items]
+
+
+def group_cells(cells: Iterable[tuple[tuple, list[float]]], day_of: DayNamer) -> Groups:
+    """Sum cells (key, sums) into a report's groups and sessions."""
     # Cells into (day, source, model, project) and into sessions; the first grouping into days and into
     # (source, model, project), the small last one into the model, project and source rows and the totals
     # (each cell is added once, not six times).
     fine: dict[tuple[str, str, str, str], list[float]] = {}
     sessions: dict[tuple[str, str], _Session] = {}
     fine_get, session_get = fine.get, sessions.get
-    for key, cell in matching_cells(cube, flt):
+    for key, cell in cells:
         fk = key[:4]
         acc = fine_get(fk)
         if acc is None:
@@ -167,15 +176,44 @@ def build_report(
         _acc(by_source, src, cell)
     for cell in by_source.values():
         _acc_into(total, cell)
+    return Groups(total, sorted(by_day.items()), _by_cost(by_model), _by_cost(by_project), _by_cost(by_source),
+                  _sessions(sessions, day_of))
+
+
+def unfiltered_groups(cube: Cube) -> Groups:
+    """The groups of every cell, computed once per cube version."""
+    memo = cube.memo
+    if memo is None or memo[0] != cube.version:
+        memo = cube.memo = (cube.version, group_cells(cube.cells.items(), cube.day_of))
+    return memo[1]
+
+
+def build_report(
+    cube: Cube,
+    flt: Filter,
+    *,
+    warnings: dict[str, int] | None = None,
+    now: float | None = None,
+    active_window_minutes: float = 15,
+    group_by_task: bool = False,
+) -> dict[str, Any]:
+    """The full view model (``report --json``'s shape) for one filter."""
+    now = datetime.now(timezone.utc).timestamp() if now is None else now
+    if tz_name(cube.tz) != tz_name(flt.tz):
+        cube = cube.in_zone(flt.tz)
+    if flt.since is None and flt.until is None and _Predicate(flt).passes_all():
+        g = unfiltered_groups(cube)
+    else:
+        g = group_cells(matching_cells(cube, flt), cube.day_of)
     out: dict[str, Any] = {
         "tz": tz_name(flt.tz),
         "filters": flt.as_json(),
-        "totals": totals_of(total),
-        "by_day": _rows(by_day, "day", sort_by_cost=False),
-        "by_model": _rows(by_model, "model"),
-        "by_project": _rows(by_project, "project"),
-        "by_source": _rows(by_source, "source"),
-        "sessions": _session_rows(sessions, cube.day_of, now, active_window_minutes * 60),
+        "totals": totals_of(g.total),
+        "by_day": _rows(g.by_day, "day"),
+        "by_model": _rows(g.by_model, "model"),
+        "by_project": _rows(g.by_project, "project"),
+        "by_source": _rows(g.by_source, "source"),
+        "sessions": _session_rows(g.sessions, now, active_window_minutes * 60),
         "warnings": dict(warnings or {}),
     }
     if group_by_task:
@@ -187,9 +225,8 @@ def build_report(
 _Session = list
 
 
-def _session_rows(sessions: dict[tuple[str, str], _Session], day_of: DayNamer, now: float,
-                  window: float) -> list[Row]:
-    """One row per session, the latest first: its sums, main project (most calls) and models (most calls first)."""
+def _sessions(sessions: dict[tuple[str, str], _Session], day_of: DayNamer) -> list[tuple]:
+    """The sessions, the latest first, each with its main project (most calls) and models (most calls first)."""
     summed = []
     for (src, session), (c, model, project, models, projects) in sessions.items():
         if models is not None:  # most calls first, then by name (sorts are stable); the project: most calls,
@@ -201,13 +238,17 @@ def _session_rows(sessions: dict[tuple[str, str], _Session], day_of: DayNamer, n
         summed.append((c[LAST], session, src, c, project, model_list))
     summed.sort(reverse=True)  # by last activity, then session (a (source, session) pair is unique: no tie)
     stamp = day_of.stamp
+    return [(*s, stamp(s[0])) for s in summed]
+
+
+def _session_rows(sessions: list[tuple], now: float, window: float) -> list[Row]:
     rows = []
-    for last, session, src, c, project, models in summed:
+    for last, session, src, c, project, models, stamp in sessions:
         calls = int(c[CALLS])
         local = int(c[LOCAL_CALLS])
         rows.append({  # totals_of's fields written into the one dict (5 % of a report on the large corpus)
             "session": session, "project": project, "source": src, "models": models,
-            "last_activity": stamp(last), "active": now - last <= window,
+            "last_activity": stamp, "active": now - last <= window,
             "cost_usd": c[COST], "input_tokens": int(c[IN]), "output_tokens": int(c[OUT]),
             "cache_creation_tokens": int(c[CW]), "cache_read_tokens": int(c[CR]), "calls": calls,
             "cloud_calls": calls - local, "local_calls": local, "unpriced_calls": int(c[UNPRICED]),
@@ -225,7 +266,7 @@ def quick_totals(cube: Cube, flt: Filter, group: int | None = None) -> tuple[Row
         _acc_into(total, cell)
         if group is not None:
             _acc(groups, key[group], cell)
-    return totals_of(total), _rows(groups, "key")
+    return totals_of(total), _rows(_by_cost(groups), "key")
 
 
 def by_task(cube: Cube, flt: Filter) -> list[Row]:
@@ -246,7 +287,7 @@ def by_task(cube: Cube, flt: Filter) -> list[Row]:
             acc[COST] += c.cost
         if c.mode == LOCAL:
             acc[LOCAL_CALLS] += 1
-    return _rows(groups, "task")
+    return _rows(_by_cost(groups), "task")
 
 
 def top_tasks(cube: Cube, flt: Filter, n: int = 15) -> list[Row]:
