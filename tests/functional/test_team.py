@@ -533,6 +533,24 @@ def test_a_viewer_starts_from_its_cache_and_reads_what_changed_since(two: tuple[
     assert want["totals"]["calls"] == 50
     assert want["totals"]["output_tokens"] == sum_totals(a.report(), b.report())["output_tokens"]
 
+    # Nothing changed since: the unfiltered report (machines, users and each session's machine included) is
+    # rendered from the cache's view, the parts never unpickled nor folded; the first filtered view needs them.
+    again = viewer(team_url, cache)
+    assert rounded(again.report(flt, now=1.8e9)) == rounded(want)
+    assert again.rollup._pickled is not None and again.cube._pending is not None
+    one = Filter(tz=parse_tz("UTC"), session="alpha-s1")
+    assert rounded(again.report(one, now=1.8e9)) == rounded(uncached.report(one, now=1.8e9))
+    assert again.rollup._pickled is None and again.cube._pending is None
+
+    # A viewer started from the cache's view follows what lands next like any other.
+    live = viewer(team_url, cache)
+    a.write(cc_line("msg_alpha_new", input=3, output=9, session="alpha-s1", ts="2026-11-21T08:00:00Z"))
+    assert a.sync(team_url)[0] == 0
+    assert live.update() > 0
+    want = viewer(team_url, None).report(flt, now=1.8e9)
+    assert want["totals"]["calls"] == 51
+    assert rounded(live.report(flt, now=1.8e9)) == rounded(want)
+
 
 def test_a_cache_of_another_database_or_a_damaged_one_is_not_used(two: tuple[Machine, Machine], cluster: Cluster,
                                                                   tmp_path: Path) -> None:

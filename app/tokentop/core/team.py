@@ -33,6 +33,7 @@ from typing import Any
 from .aggregate import BUCKET_SECONDS
 from .errors import TeamError
 from .records import Call
+from .report import Groups
 
 SCHEMA_VERSION = 2  # 2: meta 'instance', a random id per database (a viewer's cache belongs to one)
 CHANNEL = "tokentop"
@@ -580,21 +581,24 @@ class TeamRollup:
     `load` reads everything, folded to days by the server; `refresh` reads only the groups with rollup rows
     changed since (by ``seq``), each with its whole current day, and replaces them.
 
-    With a ``cache_dir``, `load` keeps what it read in a file there (mode 600, in the user's own cache dir) and,
-    next time, starts from that file and reads only what changed since (by ``seq``). The file names the database
-    (its address and random instance id) and zone: a database dropped and created again, or a rollup rebuilt
-    with lower numbers, is read in full. It is a pickle: it loads three times faster than msgpack plus rebuilding
-    the dicts, and only this user can write it.
+    With a ``cache_dir``, `save` keeps what was read in a file there (mode 600, in the user's own cache dir) and,
+    next time, `load` starts from that file and reads only what changed since (by ``seq``). The file names the
+    database (its address and random instance id) and zone: a database dropped and created again, or a rollup
+    rebuilt with lower numbers, is read in full. It is a pickle: it loads three times faster than msgpack plus
+    rebuilding the dicts, and only this user can write it. It also keeps the `TeamView` of an unfiltered report,
+    so that a start with nothing changed renders it without unpickling the parts.
     """
 
-    CACHE_FORMAT = 1
+    CACHE_FORMAT = 2
 
     def __init__(self, store: TeamStore, zone: str, cache_dir: Path | None = None) -> None:
         self.store = store
         self.zone = zone
         self.seq = 0
-        #: (machine, user) -> {(day, source, model, project, session, mode): the 9 sums}
-        self.parts: dict[tuple[str, str], dict[tuple[str, ...], list[float]]] = {}
+        self._parts: dict[tuple[str, str], dict[tuple[str, ...], list[float]]] = {}
+        self._pickled: bytes | None = None  # the cache's parts, unpickled when first needed
+        #: What an unfiltered team report shows, when known (kept in the cache; dropped on every change).
+        self.view: TeamView | None = None
         self.cache: Path | None = None
         if cache_dir is not None:
             import hashlib
@@ -602,6 +606,8 @@ class TeamRollup:
             name = hashlib.sha1(f"{describe_url(store.url)}\0{zone}".encode()).hexdigest()[:20]
             self.cache = Path(cache_dir) / f"team-{name}.pickle"
         self.from_cache = False
+        self.dirty = False  # the cache is behind what is held
+        self._instance = ""
 
     def _take(self, rows: list[tuple[Any, ...]]) -> list[tuple[tuple[str, str], tuple[str, ...], list[float] | None,
                                                               list[float]]]:
@@ -621,20 +627,29 @@ class TeamRollup:
                 part.pop(key, None)
             if r[17] > self.seq:
                 self.seq = r[17]
+        if changes:
+            self.view, self.dirty = None, True
         return changes
 
+    @property
+    def parts(self) -> dict[tuple[str, str], dict[tuple[str, ...], list[float]]]:
+        """(machine, user) -> {(day, source, model, project, session, mode): the 9 sums}."""
+        if self._pickled is not None:
+            self._parts, self._pickled = pickle.loads(self._pickled), None
+        return self._parts
+
     def load(self) -> None:
-        """Read everything (or the cached rows and what changed since)."""
-        self.parts, self.seq, self.from_cache = {}, 0, False
-        instance, top = self.store.state() if self.cache is not None else ("", 0)
-        cached = self._read_cache(instance, top)
+        """Read everything (or the cached rows and what changed since); `save` keeps it for the next start."""
+        self._parts, self._pickled, self.seq, self.view = {}, None, 0, None
+        self.from_cache, self.dirty = False, True
+        self._instance, top = self.store.state() if self.cache is not None else ("", 0)
+        cached = self._read_cache(self._instance, top)
         if cached is not None:
-            self.parts, self.seq, self.from_cache = cached.parts, cached.seq, True
-            if self.refresh():
-                self._write_cache(instance)
+            self._pickled, self.seq, self.view, self.from_cache, self.dirty = (cached.parts, cached.seq,
+                                                                               cached.view, True, False)
+            self.refresh()
             return
         self._take(self.store.days(self.zone))
-        self._write_cache(instance)
 
     def refresh(self) -> list[tuple[tuple[str, str], tuple[str, ...], list[float] | None, list[float]]]:
         """Read what changed; returns ((machine, user), cell key, old sums or None, new sums) per change."""
@@ -646,23 +661,29 @@ class TeamRollup:
         try:
             with open(self.cache, "rb") as f:
                 c = pickle.load(f)
-            if not isinstance(c, _Cached):
+            if (not isinstance(c, _Cached) or c.format != self.CACHE_FORMAT or c.instance != instance
+                    or c.where != describe_url(self.store.url) or c.zone != self.zone or c.seq > top
+                    or not isinstance(c.parts, bytes)):
                 return None
+            c.view  # noqa: B018 - a field every cache of this format has
         except Exception:  # noqa: BLE001 - none yet, damaged or from another version: read everything
-            return None
-        if (c.format != self.CACHE_FORMAT or c.instance != instance or c.where != describe_url(self.store.url)
-                or c.zone != self.zone or c.seq > top):
             return None
         return c
 
-    def _write_cache(self, instance: str) -> None:
-        if self.cache is None or not instance:
+    def save(self) -> None:
+        """Keep what is held in the cache file, if it is behind (or has no groups and they are known now)."""
+        if self.cache is None or not self._instance or not self.dirty:
             return
         from .files import write_atomic
 
-        c = _Cached(self.CACHE_FORMAT, instance, describe_url(self.store.url), self.zone, self.seq, self.parts)
+        parts = self._pickled
+        if parts is None:
+            parts = pickle.dumps(self._parts, protocol=pickle.HIGHEST_PROTOCOL)
+        c = _Cached(self.CACHE_FORMAT, self._instance, describe_url(self.store.url), self.zone, self.seq, parts,
+                    self.view)
         try:
             write_atomic(self.cache, pickle.dumps(c, protocol=pickle.HIGHEST_PROTOCOL), mode=0o600)
+            self.dirty = False
         except OSError:
             pass  # a read-only cache dir: the next start reads everything again
 
@@ -676,4 +697,15 @@ class _Cached:
     where: str
     zone: str
     seq: int
-    parts: dict[tuple[str, str], dict[tuple[str, ...], list[float]]]
+    parts: bytes  # TeamRollup.parts, pickled: a start that needs only the view never unpickles them
+    view: TeamView | None
+
+
+@dataclass
+class TeamView:
+    """What an unfiltered team report shows (`TeamRollup.view`): the cube's report groups, the sums per
+    (machine, user), and each session's machine."""
+
+    groups: Groups
+    totals: dict[tuple[str, str], list[float]]
+    machine_of: dict[str, str]

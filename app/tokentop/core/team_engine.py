@@ -18,8 +18,8 @@ from .aggregate import CALLS, LAST, new_cell
 from .engine import Engine, Sources
 from .filters import Filter, tz_name
 from .live import Batch
-from .report import _acc_into, _Predicate
-from .team import CHANNEL, TeamError, TeamRollup, TeamStore, connect
+from .report import _acc_into, _Predicate, unfiltered_groups
+from .team import CHANNEL, TeamError, TeamRollup, TeamStore, TeamView, connect
 
 
 class TeamEngine(Engine):
@@ -43,6 +43,16 @@ class TeamEngine(Engine):
         with self.lock:
             self.rollup.load()
             self._fold()
+            if self.machines is None and self.users is None and self.rollup.cache is not None:
+                view = self.rollup.view
+                if view is not None:  # the cache's, and nothing changed since
+                    self.cube.memo = (self.cube.version, view.groups)
+                else:  # for the next start (and, most likely, this run's report)
+                    self.rollup.view = TeamView(unfiltered_groups(self.cube),
+                                                self._part_totals(Filter(tz=self.cube.tz), scoped=False),
+                                                self.session_machines())
+                    self.rollup.dirty = True
+            self.rollup.save()
         if progress:
             progress(1, 1, 1, 1)
 
@@ -60,6 +70,11 @@ class TeamEngine(Engine):
         return (self.machines is None or part[0] in self.machines) and (self.users is None or part[1] in self.users)
 
     def _fold(self) -> None:
+        """The cube's cells: the selected parts' sums, added up when first needed."""
+        self.cube.defer_cells(self._folded)
+        self.cube.version += 1
+
+    def _folded(self) -> dict[tuple[Any, ...], list[float]]:
         cells: dict[tuple[Any, ...], list[float]] = {}
         for part, rows in self.rollup.parts.items():
             if not self._wanted(part):
@@ -69,20 +84,20 @@ class TeamEngine(Engine):
                 continue
             for key, sums in rows.items():
                 _add(cells, key, sums, 1)
-        self.cube.cells = cells
-        self.cube.version += 1
+        return cells
 
     def update(self, paths: Any = None) -> int:
         """Read the groups changed since the last read and fold them in; returns how many changed."""
         with self.lock:
+            cells = self.cube.cells  # folded before the parts change
             changes = self.rollup.refresh()
             for part, key, old, new in changes:
                 if self._wanted(part):
                     if old is not None:
-                        _add(self.cube.cells, key, old, -1)
-                    _add(self.cube.cells, key, new, 1)
-                    if not self.cube.cells[key][CALLS]:
-                        del self.cube.cells[key]
+                        _add(cells, key, old, -1)
+                    _add(cells, key, new, 1)
+                    if not cells[key][CALLS]:
+                        del cells[key]
             if changes:
                 self.cube.version += 1
         return len(changes)
@@ -91,7 +106,8 @@ class TeamEngine(Engine):
 
     def files_watched(self) -> int:
         """Machines in the team (the status line's count)."""
-        return len({m for m, _ in self.rollup.parts})
+        view = self.rollup.view
+        return len({m for m, _ in (view.totals if view is not None else self.rollup.parts)})
 
     def _part_totals(self, flt: Filter, scoped: bool) -> dict[tuple[str, str], list[float]]:
         """Totals per (machine, user) under ``flt`` and, if ``scoped``, the machine/user selection (the chips
@@ -100,6 +116,8 @@ class TeamEngine(Engine):
         hi = flt.until.isoformat() if flt.until else None
         pred = _Predicate(flt)
         everything = lo is None and hi is None and pred.passes_all()
+        if everything and self.rollup.view is not None:
+            return {p: s for p, s in self.rollup.view.totals.items() if not scoped or self._wanted(p)}
         out: dict[tuple[str, str], list[float]] = {}
         for part, rows in self.rollup.parts.items():
             if scoped and not self._wanted(part):
@@ -132,6 +150,8 @@ class TeamEngine(Engine):
     def session_machines(self) -> dict[str, str]:
         """session -> machine (the sessions table's machine column; a session lives on one machine)."""
         with self.lock:
+            if self.rollup.view is not None:
+                return self.rollup.view.machine_of
             return {key[4]: part[0] for part, rows in self.rollup.parts.items() for key in rows}
 
     def add_team_fields(self, rep: dict[str, Any], flt: Filter) -> dict[str, Any]:
