@@ -335,7 +335,7 @@ async def test_v_cycles_views_whose_rows_match_report(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app, pilot)
-        table = app.screen.query_one("#breakdown")
+        assert not app.screen.query("#breakdown")  # made when first shown
         rep = app.engine.report(app.current_filter(), now=NOW)
         flt = app.current_filter()
 
@@ -344,6 +344,7 @@ async def test_v_cycles_views_whose_rows_match_report(tmp_path: Path) -> None:
 
         await pilot.press("v")
         await pilot.pause()
+        table = app.screen.query_one("#breakdown")
         assert app.panel == "projects" and table.display and not app.screen.query_one("#sessions").display
         assert "By project" in text_of(app, "#filterbar")
         assert [(r[0], r[1], r[3]) for r in rows()] == [

@@ -55,6 +55,11 @@ SOLO_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_si
              "ampersand", "asterisk", "left_parenthesis")
 
 
+def breakpoint_class(screen: type[Screen[Any]], width: int) -> str:
+    """The class Textual gives a screen of this width (the last of its horizontal breakpoints it reaches)."""
+    return max((w, name) for w, name in screen.HORIZONTAL_BREAKPOINTS or () if width >= w)[1]
+
+
 class MainScreen(FilterKeys, Screen[None]):
     """The dashboard. Its bindings live here so modal screens (picker, help) keep their own keys."""
 
@@ -83,11 +88,11 @@ class MainScreen(FilterKeys, Screen[None]):
         yield Cards(id="cards")
         yield SparkRow(id="spark-row")
         yield ChipBar(id="chips", classes="-target")
-        yield ChipBar(noun="machines", id="machine-chips")  # team mode only
-        yield ChipBar(noun="users", id="user-chips")  # team mode only
+        if self.tapp.team:
+            yield ChipBar(noun="machines", id="machine-chips")
+            yield ChipBar(noun="users", id="user-chips")
         with Horizontal(id="main"):
-            yield SessionsTable(id="sessions")
-            yield BreakdownTable(id="breakdown")
+            yield SessionsTable(id="sessions")  # the breakdown views' table is added when first shown
             with Vertical(id="side"):
                 yield RateLimitPanel(id="limits")
                 yield BudgetPanel(id="budgets")
@@ -284,7 +289,8 @@ class TokentopApp(App[None]):
         self._stop = asyncio.Event()
 
     def get_default_screen(self) -> Screen[Any]:
-        return MainScreen()
+        # Born with its breakpoint class: set at the first resize instead, it restyles every widget once more.
+        return MainScreen(classes=breakpoint_class(MainScreen, self.size.width))
 
     def on_mount(self) -> None:
         self.call_after_refresh(self._started)
@@ -367,18 +373,20 @@ class TokentopApp(App[None]):
             screen.query_one(Cards).update_view(v)
             screen.query_one(SparkRow).show(*self.spark_series(flt, v, now))
             screen.query_one("#chips", ChipBar).show(v["chips"], none_selected=self.models == ())
-            for which in ("machines", "users"):
+            for which in ("machines", "users") if self.team else ():
                 bar = screen.query_one(f"#{which[:-1]}-chips", ChipBar)
-                bar.display = self.team
-                if self.team:
-                    bar.show(v[f"{which[:-1]}_chips"], none_selected=getattr(self, which) == ())
-            sessions, breakdown = screen.query_one(SessionsTable), screen.query_one(BreakdownTable)
+                bar.show(v[f"{which[:-1]}_chips"], none_selected=getattr(self, which) == ())
+            sessions, found = screen.query_one(SessionsTable), screen.query(BreakdownTable)
             sessions.display = self.panel == "sessions"
-            breakdown.display = not sessions.display
             if sessions.display:
+                found.set(display=False)
                 sessions.show(v["sessions"], now)
             else:
+                breakdown = found.first() if found else BreakdownTable(id="breakdown")  # made when first shown
+                breakdown.display = True
                 breakdown.show(self.panel, self.breakdown_rows(flt), v["totals"]["cost_usd"], self.tz)
+                if not found:
+                    screen.query_one("#main").mount(breakdown, after=sessions)
             screen.query_one(FilterBar).update(self.filter_text(flt, now))
             screen.query_one(BudgetPanel).show(self.budget_statuses(now))
             self.draw_status()

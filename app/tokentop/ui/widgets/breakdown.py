@@ -17,9 +17,8 @@ TITLES = {"projects": "By project", "tasks": "Top tasks", "recent": "Recent call
 class BreakdownTable(DataTable):
     """By project, top tasks or recent calls (cell padding 0: widths include one space)."""
 
-    def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.cell_padding = 0
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(cursor_type="row", cell_padding=0, **kw)
         self.kind = ""
 
     def _set_columns(self, kind: str, columns: list[tuple[str, int, bool]]) -> None:
