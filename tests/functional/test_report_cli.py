@@ -159,6 +159,16 @@ def test_report_path_imports_neither_textual_nor_genai_prices_nor_typing_extensi
     assert json.loads(r.stdout)["totals"]["calls"] == 0
 
 
+def test_a_local_tui_does_not_import_team_mode() -> None:
+    code = ("import sys\nfrom tokentop.core.engine import Engine, Sources\nfrom tokentop.ui.app import is_team\n"
+            "assert not is_team(Engine(Sources()))\n"
+            "assert not [m for m in sys.modules if m.startswith(('tokentop.core.team', 'psycopg'))]\n"
+            "from tokentop.core.team_engine import TeamEngine\n"
+            "assert is_team(TeamEngine.__new__(TeamEngine))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
 def test_core_package_never_imports_textual() -> None:
     code = ("import sys, pkgutil, importlib, tokentop.core as c\n"
             "for m in pkgutil.iter_modules(c.__path__): importlib.import_module('tokentop.core.' + m.name)\n"

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -30,8 +31,6 @@ from ..core.live import Batch, follow
 from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
 from ..core.records import CLAUDE_CODE, INTERNAL
 from ..core.report import matching_calls, recent_calls, top_tasks
-from ..core.team import Syncer
-from ..core.team_engine import TeamEngine
 from ..core.views import date_window, hourly_cost, today_in, window_label
 from .detail import ScopeScreen
 from .keys import FILTER_BINDINGS, FilterKeys, after
@@ -50,6 +49,16 @@ from .widgets import (
 )
 from .widgets.breakdown import TITLES, VIEWS
 from .widgets.chips import Chip
+
+if TYPE_CHECKING:
+    from ..core.team import Syncer
+    from ..core.team_engine import TeamEngine
+
+
+def is_team(engine: Engine) -> TypeGuard[TeamEngine]:
+    """Whether ``engine`` is a team view (its module is loaded only then: a local start does not import it)."""
+    module = sys.modules.get("tokentop.core.team_engine")
+    return module is not None and isinstance(engine, module.TeamEngine)
 
 SOLO_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign", "circumflex_accent",
              "ampersand", "asterisk", "left_parenthesis")
@@ -255,7 +264,7 @@ class TokentopApp(App[None]):
         self._sync_stop = threading.Event()
         self._sync_wake = threading.Event()
         self._sync_started = False
-        self.team = isinstance(engine, TeamEngine)
+        self.team = is_team(engine)
         self.machines: tuple[str, ...] | None = None
         self.users: tuple[str, ...] | None = None
         self.warming = warming  # a warm start already running (see cli.start_early)
@@ -344,7 +353,7 @@ class TokentopApp(App[None]):
         """Team mode: the machines or users shown (every chip selected means all, so new ones show up)."""
         value = None if selected is None or (names and selected >= set(names)) else tuple(sorted(selected))
         setattr(self, which, value)
-        assert isinstance(self.engine, TeamEngine)
+        assert is_team(self.engine)
         self.engine.set_scope(None if self.machines is None else frozenset(self.machines),
                               None if self.users is None else frozenset(self.users))
         self.refresh_view()
@@ -588,7 +597,7 @@ class TokentopApp(App[None]):
             self.polling = batch.polling
             self.post_message(UsageChanged(batch.calls_read, batch.rate_limits_changed))
 
-        if isinstance(self.engine, TeamEngine):  # LISTEN/NOTIFY instead of files
+        if is_team(self.engine):  # LISTEN/NOTIFY instead of files
             await self.engine.follow(applied, self._stop)
         else:
             await follow(self.engine, applied, self._stop)
