@@ -520,3 +520,17 @@ def test_a_scan_on_both_cores_equals_one_in_one_process(claude_dir, data_root, t
         for q in ("SELECT source, key, ts, model, project, session, input_tokens, output_tokens, cost, file "
                   "FROM calls", "SELECT * FROM rollup", "SELECT path, offset, size FROM files"):
             assert rows(two, q) == rows(one, q)
+
+
+def test_scan_jobs_hold_every_file_once_and_the_last_ones_are_smaller() -> None:
+    from tokentop.core.engine import _batches
+
+    rng = random.Random(7)
+    files = sorted(((f"f{i}", rng.randint(1, 1000), "claude") for i in range(500)), key=lambda f: -f[1])
+    jobs = _batches(files, 16, taper=2)
+    assert sorted(f for job in jobs for f in job) == sorted(files)
+    size = [sum(f[1] for f in job) for job in jobs]
+    full, half, quarter = size[:12], size[12:14], size[14:]
+    assert max(full) - min(full) <= 1000 and all(abs(h - min(full) / 2) <= 1000 for h in half)
+    assert all(abs(q - min(full) / 4) <= 1000 for q in quarter)
+    assert len(_batches(files[:3], 16, taper=2)) == 3  # never more jobs than files
