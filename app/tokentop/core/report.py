@@ -247,7 +247,7 @@ def _session_rows(sessions: list[tuple], now: float, window: float) -> list[Row]
         calls = int(c[CALLS])
         local = int(c[LOCAL_CALLS])
         rows.append({  # totals_of's fields written into the one dict (5 % of a report on the large corpus)
-            "session": session, "project": project, "source": src, "models": models,
+            "session": session, "project": project, "source": src, "models": [*models],  # the memo keeps its own
             "last_activity": stamp, "active": now - last <= window,
             "cost_usd": c[COST], "input_tokens": int(c[IN]), "output_tokens": int(c[OUT]),
             "cache_creation_tokens": int(c[CW]), "cache_read_tokens": int(c[CR]), "calls": calls,
