@@ -813,9 +813,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(root, ignore_errors=True)
 
 
+#: Commands that print and end: the script leaves without tearing the interpreter down (see `run`).
+FAST_EXIT = ("report", "statusline", "budget")
+_fast_exit = False
+
+
+def run() -> None:
+    """The ``tokentop`` script: `main`, then exit. After a read-only command that printed its answer, the
+    interpreter's teardown (freeing every object a large history's report built: ~50 ms, a sixth of a warm
+    `report`) is skipped with ``os._exit`` once stdout and stderr are flushed, as mypy does; nothing is left to
+    close (ledger transactions are committed or rolled back when the command returns)."""
+    code = main()
+    if not _fast_exit:
+        raise SystemExit(code)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: what was not read is dropped, as before
+        pass
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``tokentop`` script."""
+    """Run one command line (``argv``, default: the process's); returns the exit code."""
+    global _fast_exit
     args = build_parser().parse_args(argv)
+    _fast_exit = args.command in FAST_EXIT
     commands = {None: cmd_tui, "report": cmd_report, "demo": cmd_demo, "watch": cmd_watch, "log": cmd_log,
                 "budget": cmd_budget, "statusline": cmd_statusline, "reprice": cmd_reprice, "export": cmd_export,
                 "sync": cmd_sync}
@@ -839,4 +865,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

@@ -159,6 +159,28 @@ def test_report_path_imports_neither_textual_nor_genai_prices_nor_typing_extensi
     assert json.loads(r.stdout)["totals"]["calls"] == 0
 
 
+def test_the_script_prints_everything_then_exits_fast_with_the_commands_code(claude_dir: Path,
+                                                                            data_root: Path) -> None:
+    # 400 sessions: far more JSON than a pipe holds, all of it flushed before the process leaves (os._exit).
+    for i in range(400):
+        write_lines(project_dir(claude_dir) / f"s{i}.jsonl", [cc_line(f"m{i}", session=f"s{i}")])
+    script = [sys.executable, "-m", "tokentop.cli", "report", "--claude-dir", str(claude_dir), "--data-root",
+              str(data_root), "--no-ledger"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as usual
+    r = subprocess.run([*script, "--json"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout) > 1 << 17 and r.stdout.endswith("}\n") and len(json.loads(r.stdout)["sessions"]) == 400
+    r = subprocess.run([*script, "--json", "--source", "internal"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["totals"]["calls"] == 0  # a short one: only in the buffer
+    r = subprocess.run([*script, "--since", "yesterday-ish"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "--since" in r.stderr
+    reader = subprocess.Popen([*script, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)  # | head
+    assert reader.stdout is not None and reader.stderr is not None
+    assert reader.stdout.read(7) == b'{"tz":"'
+    reader.stdout.close()
+    assert reader.wait(timeout=60) == 0 and b"Traceback" not in reader.stderr.read()
+
+
 def test_a_local_tui_does_not_import_team_mode() -> None:
     code = ("import sys\nfrom tokentop.core.engine import Engine, Sources\nfrom tokentop.ui.app import is_team\n"
             "assert not is_team(Engine(Sources()))\n"
