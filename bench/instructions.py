@@ -31,7 +31,8 @@ ROOT = HERE.parent
 
 def instructions(app: Path, args: list[str]) -> int:
     """User-space instructions of ``tokentop <args>`` run from the package in ``app`` (its ``app/`` folder)."""
-    code = f"import sys; sys.argv = ['tokentop', *{args!r}]\nfrom tokentop.cli import main; main()"
+    # What the `tokentop` script runs (`run`, which skips the teardown after a report; older commits: `main`).
+    code = f"import sys; sys.argv = ['tokentop', *{args!r}]\nfrom tokentop import cli; getattr(cli, 'run', cli.main)()"
     r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code],
                        env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "PYTHONPATH": str(app)},
                        capture_output=True, text=True)
