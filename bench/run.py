@@ -97,11 +97,18 @@ def bench_size(size: str, corpus: Path, ccusage: Path | None, runs: int) -> dict
     errors = compare(json.loads(out), json.loads((corpus / "truth.json").read_text()))
     if cc:
         run_measured(cc, cc_env)
-    tt_runs, cc_runs = [], []
+    # The ledger: cold ingests into a fresh one (taking turns with the runs without it, so both see the same
+    # noise), then warm starts on the unchanged corpus.
+    ledger = OUT / f"ledger-{size}.sqlite"
+    tt_ledger = tokentop_cmd(corpus, ledger)
+    tt_runs, cc_runs, ledger_runs = [], [], []
     for _ in range(runs):
         tt_runs.append(run_measured(tt)[:2])
         if cc:
             cc_runs.append(run_measured(cc, cc_env)[:2])
+        for f in OUT.glob(f"ledger-{size}.sqlite*"):
+            f.unlink()
+        ledger_runs.append(run_measured(tt_ledger)[0])
     tt_wall = statistics.median(w for w, _ in tt_runs)
     tt_rss = max(r for _, r in tt_runs)
     row: dict[str, object] = {"size": size, "MB": round(mb), "truth": "OK" if not errors else f"{len(errors)} errors",
@@ -110,12 +117,8 @@ def bench_size(size: str, corpus: Path, ccusage: Path | None, runs: int) -> dict
         cc_wall = statistics.median(w for w, _ in cc_runs)
         row.update({"ccusage_s": round(cc_wall, 2), "ccusage_MB_rss": round(max(r for _, r in cc_runs)),
                     "ratio": round(tt_wall / cc_wall, 2)})
-    # The ledger: a cold ingest into a fresh one, then warm starts on the unchanged corpus.
-    ledger = OUT / f"ledger-{size}.sqlite"
-    for f in OUT.glob(f"ledger-{size}.sqlite*"):
-        f.unlink()
-    cold_ledger, _, _ = run_measured(tokentop_cmd(corpus, ledger))
-    warm = [run_measured(tokentop_cmd(corpus, ledger)) for _ in range(runs)]
+    cold_ledger = statistics.median(ledger_runs)
+    warm = [run_measured(tt_ledger) for _ in range(runs)]
     warm_errors = compare(json.loads(warm[-1][2]), json.loads((corpus / "truth.json").read_text()))
     row.update({"cold_with_ledger_s": round(cold_ledger, 2),
                 "ledger_vs_no_ledger": round(cold_ledger / tt_wall, 2),

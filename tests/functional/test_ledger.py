@@ -320,6 +320,64 @@ def test_a_cold_ingest_uses_a_rollback_journal_unless_another_tokentop_has_the_l
     other.close()
 
 
+def indexes(db: sqlite3.Connection) -> set[str]:
+    return {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type IN ('index', 'table')")}
+
+
+def test_a_first_cold_ingest_builds_the_indexes_once_at_its_end_and_keeps_one_merged_row_per_key(
+        claude_dir, data_root, sqlite_ledger) -> None:
+    make_corpus(claude_dir, data_root, files=40, lines=60)  # keys repeat across files, so across jobs
+    truth = engine(claude_dir, data_root, sqlite_ledger.with_name("other.sqlite"))
+    truth.ledger = truth.cube.lookup = truth.cube.call_source = None
+    truth.scan(workers=1)
+
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    seen: list[tuple[bool, int]] = []  # per batch: was the key index there, how many keys came again
+    commit = e.ledger.commit
+
+    def watched(*a: Any, **kw: Any) -> None:
+        with e.ledger.lock:
+            seen.append(("calls_key" in indexes(e.ledger.db), len(kw.get("again", ()))))
+        commit(*a, **kw)
+
+    e.ledger.commit = watched
+    e.start(workers=1)
+    assert len(seen) >= 8 and not any(has_index for has_index, _ in seen)  # rows only appended
+    assert sum(n for _, n in seen) > 50  # keys met again in later batches
+    db = e.ledger.db
+    assert {"calls_key", "calls_ts", "calls_keyless_file"} <= indexes(db) and "calls_again" not in indexes(db)
+    assert db.execute("SELECT count(*) - count(DISTINCT source || key) FROM calls").fetchone()[0] == 0
+    stored = {k: (o, i) for k, o, i in db.execute("SELECT key, output_tokens, input_tokens FROM calls WHERE keyed")}
+    assert stored == {k: (c.output_tokens, c.input_tokens) for k, c in truth.cube.by_key.items()}  # merged
+    assert db.execute("SELECT count(*) FROM calls").fetchone()[0] == truth.totals(Filter(tz=UTC))["calls"]
+    e.ledger.close()
+
+    again = engine(claude_dir, data_root, sqlite_ledger)  # a later scan of new roots keeps the indexes
+    assert not again.ledger.defer_indexes()
+
+
+def test_a_ledger_left_by_a_killed_first_ingest_is_indexed_and_merged_when_opened(sqlite_ledger) -> None:
+    from tokentop.core.records import Call
+
+    def call(out: int) -> Call:
+        return Call("claude_code", 1.8e9, SONNET, "p", "s", "cloud", 10, out, 0, 0, 0.01, key="m1", file="/f")
+
+    ledger = Ledger(sqlite_ledger)
+    ledger.bulk(True)
+    assert ledger.defer_indexes()
+    ledger.commit([call(2)], rollup=False)
+    ledger.commit([call(300)], rollup=False, again={"m1"})  # the merged call, from a later batch
+    assert "calls_key" not in indexes(ledger.db)
+    ledger.db.close()  # killed here: no build_indexes
+
+    reopened = Ledger(sqlite_ledger)
+    assert {"calls_key", "calls_ts", "calls_keyless_file"} <= indexes(reopened.db)
+    assert "calls_again" not in indexes(reopened.db)
+    assert reopened.count() == 1
+    got = reopened.get("claude_code", "m1")
+    assert got is not None and got.output_tokens == 300
+
+
 def test_a_damaged_snapshot_only_makes_the_start_slower(claude_dir, data_root, sqlite_ledger, capsys) -> None:
     history(claude_dir, data_root)
     base = ["--ledger", str(sqlite_ledger)]

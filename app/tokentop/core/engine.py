@@ -386,6 +386,7 @@ class Engine:
             self.ledger.others_wrote()  # the baseline (see `save_snapshot`)
             self.ledger.mark_rollup_stale()  # per-job commits skip it
             self.ledger.bulk(True)
+            self.ledger.defer_indexes()
         writer = _Writer(self.ledger) if self.ledger is not None else None
         job_files = [[(p, k) for p, _, k in job] for job in jobs]
         try:
@@ -408,12 +409,16 @@ class Engine:
                 writer.close()
         if self.ledger is not None:  # the rollup stays stale: it is rebuilt when first read (`Ledger.cells`),
             with self.lock:  # which a start from this scan's snapshot never does
+                self.ledger.build_indexes()
                 self.ledger.bulk(False)
 
     def _apply_job(self, job_bytes: bytes, writer: _Writer | None = None) -> tuple[int, int]:
         cells, calls, warnings, states, limits = _job_decoder.decode(job_bytes)
         with self.lock:
             self.note_limits(limits)
+            by_key = self.cube.by_key
+            # keys an earlier job wrote (see `Ledger.defer_indexes`)
+            again = {k for c in calls if (k := c.key) is not None and k in by_key} if writer is not None else set()
             self.cube.absorb(cells, calls)
             self.warnings.update(warnings)
             if self.ledger is None:
@@ -424,8 +429,7 @@ class Engine:
                 self.files[st.path] = st
             self.lines_applied += len(calls)
             if writer is not None:
-                by_key = self.cube.by_key
-                writer.put([by_key[c.key] if c.key is not None else c for c in calls], states, self._meta())
+                writer.put([by_key[c.key] if c.key is not None else c for c in calls], states, self._meta(), again)
         return len(states), sum(st.offset for st in states)
 
     # -- incremental --------------------------------------------------------------------------------------
@@ -527,7 +531,8 @@ class _Writer:
         import queue
 
         self.ledger = ledger
-        self.queue: queue.Queue[tuple[list[Call], list[FileState], dict[str, Any]] | None] = queue.Queue(maxsize=8)
+        self.queue: queue.Queue[tuple[list[Call], list[FileState], dict[str, Any], set[str]] | None] = \
+            queue.Queue(maxsize=8)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="tokentop-ledger-writer", daemon=True)
         self.thread.start()
@@ -536,13 +541,14 @@ class _Writer:
         while (item := self.queue.get()) is not None:
             if self.error is None:
                 try:
-                    self.ledger.commit(*item, rollup=False)
+                    calls, states, meta, again = item
+                    self.ledger.commit(calls, states, meta, rollup=False, again=again)
                 except BaseException as e:  # re-raised by close() in the scanning thread
                     self.error = e
 
-    def put(self, calls: list[Call], states: list[FileState], warnings: dict[str, Any]) -> None:
-        """Queue one job's calls and file states (one transaction)."""
-        self.queue.put((calls, states, warnings))
+    def put(self, calls: list[Call], states: list[FileState], warnings: dict[str, Any], again: set[str]) -> None:
+        """Queue one job's calls and file states (one transaction); ``again``: keys an earlier job wrote."""
+        self.queue.put((calls, states, warnings, again))
 
     def close(self) -> None:
         """Wait for every queued commit; raise the first error."""

@@ -12,16 +12,17 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 import msgspec
+from msgspec.structs import astuple
 
 from .aggregate import BUCKET_SECONDS, CALLS, CellKey
 from .claude_code import Listing
 from .filters import DayNamer, tz_name
-from .records import Call
+from .records import INTERNAL, Call
 from .report import Groups
 from .tail import FileState
 
@@ -54,9 +55,7 @@ CREATE TABLE IF NOT EXISTS calls (
     root TEXT NOT NULL            -- the source folder the file was under (what a run reads is scoped by it)
 );
 -- A rowid table with a unique index, not WITHOUT ROWID: rows append, only the small key index takes random inserts.
-CREATE UNIQUE INDEX IF NOT EXISTS calls_key ON calls (source, key);
-CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts);
-CREATE INDEX IF NOT EXISTS calls_keyless_file ON calls (file) WHERE keyed = 0;
+{indexes}
 -- The cube, per quarter hour (time-zone free), kept in step with calls: a warm start reads this, not calls.
 CREATE TABLE IF NOT EXISTS rollup (
     root TEXT NOT NULL, bucket INTEGER NOT NULL, source TEXT NOT NULL, model TEXT NOT NULL, project TEXT NOT NULL,
@@ -71,6 +70,14 @@ CREATE TABLE IF NOT EXISTS files (
     offset INTEGER NOT NULL, size INTEGER NOT NULL, mtime REAL NOT NULL, tail BLOB NOT NULL
 ) WITHOUT ROWID;
 """
+#: The indexes of ``calls``. The first cold scan into an empty ledger drops them and builds them once at its end
+#: (`Ledger.defer_indexes`): keeping them up to date row by row is a third of that scan's ledger work.
+_INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS calls_key ON calls (source, key)",
+    "CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts)",
+    "CREATE INDEX IF NOT EXISTS calls_keyless_file ON calls (file) WHERE keyed = 0",
+)
+_SCHEMA_V1 = _SCHEMA_V1.format(indexes="".join(f"{sql};\n" for sql in _INDEXES))
 
 #: version -> SQL that upgrades a ledger from version-1 to version (a new ledger is made at 1 and upgraded).
 MIGRATIONS: dict[int, str] = {
@@ -94,7 +101,9 @@ _ROLLUP_DELTA = """INSERT INTO rollup VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
         cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens, calls = calls + excluded.calls,
         cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced,
         local_calls = local_calls + excluded.local_calls, last = max(last, excluded.last)"""
-_UPSERT = f"INSERT OR REPLACE INTO calls ({', '.join(_COLS)}) VALUES ({', '.join('?' * len(_COLS))})"
+#: The order rows are written in: a Call's fields (`msgspec.structs.astuple`), then what the ledger adds.
+_ROW_COLS = (*Call.__struct_fields__, "keyed", "priced_with", "root")
+_UPSERT = f"INSERT OR REPLACE INTO calls ({', '.join(_ROW_COLS)}) VALUES ({', '.join('?' * len(_ROW_COLS))})"
 _SELECT = f"SELECT {', '.join(_COLS[:-1])} FROM calls"
 
 
@@ -163,9 +172,10 @@ class LedgerError(Exception):
 
 
 def _row(c: Call, priced_with: str, project: str, root: str) -> tuple[Any, ...]:
-    return (c.source, c.ledger_key(), c.key is not None, c.ts, c.model, project, c.session, c.mode,
-            c.input_tokens, c.output_tokens, c.cache_creation_tokens, c.cache_read_tokens, c.cost, c.task,
-            c.cache_write_1h, c.web_search_requests, c.speed, c.geo, c.file, c.offset, priced_with, root)
+    """A call as a row in `_ROW_COLS` order (see `Ledger._rows` for the usual case)."""
+    return (c.source, c.ts, c.model, project, c.session, c.mode, c.input_tokens, c.output_tokens,
+            c.cache_creation_tokens, c.cache_read_tokens, c.cost, c.ledger_key(), c.task, c.cache_write_1h,
+            c.web_search_requests, c.speed, c.geo, c.file, c.offset, c.key is not None, priced_with, root)
 
 
 def _delta(c: Call, sign: int, project: str, root: str) -> tuple[Any, ...]:
@@ -253,13 +263,20 @@ class LedgerBase:
         last look (then the caller's cells are the ledger's). Returns whether it was saved."""
         return False
 
+    def defer_indexes(self) -> bool:
+        """See `Ledger.defer_indexes` (a backend that keeps its indexes returns False)."""
+        return False
+
+    def build_indexes(self) -> None:
+        """See `Ledger.build_indexes`."""
+
     # The backend's part (see `Ledger`):
     def calls(self, lo: float | None = None, hi: float | None = None) -> Iterator[Call]:
         raise NotImplementedError
 
     def commit(self, calls: Iterable[Call] = (), states: Iterable[FileState] = (), warnings: dict[str, Any] | None
                = None, drop_keyless_of: Iterable[str] = (), replaced: Iterable[Call] = (),
-               rollup: bool = True) -> None:
+               rollup: bool = True, again: Collection[str] = ()) -> None:
         raise NotImplementedError
 
 
@@ -297,6 +314,7 @@ class Ledger(LedgerBase):
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA cache_size=-65536")
             self._migrate()
+            self.build_indexes()  # after a cold scan that was cut short
         except sqlite3.DatabaseError as e:
             raise LedgerError(self._advice(e)) from e
         except OSError as e:
@@ -351,6 +369,44 @@ class Ledger(LedgerBase):
                 except sqlite3.OperationalError:
                     pass  # busy: the next open switches it (every connection asks for WAL)
 
+    @_locked
+    def defer_indexes(self) -> bool:
+        """Before a cold scan into an empty ledger that no other connection has open (see `bulk`): drop the
+        indexes of ``calls`` until `build_indexes`. Meanwhile ``calls`` gets each key's first row, and a key met
+        again in a later batch goes, merged, to ``calls_again`` (small, with its own key index), which
+        `build_indexes` folds in. Returns whether the indexes were dropped."""
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            return False  # someone else has the ledger open: they may look calls up by key
+        if self.db.execute("SELECT 1 FROM calls LIMIT 1").fetchone() is not None:
+            return False
+        self.db.execute("BEGIN IMMEDIATE")
+        for name in ("calls_key", "calls_ts", "calls_keyless_file"):
+            self.db.execute(f"DROP INDEX IF EXISTS {name}")
+        self.db.execute("CREATE TABLE IF NOT EXISTS calls_again AS SELECT * FROM calls LIMIT 0")
+        self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS calls_again_key ON calls_again (source, key)")
+        self.db.execute("COMMIT")
+        return True
+
+    @_locked
+    def build_indexes(self) -> None:
+        """Build the indexes `defer_indexes` dropped and fold ``calls_again`` in: at the scan's end, or when a
+        ledger is opened after a scan was killed (whatever it committed is whole)."""
+        names = {n for (n,) in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE name IN ('calls_key', 'calls_again')")}
+        if names == {"calls_key"}:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql in _INDEXES:
+                self.db.execute(sql)
+            if "calls_again" in names:
+                self.db.execute("INSERT OR REPLACE INTO calls SELECT * FROM calls_again")
+                self.db.execute("DROP TABLE calls_again")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
     def _advice(self, e: Exception) -> str:
         if "locked" in str(e):
             return (f"the ledger {self.path} is locked by another tokentop ({e}); close it, or run with --no-ledger")
@@ -380,7 +436,7 @@ class Ledger(LedgerBase):
     @_locked
     def commit(self, calls: Iterable[Call] = (), states: Iterable[FileState] = (), warnings: dict[str, Any] | None
                = None, drop_keyless_of: Iterable[str] = (), replaced: Iterable[Call] = (),
-               rollup: bool = True) -> None:
+               rollup: bool = True, again: Collection[str] = ()) -> None:
         """One batch, atomically: calls upserted (the caller passes final, merged calls), file states, warnings.
 
         Args:
@@ -390,6 +446,7 @@ class Ledger(LedgerBase):
             drop_keyless_of: files whose keyless calls are forgotten first (truncated or replaced files).
             replaced: earlier versions of ``calls`` that they replace (their rollup share is taken out).
             rollup: keep the rollup in step (a cold scan rebuilds it once at the end instead).
+            again: keys of ``calls`` an earlier batch of this scan wrote (see `defer_indexes`).
         """
         try:
             self.db.execute("BEGIN IMMEDIATE")
@@ -399,15 +456,18 @@ class Ledger(LedgerBase):
                     if rollup:
                         deltas += [_delta(c, -1, self._project(c), self.root_of(c.file)) for c in self.keyless_of(path)]
                     self.db.execute("DELETE FROM calls WHERE file = ? AND keyed = 0", (path,))
-                rows = []
-                for c in calls:
-                    project, root = self._project(c), self.root_of(c.file)
-                    rows.append(_row(c, self.priced_with, project, root))
-                    if rollup:
-                        deltas.append(_delta(c, 1, project, root))
+                if not isinstance(calls, list):
+                    calls = list(calls)
+                rows = self._rows(calls)
                 if rollup:
+                    deltas += [_delta(c, 1, r[3], r[-1]) for c, r in zip(calls, rows, strict=True)]
                     deltas += [_delta(c, -1, self._project(c), self.root_of(c.file)) for c in replaced]
                     self.db.executemany(_ROLLUP_DELTA, deltas)
+                if again and self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'calls_again'").fetchone():
+                    at = _ROW_COLS.index("key")
+                    self.db.executemany(_UPSERT.replace("INTO calls ", "INTO calls_again ", 1),
+                                        [r for r in rows if r[at] in again])
+                    rows = [r for r in rows if r[at] not in again]
                 self.db.executemany(_UPSERT, rows)
                 self.db.executemany(
                     "INSERT OR REPLACE INTO files (path, kind, dev, ino, offset, size, mtime, tail) "
@@ -423,6 +483,20 @@ class Ledger(LedgerBase):
                 raise
         except sqlite3.DatabaseError as e:
             raise LedgerError(self._advice(e)) from e
+
+    def _rows(self, calls: list[Call]) -> list[tuple[Any, ...]]:
+        """The calls as rows (`_row`); keyed Claude Code calls, nearly all of them, take the short way."""
+        rows = []
+        ends: dict[str, tuple[bool, str, str]] = {}  # per file: (keyed, priced_with, root)
+        for c in calls:
+            end = ends.get(c.file)
+            if end is None:
+                end = ends[c.file] = (True, self.priced_with, self.root_of(c.file))
+            if c.key is not None and c.source != INTERNAL:
+                rows.append(astuple(c) + end)
+            else:
+                rows.append(_row(c, self.priced_with, self._project(c), end[2]))
+        return rows
 
     @_locked
     def mark_rollup_stale(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from .aggregate import CellKey
@@ -99,9 +99,10 @@ class PgLedger(LedgerBase):
 
     def commit(self, calls: Iterable[Call] = (), states: Iterable[FileState] = (), warnings: dict[str, Any] | None
                = None, drop_keyless_of: Iterable[str] = (), replaced: Iterable[Call] = (),
-               rollup: bool = True) -> None:
+               rollup: bool = True, again: Collection[str] = ()) -> None:
         """One batch in one transaction: keyless calls of replaced files dropped, calls upserted as they now
-        stand, file states and counters saved. (``replaced`` and ``rollup``: the triggers see to the rollup.)"""
+        stand, file states and counters saved. (``replaced`` and ``rollup``: the triggers see to the rollup;
+        ``again``: every upsert replaces here.)"""
         import psycopg
 
         rows = [(self.machine, self.user, c.source, c.ledger_key(), c.key is not None, c.ts, c.model,
