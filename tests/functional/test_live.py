@@ -103,6 +103,26 @@ async def test_appends_line_by_line(claude_dir: Path, data_root: Path) -> None:
         assert all(b.calls_read <= 5 for b in live.batches)
 
 
+async def test_lines_written_before_the_watcher_started_are_read_once_it_has(claude_dir: Path,
+                                                                             data_root: Path) -> None:
+    f = project_dir(claude_dir) / "s.jsonl"
+    write_lines(f, [cc_line("m1")])
+    engine = Engine(Sources([claude_dir], data_root, "app"), BOOK, UTC)
+    engine.scan(workers=1)
+    with open(f, "a") as fh:  # after the scan, before any watcher: no event will ever tell of this line
+        fh.write(cc_line("m2", output=7) + "\n")
+    batches: list[Batch] = []
+    stop = asyncio.Event()
+    task = asyncio.create_task(follow(engine, batches.append, stop))
+    deadline = time.monotonic() + 5
+    while engine.totals(Filter(tz=UTC))["calls"] < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert engine.totals(Filter(tz=UTC)) == cold_totals([claude_dir], data_root)
+    assert [b.calls_read for b in batches] == [1]  # one catch-up, announced because it read something
+
+
 async def test_half_a_line_then_the_rest_counts_once(claude_dir: Path, data_root: Path) -> None:
     f = project_dir(claude_dir) / "s.jsonl"
     write_lines(f, [cc_line("m0")])

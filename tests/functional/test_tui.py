@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tokentop.core import fmt
@@ -323,10 +324,23 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
     if done_before_mount:  # the usual case: the warm start ends while Textual is still importing
         warming.join()
     app = TokentopApp(second, clock=lambda: NOW, live=False, warming=warming)
+    frames: list[str] = []  # what the cost card said at each frame the app put out
+    display = app._display
+
+    def recorded(screen: Any, renderable: Any) -> None:
+        if screen.query("#cards"):
+            frames.append(str(screen.query_one("#card-cost").render()))
+        display(screen, renderable)
+
+    app._display = recorded  # type: ignore[method-assign]
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app, pilot)
         assert app.view["totals"] == expected(app)
         assert app.view["totals"]["calls"] > 0 and app.engine.lines_applied == 0
+        drawn = frames[-1]
+        assert "$" in drawn
+        if done_before_mount:  # no empty frame first: the very first one has the ledger's numbers
+            assert frames[0] == drawn
 
 
 async def test_v_cycles_views_whose_rows_match_report(tmp_path: Path) -> None:
@@ -367,3 +381,24 @@ async def test_v_cycles_views_whose_rows_match_report(tmp_path: Path) -> None:
         await pilot.press("v")
         await pilot.pause()
         assert app.panel == "sessions" and not table.display
+
+
+async def test_the_footer_is_rebuilt_only_when_its_keys_change(tmp_path: Path) -> None:
+    from textual.widgets._footer import FooterKey
+    from tokentop.ui.widgets import KeysFooter
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        footer = app.screen.query_one(KeysFooter)
+        keys = list(footer.query(FooterKey))
+        assert "quit" in [k.description for k in keys]
+        footer.bindings_changed(app.screen)  # the same keys (what focus moves at start-up send)
+        await pilot.pause()
+        assert list(footer.query(FooterKey)) == keys  # the very same widgets: not rebuilt
+        await pilot.press("question_mark")  # another screen, other keys
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen.query_one(KeysFooter) is footer
+        assert [k.description for k in footer.query(FooterKey)] == [k.description for k in keys]

@@ -23,6 +23,9 @@ DEBOUNCE_MS = 50
 STEP_MS = 25
 #: How often missing roots are looked for.
 ROOT_CHECK_SECONDS = 2.0
+#: After the watcher's start, one full catch-up reads what was written since the initial scan (the watcher
+#: may not have been up yet).
+CATCH_UP_SECONDS = 0.5
 #: Files read per engine update, so a burst of thousands of new files is applied in bounded batches.
 MAX_FILES_PER_BATCH = 200
 
@@ -74,6 +77,8 @@ async def follow(
             # (a file written in between would otherwise wait for its next change). Reading twice is harmless.
             await _apply(engine, None, on_batch, polling)
             catch_up = asyncio.create_task(_later(0.5, engine, on_batch, polling))
+        elif previous is None:  # lines written between the initial scan and the watcher's start: read them once
+            catch_up = asyncio.create_task(_catch_up(CATCH_UP_SECONDS, engine, on_batch, polling))
         previous = set(existing)
         if not existing:
             await _wait(stop, ROOT_CHECK_SECONDS)
@@ -105,6 +110,16 @@ async def _later(delay: float, engine: Engine, on_batch: Callable[[Batch], Await
     """A full catch-up after ``delay`` seconds."""
     await asyncio.sleep(delay)
     await _apply(engine, None, on_batch, polling)
+
+
+async def _catch_up(delay: float, engine: Engine, on_batch: Callable[[Batch], Awaitable[None] | None],
+                    polling: bool) -> None:
+    """A full catch-up after ``delay`` seconds, announced only when it changed something."""
+    await asyncio.sleep(delay)
+    version = engine.cube.version
+    n = await asyncio.to_thread(engine.update, None)
+    if n or engine.cube.version != version:
+        await _maybe_await(on_batch(Batch(n, 0, False, polling)))
 
 
 async def _look_for(missing: list[Path], appeared: asyncio.Event, watcher_stop: asyncio.Event) -> None:

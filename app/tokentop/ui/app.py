@@ -20,7 +20,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable
 
 from ..core.blocks import blocks_report
 from ..core.budgets import Budget
@@ -42,6 +42,7 @@ from .widgets import (
     Cards,
     ChipBar,
     FilterBar,
+    KeysFooter,
     RateLimitPanel,
     SessionsTable,
     SparkRow,
@@ -60,6 +61,8 @@ def is_team(engine: Engine) -> TypeGuard[TeamEngine]:
     module = sys.modules.get("tokentop.core.team_engine")
     return module is not None and isinstance(engine, module.TeamEngine)
 
+#: Seconds from the first frame with data to starting the file watcher (off that frame's path).
+FOLLOW_DELAY = 0.25
 SOLO_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign", "circumflex_accent",
              "ampersand", "asterisk", "left_parenthesis")
 
@@ -106,7 +109,10 @@ class MainScreen(FilterKeys, Screen[None]):
                 yield RateLimitPanel(id="limits")
                 yield BudgetPanel(id="budgets")
         yield StatusLine(id="status")
-        yield Footer()
+        yield KeysFooter()
+
+    def on_mount(self) -> None:
+        self.tapp.main_screen_mounted()
 
     # -- chips (the model bar; in team mode also the machine and user bars: `g` moves the keys between them) -----
 
@@ -292,6 +298,7 @@ class TokentopApp(App[None]):
         self.scan_text = ""
         self.polling = False
         self.updated_at: float | None = None
+        self._has_started = False  # see _started
         self.active_block: dict[str, Any] | None = None
         self._block: dict[str, Any] | None = None
         self._block_key: tuple[Any, ...] | None = None
@@ -302,9 +309,18 @@ class TokentopApp(App[None]):
         return MainScreen(classes=breakpoint_class(MainScreen, self.size.width))
 
     def on_mount(self) -> None:
-        self.call_after_refresh(self._started)
+        self.call_after_refresh(self._started)  # after a first, empty frame (unless the main screen began it)
+
+    def main_screen_mounted(self) -> None:
+        """The main screen's widgets are in: when the warm start ended while Textual was importing, its data is
+        drawn now, in the first frame."""
+        if self.scan_on_mount and self.warming is not None and not self.warming.is_alive():
+            self._started()
 
     def _started(self) -> None:
+        if self._has_started:
+            return
+        self._has_started = True
         self.read_rate_limits()
         if self.scan_on_mount and self.warming is not None and not self.warming.is_alive():
             # The warm start ended while Textual was importing: draw its data now (no worker, no empty frame).
@@ -568,8 +584,8 @@ class TokentopApp(App[None]):
         self.updated_at = self.clock()
         self.set_timer(0.5, self._settle)  # after the first frame, off its path
         self.refresh_view()
-        if self.live:
-            self.follow_files()
+        if self.live:  # once the data is on screen: starting the watcher holds the loop (~0.1 s on 1,000 folders;
+            self.set_timer(FOLLOW_DELAY, self.follow_files)  # what is written meanwhile, its catch-up reads)
 
     def _settle(self) -> None:
         """What the scan built lives as long as the app: out of the cycle collector's way (garbage collected

@@ -12,12 +12,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ..core.filters import Filter
 from ..core.report import top_tasks
 from .keys import FILTER_BINDINGS, FilterKeys
-from .widgets import BreakdownTable, Cards, SparkRow
+from .widgets import BreakdownTable, Cards, KeysFooter, SparkRow
 
 
 class ScopeScreen(FilterKeys, Screen[None]):
@@ -46,7 +46,7 @@ class ScopeScreen(FilterKeys, Screen[None]):
         with Vertical(id="scope-main"):
             yield BreakdownTable(id="scope-models")
             yield BreakdownTable(id="scope-tasks")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.draw()

@@ -9,7 +9,7 @@ from .chips import ChipBar
 from .rate_limits import RateLimitPanel
 from .sessions import SessionsTable
 from .spark import SparkRow
-from .status import FilterBar, StatusLine
+from .status import FilterBar, KeysFooter, StatusLine
 
-__all__ = ["BreakdownTable", "BudgetPanel", "Cards", "ChipBar", "FilterBar", "RateLimitPanel", "SessionsTable",
-           "SparkRow", "StatusLine"]
+__all__ = ["BreakdownTable", "BudgetPanel", "Cards", "ChipBar", "FilterBar", "KeysFooter", "RateLimitPanel",
+           "SessionsTable", "SparkRow", "StatusLine"]

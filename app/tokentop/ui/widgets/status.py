@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from textual.widgets import Static
+from textual.screen import Screen
+from textual.widgets import Footer, Static
 
 
 class FilterBar(Static):
@@ -11,3 +12,23 @@ class FilterBar(Static):
 
 class StatusLine(Static):
     """Files watched, calls counted, unparsable lines, last update; scan progress while it runs."""
+
+
+class KeysFooter(Footer):
+    """Textual's footer, recomposed only when the keys it shows changed.
+
+    The footer rebuilds its keys on every bindings signal, and at start-up three come with the same keys (focus
+    set, screen stack, first idle), each one mounting and styling every key again (~50 ms before the first frame
+    on a 2-core VM).
+    """
+
+    _shown: tuple[tuple[str, str, str, bool, str], ...] | None = None
+
+    def bindings_changed(self, screen: Screen[object]) -> None:
+        shown = tuple((b.key, b.action, b.description, enabled, tooltip)
+                      for _node, b, enabled, tooltip in screen.active_bindings.values() if b.show)
+        if shown == self._shown:
+            return
+        super().bindings_changed(screen)
+        if screen.app.app_focus and self.is_attached and screen is self.screen:  # a recompose is on its way
+            self._shown = shown
