@@ -5,7 +5,8 @@
 - filter key: `Engine.dashboard(filter)` (everything a redraw recomputes) for each filter the keys produce,
   median of 20 runs each, after `gc.collect(); gc.freeze()` as the app does once its scan is done;
 - first frame: `tokentop` over a warm ledger in an 80x24 pseudo-terminal, from launch to the first output that
-  shows the loaded data (what a user sees, drawing included).
+  shows the loaded data (what a user sees, drawing included);
+- filter key redraw: in that terminal, over the whole history, from a key to the last byte of the redraw.
 """
 
 from __future__ import annotations
@@ -31,9 +32,15 @@ from run import OUT, TOKENTOP, ensure_corpus  # noqa: E402
 ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\\\)|\x1b[=>()][0-9A-Za-z]?")
 
 
-def first_frame(corpus: Path, ledger: Path, marker: str, timeout: float = 20.0) -> float:
-    """Seconds from launching `tokentop` in an 80x24 pseudo-terminal to the first output showing ``marker`` (text
-    only the loaded data puts on screen), with escape sequences removed; then `q`."""
+def first_frame(corpus: Path, ledger: Path, marker: str, timeout: float = 20.0,
+                keys: str = "") -> tuple[float, list[tuple[str, float]]]:
+    """`tokentop` over a warm ledger in an 80x24 pseudo-terminal.
+
+    Returns:
+        Seconds from launch to the first output showing ``marker`` (text only the loaded data puts on screen,
+        escape sequences removed); then, for each of ``keys`` (pressed once output has settled), the seconds
+        from the key to the last byte of the redraw it caused (output quiet for 0.15 s after).
+    """
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
@@ -42,13 +49,33 @@ def first_frame(corpus: Path, ledger: Path, marker: str, timeout: float = 20.0) 
                           "--internal-project", "work-buddy", "--ledger", str(ledger), "--tz", "UTC"],
                          stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
     os.close(slave)
-    seen, found = b"", None
+
+    def drain(quiet: float) -> float | None:  # read until nothing came for `quiet` s: when the last byte came
+        last = None
+        while select.select([master], [], [], quiet)[0]:
+            os.read(master, 1 << 16)
+            last = time.perf_counter()
+        return last
+
+    seen, found, redraws = b"", None, []
     try:
         while found is None and time.perf_counter() - t0 < timeout:
             if select.select([master], [], [], 0.5)[0]:
                 seen += os.read(master, 1 << 16)
                 if marker.encode() in ANSI.sub(b"", seen):
                     found = time.perf_counter() - t0
+        if found is not None and keys:
+            time.sleep(1.0)  # the watcher is up, the scan's objects frozen
+            drain(0.3)
+            for key in keys:
+                t = time.perf_counter()
+                os.write(master, key.encode())
+                first = select.select([master], [], [], 5)[0]
+                last = drain(0.15) if first else None
+                if last is not None:
+                    redraws.append((key, last - t))
+                time.sleep(0.3)
+                drain(0.1)
         os.write(master, b"q")
         p.wait(5)
     finally:
@@ -57,7 +84,7 @@ def first_frame(corpus: Path, ledger: Path, marker: str, timeout: float = 20.0) 
         os.close(master)
     if found is None:
         raise SystemExit(f"first frame: {marker!r} never appeared")
-    return found
+    return found, redraws
 
 
 def main() -> int:
@@ -95,9 +122,15 @@ def main() -> int:
                     "--data-root", str(corpus / "wb"), "--internal-project", "work-buddy", "--ledger", str(ledger)],
                    check=True, capture_output=True)  # make sure the ledger is warm
     marker = f"{len(engine.files):,} files"  # the status line, once the ledger's data is drawn
-    frames = [first_frame(corpus, ledger, marker) for _ in range(5)]
+    frames = [first_frame(corpus, ledger, marker)[0] for _ in range(5)]
     print(f"first frame with data, warm start, in a pseudo-terminal: {statistics.median(frames):.2f} s "
           f"(median of 5; {' '.join(f'{f:.2f}' for f in frames)})")
+    # Keys on the whole history (d thrice: 7d -> 30d -> week -> all), then source, mode, a chip and reset.
+    _, redraws = first_frame(corpus, ledger, marker, keys="ddd" + "sssmmm1010")
+    timed = [(k, t) for k, t in redraws[3:]]
+    print(f"filter key, key to redraw done in a pseudo-terminal (all time): median "
+          f"{statistics.median(t for _, t in timed) * 1000:.0f} ms; " +
+          " ".join(f"{k}={t * 1000:.0f}" for k, t in timed))
     return 0
 
 
