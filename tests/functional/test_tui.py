@@ -402,3 +402,40 @@ async def test_the_footer_is_rebuilt_only_when_its_keys_change(tmp_path: Path) -
         await pilot.pause()
         assert app.screen.query_one(KeysFooter) is footer
         assert [k.description for k in footer.query(FooterKey)] == [k.description for k in keys]
+
+
+async def test_chips_are_updated_in_place_while_the_same_models_show(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(app, pilot)
+        chips = list(app.screen.query(Chip))
+        assert len(chips) > 1 and not chips[0].has_class("-off")
+        await pilot.press("1")  # model 1 off: the same chips, another state
+        await pilot.pause()
+        assert list(app.screen.query(Chip)) == chips and chips[0].has_class("-off")
+        await pilot.press("0")
+        await pilot.pause()
+        assert list(app.screen.query(Chip)) == chips and not chips[0].has_class("-off")
+        assert str(chips[0].render()) == Chip.label(0, app.view["chips"][0], compact=False)
+
+
+async def test_the_sessions_table_sizes_itself_without_measuring_cells_as_datatable_would(tmp_path: Path,
+                                                                                         monkeypatch) -> None:
+    import textual.widgets._data_table as data_table
+    from textual.widgets import DataTable
+    from tokentop.ui.widgets import SessionsTable
+
+    measured: list[object] = []
+    measure = data_table.measure
+    monkeypatch.setattr(data_table, "measure", lambda *a, **kw: measured.append(a[1]) or measure(*a, **kw))
+    app = make_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(app, pilot)
+        table = app.screen.query_one(SessionsTable)
+        measured.clear()  # (the column headers were measured when the columns were added)
+        await pilot.press("d")  # new rows
+        await pilot.pause()
+        assert table.row_count > 3 and not measured  # every cell has its column's width: nothing to measure
+        ours = table.virtual_size
+        DataTable._update_dimensions(table, list(table.rows))  # what DataTable itself makes of the same rows
+        assert measured and table.virtual_size == ours

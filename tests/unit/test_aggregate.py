@@ -141,3 +141,23 @@ def test_a_session_lists_models_by_calls_then_name_and_its_main_project() -> Non
     assert rows["s"]["models"] == ["alpha", "zeta", "mid"]  # most calls first; a tie in name order
     assert rows["s"]["project"] == "p2"  # most calls; a tie goes to the last name
     assert rows["s"]["calls"] == 5 and rows["other"]["models"] == ["solo"] and rows["other"]["project"] == "p4"
+
+
+def test_a_report_limited_to_the_latest_sessions_has_their_rows_and_every_total() -> None:
+    import random
+
+    rng = random.Random(3)
+    cube = Cube(price)
+    base = 1_763_000_000
+    for n in range(400):  # 60 sessions over days, several models and projects each
+        session = f"s{rng.randrange(60)}"
+        cube.apply([priced(Call(CLAUDE_CODE, base + rng.randrange(30 * 86400), rng.choice(["a", "b", "c"]),
+                                rng.choice(["p1", "p2"]), session, "cloud", 1, 1, 0, 0, None, f"msg_{n}"))])
+    flt = Filter(project="p")  # a filtered report (the unfiltered one is memoized whole)
+    full = build_report(cube, flt, now=0)
+    top = build_report(cube, flt, now=0, max_sessions=10)
+    assert len(full["sessions"]) == 60 and top["sessions"] == full["sessions"][:10]
+    assert any(len(s["models"]) > 1 for s in top["sessions"])
+    assert {k: v for k, v in top.items() if k != "sessions"} == {k: v for k, v in full.items() if k != "sessions"}
+    assert build_report(cube, Filter(), now=0, max_sessions=10)["sessions"] == \
+        build_report(cube, Filter(), now=0)["sessions"][:10]

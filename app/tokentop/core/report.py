@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from datetime import date, datetime, timezone
 from typing import Any
@@ -133,11 +134,15 @@ def _by_cost(groups: dict[str, list[float]]) -> list[tuple[str, list[float]]]:
     return [(k, v) for _, _, k, v in items]
 
 
-def group_cells(cells: Iterable[tuple[tuple, list[float]]], day_of: DayNamer) -> Groups:
-    """Sum cells (key, sums) into a report's groups and sessions."""
+def group_cells(cells: Iterable[tuple[tuple, list[float]]], day_of: DayNamer,
+                max_sessions: int | None = None) -> Groups:
+    """Sum cells (key, sums) into a report's groups and sessions (``max_sessions``: only the latest ones)."""
     # Cells into (day, source, model, project) and into sessions; the first grouping into days and into
     # (source, model, project), the small last one into the model, project and source rows and the totals
-    # (each cell is added once, not six times).
+    # (each cell is added once, not six times). A session's calls per model and project are counted in a second
+    # pass, only for the sessions shown that have more than one.
+    if not isinstance(cells, list):
+        cells = list(cells)
     fine: dict[tuple[str, str, str, str], list[float]] = {}
     sessions: dict[tuple[str, str], _Session] = {}
     fine_get, session_get = fine.get, sessions.get
@@ -153,14 +158,9 @@ def group_cells(cells: Iterable[tuple[tuple, list[float]]], day_of: DayNamer) ->
         if ses is None:
             sessions[sk] = [cell[:], key[2], key[3], None, None]
             continue
-        acc = ses[0]
-        if ses[3] is None and (key[2] != ses[1] or key[3] != ses[2]):  # a second model or project: count them
-            ses[3], ses[4] = {ses[1]: acc[CALLS]}, {ses[2]: acc[CALLS]}
-        _acc_into(acc, cell)
-        if ses[3] is not None:
-            models, projects, calls = ses[3], ses[4], cell[CALLS]
-            models[key[2]] = models.get(key[2], 0) + calls
-            projects[key[3]] = projects.get(key[3], 0) + calls
+        _acc_into(ses[0], cell)
+        if ses[3] is None and (key[2] != ses[1] or key[3] != ses[2]):  # a second model or project
+            ses[3] = True
     total: list[float] = new_cell()
     by_day: dict[str, list[float]] = {}
     by_model: dict[str, list[float]] = {}
@@ -176,6 +176,20 @@ def group_cells(cells: Iterable[tuple[tuple, list[float]]], day_of: DayNamer) ->
         _acc(by_source, src, cell)
     for cell in by_source.values():
         _acc_into(total, cell)
+    if max_sessions is not None and len(sessions) > max_sessions:  # the latest (as `_sessions` orders them)
+        sessions = dict(heapq.nlargest(max_sessions, sessions.items(),
+                                       key=lambda kv: (kv[1][0][LAST], kv[0][1], kv[0][0])))
+    mixed = {sk: ses for sk, ses in sessions.items() if ses[3] is not None}
+    for ses in mixed.values():
+        ses[3], ses[4] = {}, {}
+    if mixed:
+        mixed_get = mixed.get
+        for key, cell in cells:
+            ses = mixed_get((key[1], key[4]))
+            if ses is not None:
+                models, projects, calls = ses[3], ses[4], cell[CALLS]
+                models[key[2]] = models.get(key[2], 0) + calls
+                projects[key[3]] = projects.get(key[3], 0) + calls
     return Groups(total, sorted(by_day.items()), _by_cost(by_model), _by_cost(by_project), _by_cost(by_source),
                   _sessions(sessions, day_of))
 
@@ -196,15 +210,17 @@ def build_report(
     now: float | None = None,
     active_window_minutes: float = 15,
     group_by_task: bool = False,
+    max_sessions: int | None = None,
 ) -> dict[str, Any]:
-    """The full view model (``report --json``'s shape) for one filter."""
+    """The full view model (``report --json``'s shape) for one filter; ``max_sessions``: only the latest
+    sessions (a screen's worth; the totals count every one)."""
     now = datetime.now(timezone.utc).timestamp() if now is None else now
     if tz_name(cube.tz) != tz_name(flt.tz):
         cube = cube.in_zone(flt.tz)
     if flt.since is None and flt.until is None and _Predicate(flt).passes_all():
         g = unfiltered_groups(cube)
     else:
-        g = group_cells(matching_cells(cube, flt), cube.day_of)
+        g = group_cells(matching_cells(cube, flt), cube.day_of, max_sessions)
     out: dict[str, Any] = {
         "tz": tz_name(flt.tz),
         "filters": flt.as_json(),
@@ -213,7 +229,7 @@ def build_report(
         "by_model": _rows(g.by_model, "model"),
         "by_project": _rows(g.by_project, "project"),
         "by_source": _rows(g.by_source, "source"),
-        "sessions": _session_rows(g.sessions, now, active_window_minutes * 60),
+        "sessions": _session_rows(g.sessions[:max_sessions], now, active_window_minutes * 60),
         "warnings": dict(warnings or {}),
     }
     if group_by_task:
@@ -301,8 +317,6 @@ def top_tasks(cube: Cube, flt: Filter, n: int = 15) -> list[Row]:
 
 def recent_calls(cube: Cube, flt: Filter, n: int = 20) -> list[Row]:
     """The last ``n`` calls, newest first."""
-    import heapq
-
     newest = heapq.nlargest(n, matching_calls(cube, flt), key=lambda c: c.ts)
     return [{"time": datetime.fromtimestamp(c.ts, flt.tz).isoformat(timespec="seconds"), "source": c.source,
              "model": c.model, "project": c.project, "session": c.session, "task": c.task,

@@ -125,10 +125,11 @@ def daily_series(by_day: list[dict[str, Any]], since: date | None, until: date |
 
 
 def dashboard(cube: Cube, flt: Filter, *, now: float | None = None, active_window_minutes: float = 15,
-              warnings: dict[str, int] | None = None) -> dict[str, Any]:
-    """Everything the main screen shows for one filter."""
+              warnings: dict[str, int] | None = None, max_sessions: int | None = None) -> dict[str, Any]:
+    """Everything the main screen shows for one filter (``max_sessions``: the rows its table shows)."""
     now = datetime.now(timezone.utc).timestamp() if now is None else now
-    rep = build_report(cube, flt, now=now, active_window_minutes=active_window_minutes, warnings=warnings)
+    rep = build_report(cube, flt, now=now, active_window_minutes=active_window_minutes, warnings=warnings,
+                       max_sessions=max_sessions)
     today = today_in(flt.tz, now)
     if (flt.since is None or flt.since <= today) and (flt.until is None or today <= flt.until):
         row = next((r for r in reversed(rep["by_day"]) if r["day"] == today.isoformat()), None)  # no second pass

@@ -50,6 +50,7 @@ from .widgets import (
 )
 from .widgets.breakdown import TITLES, VIEWS
 from .widgets.chips import Chip
+from .widgets.sessions import MAX_ROWS
 
 if TYPE_CHECKING:
     from ..core.team import Syncer
@@ -391,7 +392,8 @@ class TokentopApp(App[None]):
             return
         now = self.clock()
         flt = self.current_filter()
-        self.view = self.engine.dashboard(flt, now=now, active_window_minutes=self.active_window_minutes)
+        self.view = self.engine.dashboard(flt, now=now, active_window_minutes=self.active_window_minutes,
+                                          max_sessions=MAX_ROWS)
         v = self.view
         self.active_block = self.current_block(flt, now)
         with self.batch_update():

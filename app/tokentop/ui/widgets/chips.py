@@ -24,11 +24,22 @@ class Chip(Static):
         bar: str | None = None  # the ChipBar's id
 
     def __init__(self, index: int, chip: dict[str, Any], focused: bool, compact: bool) -> None:
+        super().__init__(self.label(index, chip, compact), classes="chip")
+        self.index = index
+        self.set_class(not chip["selected"], "-off")
+        self.set_class(focused, "-focused")
+
+    @staticmethod
+    def label(index: int, chip: dict[str, Any], compact: bool) -> str:
+        """``3 Sonnet 4.5 42%``: its key, name and cost share."""
         share = "local" if chip["family"] == "Local" else f"{chip['share'] * 100:.0f}%"
         number = f"{index + 1} " if index < 9 else ""
         name = chip["name"][:12] + "…" if compact and len(chip["name"]) > 13 else chip["name"]
-        super().__init__(f"{number}{name} {share}", classes="chip")
-        self.index = index
+        return f"{number}{name} {share}"
+
+    def set_chip(self, chip: dict[str, Any], focused: bool, compact: bool) -> None:
+        """Show another state of the same chip (its share, whether selected or focused)."""
+        self.update(self.label(self.index, chip, compact))
         self.set_class(not chip["selected"], "-off")
         self.set_class(focused, "-focused")
 
@@ -48,6 +59,8 @@ class ChipBar(Horizontal):
         self.chips: list[dict[str, Any]] = []
         self.focus_index = 0
         self._shown: tuple = ()
+        self._structure: tuple = ()  # which chips, labels and hint the bar holds
+        self._chip_widgets: list[Chip] = []
 
     def compose(self) -> ComposeResult:
         yield Label("no data yet", classes="chip-hint")
@@ -62,6 +75,14 @@ class ChipBar(Horizontal):
         if shown == self._shown:
             return
         self._shown = shown
+        hint = "none" if none_selected else "all" if chips else "empty"
+        structure = (tuple((c["model"], c["family"]) for c in chips), compact, hint)
+        if structure == self._structure:  # the same chips: update them in place (no mount, no restyle of the bar)
+            with self.app.batch_update():
+                for i, (widget, chip) in enumerate(zip(self._chip_widgets, chips, strict=True)):
+                    widget.set_chip(chip, i == self.focus_index, compact)
+            return
+        self._structure = structure
         with self.app.batch_update():
             self.remove_children()
             widgets: list[Static] = []
@@ -77,4 +98,5 @@ class ChipBar(Horizontal):
                 widgets.append(Label("no data in this range", classes="chip-hint"))
             else:
                 widgets.append(Label("0:all", classes="chip-hint"))
+            self._chip_widgets = [w for w in widgets if isinstance(w, Chip)]
             self.mount_all(widgets)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from rich.text import Text
+from textual.geometry import Size
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
 
 from ...core import fmt
 from ...core.views import display_name
@@ -33,6 +36,21 @@ class SessionsTable(DataTable):
         self.cursor_type = "row"
         self.cell_padding = 0
         self._layout: tuple[bool, bool] | None = None
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        # Every column has a set width and every row is one line, so DataTable's measuring of each new cell (to
+        # widen auto-width columns) changes nothing: about a third of a filter key's redraw. Only the table's
+        # size is left to set. Should DataTable's internals move, it measures as before.
+        try:
+            if any(c.auto_width for c in self.columns.values()) or any(r.auto_height or r.label is not None
+                                                                        for r in self.rows.values()):
+                raise AttributeError
+            width = sum(c.get_render_width(self) for c in self.columns.values()) + self._row_label_column_width
+            height = self._total_row_height + (self.header_height if self.show_header else 0)
+        except AttributeError:
+            super()._update_dimensions(new_rows)
+            return
+        self.virtual_size = Size(width, height)
 
     def _columns(self, wide: bool, team: bool) -> None:
         # cell_padding is 0 to fit 80 columns: widths include one space of separation.
