@@ -89,7 +89,8 @@ async def test_digits_toggle_and_all_off_shows_zero_with_a_hint(tmp_path: Path) 
         assert app.models == ()
         assert app.view["totals"]["calls"] == 0
         assert shown_cost(app) == "$0.00"
-        assert "no models selected — 0 shows all" in [str(w.render()) for w in app.screen.query(".chip-hint")]
+        hint = app.screen.query_one("#chips").children[0]  # first: visible however many chips follow
+        assert str(hint.render()) == "no models selected — 0 shows all" and hint.region.right <= 80
         await pilot.press("0")
         await pilot.pause()
         assert app.models is None
@@ -419,23 +420,35 @@ async def test_chips_are_updated_in_place_while_the_same_models_show(tmp_path: P
         assert str(chips[0].render()) == Chip.label(0, app.view["chips"][0], compact=False)
 
 
-async def test_the_sessions_table_sizes_itself_without_measuring_cells_as_datatable_would(tmp_path: Path,
-                                                                                         monkeypatch) -> None:
-    import textual.widgets._data_table as data_table
-    from textual.widgets import DataTable
+async def test_the_sessions_table_moves_scrolls_and_opens_from_keys_and_clicks(tmp_path: Path) -> None:
     from tokentop.ui.widgets import SessionsTable
 
-    measured: list[object] = []
-    measure = data_table.measure
-    monkeypatch.setattr(data_table, "measure", lambda *a, **kw: measured.append(a[1]) or measure(*a, **kw))
     app = make_app(tmp_path)
-    async with app.run_test(size=(160, 48)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         await ready(app, pilot)
         table = app.screen.query_one(SessionsTable)
-        measured.clear()  # (the column headers were measured when the columns were added)
-        await pilot.press("d")  # new rows
+        table.focus()
+        await pilot.press("d", "d", "d")  # 7d -> 30d -> week -> all time: every session
         await pilot.pause()
-        assert table.row_count > 3 and not measured  # every cell has its column's width: nothing to measure
-        ours = table.virtual_size
-        DataTable._update_dimensions(table, list(table.rows))  # what DataTable itself makes of the same rows
-        assert measured and table.virtual_size == ours
+        sessions = app.view["sessions"]
+        n = len(sessions)
+        assert table.row_count == n > table.size.height  # more rows than fit: it scrolls
+        assert [r[1] for r in table_rows(app, "#sessions")] == [  # the UUID's head; an internal id's tail
+            s["session"][-4:] if s["source"] == "internal" else s["session"][:4] for s in sessions]
+        await pilot.press("down", "down")
+        assert table.cursor_row == 2
+        await pilot.press("end")
+        assert table.cursor_row == n - 1 and table.scroll_offset.y > 0  # the last row is on screen
+        rendered = [str(table.render_line(y).text) for y in range(table.size.height)]
+        assert rendered[0].split()[:2] == ["id", "project"]  # the header stays on top
+        assert any(table.get_row_at(n - 1)[1] in line for line in rendered)
+        await pilot.press("home", "pagedown")
+        assert 0 < table.cursor_row < n - 1
+        await pilot.press("home")
+        assert table.cursor_row == 0 and table.scroll_offset.y == 0
+        await pilot.click(SessionsTable, offset=(4, 3))  # the third row (under the header)
+        assert table.cursor_row == 2 and isinstance(app.screen, MainScreen)
+        await pilot.click(SessionsTable, offset=(4, 3))  # again: open it
+        await pilot.pause()
+        assert not isinstance(app.screen, MainScreen)
+        assert_scope_matches_report(app, "session", sessions[2]["session"])

@@ -226,13 +226,10 @@ class MainScreen(FilterKeys, Screen[None]):
         """Read every file again from the start."""
         self.tapp.start_scan(rescan=True)
 
-    @on(DataTable.RowSelected, "#sessions")
-    def drill_into_session(self, event: DataTable.RowSelected) -> None:
+    @on(SessionsTable.Selected)
+    def drill_into_session(self, event: SessionsTable.Selected) -> None:
         """``enter`` on a sessions row opens that session's detail screen."""
-        key = event.row_key.value or ""
-        _source, _, session = key.partition("\x1f")
-        if session:
-            self.drill(ScopeScreen("session", session))
+        self.drill(ScopeScreen("session", event.session))
 
     @on(DataTable.RowSelected, "#breakdown")
     def drill_into_project(self, event: DataTable.RowSelected) -> None:

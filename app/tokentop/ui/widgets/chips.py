@@ -92,8 +92,8 @@ class ChipBar(Horizontal):
                     family = chip["family"]
                     widgets.append(Label(family, classes="family"))
                 widgets.append(Chip(i, chip, focused=i == self.focus_index, compact=compact))
-            if none_selected:
-                widgets.append(Label(f"no {self.noun} selected — 0 shows all", classes="chip-hint -warn"))
+            if none_selected:  # first: at 80 columns the chips fill the bar
+                widgets.insert(0, Label(f"no {self.noun} selected — 0 shows all", classes="chip-hint -warn"))
             elif not chips:
                 widgets.append(Label("no data in this range", classes="chip-hint"))
             else:

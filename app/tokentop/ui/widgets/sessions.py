@@ -1,18 +1,31 @@
-"""Sessions table: newest activity first, a coloured dot for sessions active within the window."""
+"""Sessions table: newest activity first, a coloured dot for sessions active within the window.
+
+A line-API widget (Textual's `ScrollView`, as its `Log` is): it keeps each row as plain cells and draws only the
+rows on screen, each as one strip. A `DataTable` measured and rendered every cell through Rich, about half of a
+filter key's redraw on the 470 MB corpus (~70 of ~150 ms on a 2-core VM).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from rich.text import Text
-from textual.geometry import Size
-from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from rich.cells import set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from ...core import fmt
 from ...core.views import display_name
+
+#: Rows shown: the sessions with the latest activity (older ones are reached by filtering: dates, project).
+MAX_ROWS = 100
 
 
 def ago(iso: str, now: float) -> str:
@@ -24,72 +37,104 @@ def ago(iso: str, now: float) -> str:
     return f"{int(secs)}s"
 
 
-#: Rows shown: the sessions with the latest activity. Each row costs DataTable ~0.5 ms to add and measure on a
-#: redraw (500 rows made a filter key take ~0.3 s); older sessions are reached by filtering (dates, project).
-MAX_ROWS = 100
+@dataclass
+class Column:
+    """One column: its key, header, width in cells (one space of separation included), alignment."""
+
+    key: str
+    label: str
+    width: int
+    right: bool = False
 
 
-class SessionsTable(DataTable):
-    """One row per session (the `MAX_ROWS` latest); ``enter`` filters to it (handled by the app)."""
+class SessionsTable(ScrollView, can_focus=True):
+    """One row per session (the `MAX_ROWS` latest); ``enter`` or a click on the highlighted row opens it."""
 
-    def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.cell_padding = 0
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "move(-1)", "up", show=False),
+        Binding("down", "move(1)", "down", show=False),
+        Binding("pageup", "page(-1)", "page up", show=False),
+        Binding("pagedown", "page(1)", "page down", show=False),
+        Binding("home", "edge(0)", "first", show=False),
+        Binding("end", "edge(1)", "last", show=False),
+        Binding("enter", "select", "open", show=False),
+    ]
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"sessions--header", "sessions--cursor", "sessions--active"}
+    DEFAULT_CSS = """
+    SessionsTable {
+        background: $surface;
+        color: $foreground;
+        & > .sessions--header { text-style: bold; background: $panel; color: $foreground; }
+        & > .sessions--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        & > .sessions--active { color: $success; text-style: bold; }
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .sessions--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+    }
+    """
+
+    @dataclass
+    class Selected(Message):
+        """A session was chosen (``enter``, or a click on the highlighted row)."""
+
+        source: str
+        session: str
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.columns: list[Column] = []
+        self.keys: list[tuple[str, str]] = []  # (source, session) per row
+        self.cells: list[list[str]] = []  # each row's cells, as shown
+        self.active: list[bool] = []
+        self.cursor_row = 0
         self._layout: tuple[bool, bool] | None = None
 
-    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
-        # Every column has a set width and every row is one line, so DataTable's measuring of each new cell (to
-        # widen auto-width columns) changes nothing: about a third of a filter key's redraw. Only the table's
-        # size is left to set. Should DataTable's internals move, it measures as before.
-        try:
-            if any(c.auto_width for c in self.columns.values()) or any(r.auto_height or r.label is not None
-                                                                        for r in self.rows.values()):
-                raise AttributeError
-            width = sum(c.get_render_width(self) for c in self.columns.values()) + self._row_label_column_width
-            height = self._total_row_height + (self.header_height if self.show_header else 0)
-        except AttributeError:
-            super()._update_dimensions(new_rows)
-            return
-        self.virtual_size = Size(width, height)
+    # -- data -----------------------------------------------------------------------------------------
 
-    def _columns(self, wide: bool, team: bool) -> None:
-        # cell_padding is 0 to fit 80 columns: widths include one space of separation.
-        self.clear(columns=True)
-        self.add_column(" ", key="dot", width=2)
-        self.add_column("session" if wide else "id", key="session", width=9 if wide else 5)
-        self.add_column("project", key="project", width=15 if wide else 11)
+    @property
+    def row_count(self) -> int:
+        """Rows held."""
+        return len(self.cells)
+
+    def get_row_at(self, index: int) -> list[str]:
+        """One row's cells as shown, without their padding (the first is the activity dot)."""
+        return [c.strip() for c in self.cells[index]]
+
+    def _columns(self, wide: bool, team: bool) -> list[Column]:
+        cols = [Column("dot", " ", 2), Column("session", "session" if wide else "id", 9 if wide else 5),
+                Column("project", "project", 15 if wide else 11)]
         if team:  # team mode: which machine the session ran on (instead of the source, or the model when narrow)
-            self.add_column("machine", key="machine", width=12 if wide else 11)
+            cols.append(Column("machine", "machine", 12 if wide else 11))
         elif wide:
-            self.add_column("source", key="source", width=12)
+            cols.append(Column("source", "source", 12))
         if wide or not team:
-            self.add_column("model", key="model", width=19 if wide else 11)
+            cols.append(Column("model", "model", 19 if wide else 11))
         for label, key, width in (("calls", "calls", 6), ("tokens", "tokens", 8 if wide else 0),
                                   ("cost", "cost", 9 if wide else 8), ("last", "last", 5)):
             if width:  # numbers are right-aligned with one space after: so are their headers
-                self.add_column(label.rjust(width - 1) + " ", key=key, width=width)
+                cols.append(Column(key, label, width, right=True))
+        return cols
 
     def show(self, sessions: list[dict[str, Any]], now: float) -> None:
-        """Replace the rows (keeps the cursor on the same session when it is still there)."""
+        """Replace the rows (the cursor stays on its session, unless it is on the top row: it then follows the
+        newest)."""
         wide = self.size.width >= 90
         team = bool(sessions) and "machine" in sessions[0]
         if (wide, team) != self._layout:
-            self._columns(wide, team)
+            self.columns = self._columns(wide, team)
             self._layout = (wide, team)
-        current = None  # the cursor stays on its session, unless it is on the top row (it then follows the newest)
-        if self.row_count and 0 < self.cursor_row < self.row_count:
-            current = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        self.clear()
-        w = {c.key.value: c.width for c in self.columns.values()}
-
-        def right(text: str, key: str) -> str:  # numbers line up; one space of separation on the left
-            return text.rjust(w[key] - 1)[: w[key] - 1] + " "
-
-        def left(text: str, key: str) -> str:
-            return text[: w[key] - 1]
-
+        current = self.keys[self.cursor_row] if 0 < self.cursor_row < len(self.keys) else None
+        self.keys, self.cells, self.active = [], [], []
         for s in sessions[:MAX_ROWS]:
-            dot = Text("●", style="bold green") if s["active"] else Text(" ")
             models = s["models"]  # most calls first
             model = display_name(models[0]) if models else ""
             if wide and len(models) > 1:
@@ -97,26 +142,92 @@ class SessionsTable(DataTable):
             cost = fmt.money(s["cost_usd"], s["unpriced_calls"], s["calls"])
             if s["cost_usd"] == 0 and s["local_calls"] == s["calls"]:
                 cost = "local"
-            # Claude Code sessions are UUIDs (the head identifies them); internal ones are <date>-<hash>.
-            n = w["session"] - 1
-            sid = s["session"][-n:] if s["source"] == "internal" else s["session"][:n]
-            row: list[Any] = [dot, sid, left(s["project"], "project")]
-            if team:
-                row.append(left(s["machine"], "machine"))
-            elif wide:
-                row.append(left(s["source"], "source"))
-            if wide or not team:
-                row.append(left(model, "model"))
-            row.append(right(fmt.count(s["calls"]), "calls"))
-            if wide:
-                tokens = s["input_tokens"] + s["output_tokens"] + s["cache_creation_tokens"] + s["cache_read_tokens"]
-                row.append(right(fmt.tokens(tokens), "tokens"))
-            row += [right(cost, "cost"), right(ago(s["last_activity"], now), "last")]
-            # Text, not str: DataTable would parse a str as markup (a project named "[x]" is no style; slow too)
-            self.add_row(*[c if isinstance(c, Text) else Text(c, end="") for c in row],
-                         key=f"{s['source']}\x1f{s['session']}")
-        if current is not None:
-            try:
-                self.move_cursor(row=self.get_row_index(current))
-            except Exception:  # the session left the filter
-                pass
+            tokens = s["input_tokens"] + s["output_tokens"] + s["cache_creation_tokens"] + s["cache_read_tokens"]
+            values = {"dot": "●" if s["active"] else " ", "project": s["project"], "source": s["source"],
+                      "machine": s.get("machine", ""), "model": model, "calls": fmt.count(s["calls"]),
+                      "tokens": fmt.tokens(tokens), "cost": cost, "last": ago(s["last_activity"], now),
+                      # Claude Code sessions are UUIDs (the head tells them apart); internal ones <date>-<hash>.
+                      "session": s["session"]}
+            self.keys.append((s["source"], s["session"]))
+            self.cells.append([self._cell(c, values[c.key], internal=s["source"] == "internal")
+                               for c in self.columns])
+            self.active.append(bool(s["active"]))
+        self.cursor_row = self.keys.index(current) if current in self.keys else 0
+        self.virtual_size = Size(sum(c.width for c in self.columns), len(self.cells) + 1)  # + the header
+        self._scroll_to_cursor()
+        self.refresh()
+
+    @staticmethod
+    def _cell(col: Column, text: str, internal: bool = False) -> str:
+        """The text in its column: cut to the width less one space, numbers right-aligned."""
+        n = col.width - 1
+        if col.key == "session":
+            text = text[-n:] if internal else text[:n]
+        text = set_cell_size(text, n)  # pads or cuts, in terminal cells
+        if col.right:
+            text = text.rstrip().rjust(n)
+        return text + " "
+
+    # -- drawing --------------------------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        base = self.rich_style
+        if y == 0:  # the header stays on top
+            style = base + self.get_component_rich_style("sessions--header")
+            text = "".join(set_cell_size(c.label.rjust(c.width - 1) if c.right else c.label, c.width - 1) + " "
+                           for c in self.columns)
+            n = self.columns[0].width if self.columns else 0  # the dot's blank column on its own (an SVG
+            segments = [Segment(text[:n], style + Style(bold=False)), Segment(text[n:], style)]  # export keeps it)
+            return Strip(segments).crop_extend(scroll_x, scroll_x + width, style)
+        row = scroll_y + y - 1
+        if row >= len(self.cells):
+            return Strip.blank(width, base)
+        style = base
+        if row == self.cursor_row:
+            style = base + self.get_component_rich_style("sessions--cursor")
+        cells = self.cells[row]  # the dot in its own style, even when blank (an SVG export keeps its column)
+        dot = style + self.get_component_rich_style("sessions--active", partial=True)
+        segments = [Segment(cells[0], dot), Segment("".join(cells[1:]), style)]
+        return Strip(segments).crop_extend(scroll_x, scroll_x + width, style)
+
+    # -- moving and choosing --------------------------------------------------------------------------
+
+    def _scroll_to_cursor(self) -> None:
+        # rows start on the second line: the header covers the first of the scrolled region
+        top = self.cursor_row
+        self.scroll_to_region(Region(0, top, 1, 2), animate=False, immediate=True, force=True)
+
+    def move_cursor(self, row: int) -> None:
+        """Put the cursor on a row (clamped) and keep it on screen."""
+        self.cursor_row = max(0, min(row, len(self.cells) - 1))
+        self._scroll_to_cursor()
+        self.refresh()
+
+    def action_move(self, delta: int) -> None:
+        """One row up or down."""
+        self.move_cursor(self.cursor_row + delta)
+
+    def action_page(self, direction: int) -> None:
+        """A screenful up or down."""
+        self.move_cursor(self.cursor_row + direction * max(1, self.size.height - 2))
+
+    def action_edge(self, end: int) -> None:
+        """The first or the last row."""
+        self.move_cursor(len(self.cells) - 1 if end else 0)
+
+    def action_select(self) -> None:
+        """Open the highlighted session."""
+        if 0 <= self.cursor_row < len(self.keys):
+            self.post_message(self.Selected(*self.keys[self.cursor_row]))
+
+    def on_click(self, event: events.Click) -> None:
+        """A click highlights a row; a click on the highlighted one opens it."""
+        row = int(self.scroll_offset.y) + event.y - 1
+        if event.y < 1 or not 0 <= row < len(self.cells):
+            return
+        if row == self.cursor_row:
+            self.action_select()
+        else:
+            self.move_cursor(row)
