@@ -48,6 +48,7 @@ from .widgets import (
     SparkRow,
     StatusLine,
 )
+from .widgets.base import set_content
 from .widgets.breakdown import TITLES, VIEWS
 from .widgets.chips import Chip
 from .widgets.sessions import MAX_ROWS
@@ -411,7 +412,7 @@ class TokentopApp(App[None]):
                 breakdown.show(self.panel, self.breakdown_rows(flt), v["totals"]["cost_usd"], self.tz)
                 if not found:
                     screen.query_one("#main").mount(breakdown, after=sessions)
-            screen.query_one(FilterBar).update(self.filter_text(flt, now))
+            set_content(screen.query_one(FilterBar), self.filter_text(flt, now), layout=False)  # one line, full width
             screen.query_one(BudgetPanel).show(self.budget_statuses(now))
             self.draw_status()
             self.draw_rate_limits()
@@ -510,10 +511,8 @@ class TokentopApp(App[None]):
                 if self.updated_at else "–")
         warn = f"[red]{bad:,} unparsable[/]" if bad else "0 unparsable"
         for status in screen.query(StatusLine):  # none while the app is closing
-            status.update(
-                f"{head} · {self.engine.files_watched():,} {'machines' if self.team else 'files'} · "
-                f"{t.get('calls', 0):,} calls shown · "
-                f"{warn} · updated {when}")
+            set_content(status, f"{head} · {self.engine.files_watched():,} {'machines' if self.team else 'files'} · "
+                                f"{t.get('calls', 0):,} calls shown · {warn} · updated {when}", layout=False)
 
     def read_rate_limits(self) -> None:
         """Re-read the rate-limit observations."""

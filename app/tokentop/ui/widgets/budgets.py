@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ...core import fmt
+from .base import set_content
 from .rate_limits import bar
 
 COLORS = {"green": "green", "yellow": "yellow", "orange": "dark_orange", "red": "bold red"}
@@ -27,4 +28,4 @@ class BudgetPanel(Static):
             t.append(bar(min(1.0, s["percent"] / 100), width), style=COLORS[s["level"]])
             t.append(f" {s['percent']:3.0f}% of {fmt.money(s['amount'])}\n")
         t.rstrip()
-        self.update(t)
+        set_content(self, t)

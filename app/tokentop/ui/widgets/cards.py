@@ -9,6 +9,7 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from ...core import fmt
+from .base import set_content
 
 
 def cost_text(t: dict[str, Any]) -> str:
@@ -43,18 +44,21 @@ class Cards(Horizontal):
         per_call = fmt.money(t["cost_usd"] / priced) + "/call" if priced else "–/call"
         cost = fmt.money(t["cost_usd"], 0, None) if t["unpriced_calls"] < t["calls"] or not t["calls"] else "unpriced"
         extra = f"+{t['unpriced_calls']:,} unpriced" if t["unpriced_calls"] and cost != "unpriced" else per_call
-        self.query_one("#card-cost", Static).update(f"[b]{cost}[/b]\n{extra}")
-        self.query_one("#card-tokens", Static).update(
-            f"in {fmt.tokens(t['input_tokens'])}  out {fmt.tokens(t['output_tokens'])}\n"
-            f"write {fmt.tokens(t['cache_creation_tokens'])}  read {fmt.tokens(t['cache_read_tokens'])}")
-        self.query_one("#card-calls", Static).update(
-            f"[b]{fmt.count(t['calls'])}[/b]\n{fmt.calls_split(t['cloud_calls'], t['local_calls'])}")
+        # each card's size is set by the stylesheet (4 lines, its share of the row): no layout for new numbers
+        set_content(self.query_one("#card-cost", Static), f"[b]{cost}[/b]\n{extra}", layout=False)
+        set_content(self.query_one("#card-tokens", Static),
+                    f"in {fmt.tokens(t['input_tokens'])}  out {fmt.tokens(t['output_tokens'])}\n"
+                    f"write {fmt.tokens(t['cache_creation_tokens'])}  read {fmt.tokens(t['cache_read_tokens'])}",
+                    layout=False)
+        set_content(self.query_one("#card-calls", Static),
+                    f"[b]{fmt.count(t['calls'])}[/b]\n{fmt.calls_split(t['cloud_calls'], t['local_calls'])}",
+                    layout=False)
         today = view["today"]
         n = today["calls"]
-        self.query_one("#card-today", Static).update(
-            f"[b]{cost_text(today)}[/b]\n{fmt.count(n)} call{'' if n == 1 else 's'}")
+        set_content(self.query_one("#card-today", Static),
+                    f"[b]{cost_text(today)}[/b]\n{fmt.count(n)} call{'' if n == 1 else 's'}", layout=False)
         projected = self.query_one("#card-projected", Static)
         projected.border_title = "Projected"
         projected.tooltip = (f"spent so far + {fmt.money(view['projection']['per_day_usd'])}/day "
                              f"(the last {view['projection']['lookback_days']} days' average) for the rest")
-        projected.update(projection_text(view["projection"]))
+        set_content(projected, projection_text(view["projection"]), layout=False)

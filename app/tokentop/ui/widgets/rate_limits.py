@@ -10,6 +10,7 @@ from textual.widgets import Static
 from ...core import fmt
 from ...core.rate_limits import KIND_LABELS
 from ...core.views import display_name
+from .base import set_content
 
 
 def bar(frac: float, width: int = 10) -> str:
@@ -78,4 +79,4 @@ class RateLimitPanel(Static):
                      f"{'':9}ends {fmt.duration(block['minutes_left'] * 60)} → "
                      f"{fmt.money(block['projected_cost_usd'])}\n")
         t.rstrip()
-        self.update(t)
+        set_content(self, t)

@@ -7,6 +7,7 @@ from textual.containers import Horizontal
 from textual.widgets import Label, Sparkline
 
 from ...core import fmt
+from .base import set_content
 
 
 class SparkRow(Horizontal):
@@ -19,11 +20,11 @@ class SparkRow(Horizontal):
 
     def show(self, series: list[tuple[str, float]], hourly: bool) -> None:
         """Draw a series of (label, cost)."""
-        self.query_one("#spark-title", Label).update("$/hour" if hourly else "$/day")
+        set_content(self.query_one("#spark-title", Label), "$/hour" if hourly else "$/day", layout=False)
         values = [v for _, v in series]
         self.query_one("#spark", Sparkline).data = values or [0.0]
         if not series:
-            self.query_one("#spark-labels", Label).update("no data in range")
+            set_content(self.query_one("#spark-labels", Label), "no data in range")
             return
         i = max(range(len(values)), key=values.__getitem__)
         peak = series[i][0] if hourly else series[i][0][5:]
@@ -32,4 +33,4 @@ class SparkRow(Horizontal):
             peak = f"{peak}h"
         else:
             span = f"{series[0][0][5:]} → {series[-1][0][5:]}"
-        self.query_one("#spark-labels", Label).update(f"max {fmt.money(values[i])} {peak} · {span}")
+        set_content(self.query_one("#spark-labels", Label), f"max {fmt.money(values[i])} {peak} · {span}")
