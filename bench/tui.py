@@ -33,13 +33,14 @@ ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b
 
 
 def first_frame(corpus: Path, ledger: Path, marker: str, timeout: float = 20.0,
-                keys: str = "") -> tuple[float, list[tuple[str, float]]]:
+                keys: str = "") -> tuple[float, list[tuple[str, float, float]]]:
     """`tokentop` over a warm ledger in an 80x24 pseudo-terminal.
 
     Returns:
         Seconds from launch to the first output showing ``marker`` (text only the loaded data puts on screen,
         escape sequences removed); then, for each of ``keys`` (pressed once output has settled), the seconds
-        from the key to the last byte of the redraw it caused (output quiet for 0.15 s after).
+        from the key to the first byte of the frame it caused and to the last byte of the frames it caused
+        (output quiet for 0.15 s after).
     """
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
@@ -70,10 +71,10 @@ def first_frame(corpus: Path, ledger: Path, marker: str, timeout: float = 20.0,
             for key in keys:
                 t = time.perf_counter()
                 os.write(master, key.encode())
-                first = select.select([master], [], [], 5)[0]
-                last = drain(0.15) if first else None
-                if last is not None:
-                    redraws.append((key, last - t))
+                if select.select([master], [], [], 5)[0]:
+                    first = time.perf_counter()  # the first frame after the key is being written
+                    last = drain(0.15) or first  # the last of the frames it caused
+                    redraws.append((key, first - t, last - t))
                 time.sleep(0.3)
                 drain(0.1)
         os.write(master, b"q")
@@ -127,10 +128,11 @@ def main() -> int:
           f"(median of 5; {' '.join(f'{f:.2f}' for f in frames)})")
     # Keys on the whole history (d thrice: 7d -> 30d -> week -> all), then source, mode, a chip and reset.
     _, redraws = first_frame(corpus, ledger, marker, keys="ddd" + "sssmmm1010")
-    timed = [(k, t) for k, t in redraws[3:]]
-    print(f"filter key, key to redraw done in a pseudo-terminal (all time): median "
-          f"{statistics.median(t for _, t in timed) * 1000:.0f} ms; " +
-          " ".join(f"{k}={t * 1000:.0f}" for k, t in timed))
+    timed = redraws[3:]
+    print(f"filter key in a pseudo-terminal (all time), key to its first frame: median "
+          f"{statistics.median(f for _, f, _ in timed) * 1000:.0f} ms; to the last frame it caused: median "
+          f"{statistics.median(t for _, _, t in timed) * 1000:.0f} ms; " +
+          " ".join(f"{k}={f * 1000:.0f}/{t * 1000:.0f}" for k, f, t in timed))
     return 0
 
 
