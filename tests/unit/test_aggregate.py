@@ -161,3 +161,61 @@ def test_a_report_limited_to_the_latest_sessions_has_their_rows_and_every_total(
     assert {k: v for k, v in top.items() if k != "sessions"} == {k: v for k, v in full.items() if k != "sessions"}
     assert build_report(cube, Filter(), now=0, max_sessions=10)["sessions"] == \
         build_report(cube, Filter(), now=0)["sessions"][:10]
+
+
+def random_cube(seed: int, n: int = 600) -> Cube:
+    import random
+
+    rng = random.Random(seed)
+    cube = Cube(price)
+    base = 1_763_000_000
+    for i in range(n):
+        internal = rng.random() < 0.2
+        cube.apply([priced(Call(
+            INTERNAL if internal else CLAUDE_CODE, base + rng.randrange(20 * 86400) + rng.random(),
+            rng.choice(["claude-sonnet-4-5", "claude-opus-4-5", "claude-haiku-4-5", "qwen-local", "mystery"]),
+            rng.choice(["webshop", "payments", "docs"]), f"s{rng.randrange(40)}",
+            "local" if rng.random() < 0.15 else "cloud", rng.randrange(50), rng.randrange(900), 0,
+            rng.randrange(5000), None, None if internal else f"msg_{i}"))])
+    return cube
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 3), source=st.sampled_from(["all", CLAUDE_CODE, INTERNAL]),
+       models=st.one_of(st.none(), st.lists(st.sampled_from(
+           ["claude-sonnet-4-5", "claude-opus-4-5", "qwen-local", "mystery"]), max_size=3).map(tuple)),
+       project=st.sampled_from([None, "pay", "o"]), mode=st.sampled_from([None, "cloud", "local"]),
+       since=st.one_of(st.none(), st.integers(0, 20)), span=st.integers(0, 20),
+       max_sessions=st.sampled_from([None, 5]))
+def test_a_filtered_report_through_the_plan_equals_summing_the_matching_cells(
+        seed, source, models, project, mode, since, span, max_sessions) -> None:
+    import msgspec
+    from datetime import date, timedelta
+
+    from tokentop.core.report import _group_planned, group_cells, matching_cells
+
+    cube = random_cube(seed)
+    first = date(2025, 11, 13)
+    flt = Filter(source=source, models=models, project=project, mode=mode,
+                 since=None if since is None else first + timedelta(days=since),
+                 until=None if since is None else first + timedelta(days=since + span))
+    before = build_report(cube, flt, now=0, max_sessions=max_sessions)  # no plan yet: summed cell by cell
+    direct = group_cells(matching_cells(cube, flt), cube.day_of, max_sessions)
+    planned = _group_planned(cube, flt, max_sessions)
+    assert msgspec.to_builtins(planned) == msgspec.to_builtins(direct)  # the same sums, bit for bit
+    assert build_report(cube, flt, now=0, max_sessions=max_sessions) == before  # (a plan is there now)
+
+
+def test_the_plan_follows_the_cube() -> None:
+    from tokentop.core.report import plan_of
+
+    cube = random_cube(1, 50)
+    flt = Filter(source=CLAUDE_CODE)
+    assert plan_of(cube) is plan_of(cube)  # made once per version
+    before = build_report(cube, flt, now=0)["totals"]
+    cube.apply([priced(Call(CLAUDE_CODE, 1_763_000_000, "claude-opus-4-5", "docs", "new", "cloud", 5, 7, 0, 0,
+                            None, "msg_new"))])
+    after = build_report(cube, flt, now=0)["totals"]  # the plan is stale: not used
+    assert after["calls"] == before["calls"] + 1 and after["output_tokens"] == before["output_tokens"] + 7
+    plan_of(cube)
+    assert build_report(cube, flt, now=0)["totals"] == after

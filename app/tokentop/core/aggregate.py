@@ -50,6 +50,8 @@ class Cube:
         self.version = 0  # bumped on every change; views cache on it
         #: A view computed for one version (`report.unfiltered_groups`): (version, value).
         self.memo: tuple[int, Any] | None = None
+        #: The cells numbered for filtered views, for one version (`report.plan_of`).
+        self.plan: Any = None
 
     @property
     def cells(self) -> dict[CellKey, list[float]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -161,15 +161,136 @@ def group_cells(cells: Iterable[tuple[tuple, list[float]]], day_of: DayNamer,
         _acc_into(ses[0], cell)
         if ses[3] is None and (key[2] != ses[1] or key[3] != ses[2]):  # a second model or project
             ses[3] = True
+    return _finish(fine, sessions, lambda _kept: (((k[1], k[4]), k[2], k[3], c[CALLS]) for k, c in cells),
+                   day_of, max_sessions)
+
+
+class Plan(msgspec.Struct):
+    """The cells of one cube version, numbered for filtered views: each row is (day, slice, sums, group, session)
+    with its (source, model, project, mode) slice, (day, source, model, project) group and session as list
+    indexes. A filter is then tested once per slice, and sums go into lists by number instead of hashing two
+    tuples per cell: about a third of the time of `group_cells` on the 470 MB corpus, in the same order (the
+    same floating-point sums)."""
+
+    version: int
+    rows: list[tuple[str, int, list[Any], int, int]]
+    slices: list[tuple[str, str, str, str]]
+    groups: list[tuple[str, str, str, str]]
+    sessions: list[tuple[str, str]]
+    session_ids: dict[tuple[str, str], int]
+    session_rows: list[list[int]]  # per session, its rows
+
+
+def plan_of(cube: Cube) -> Plan:
+    """The cube's `Plan`, made once per version."""
+    plan = cube.plan
+    if plan is None or plan.version != cube.version:
+        slice_ids: dict[tuple[str, str, str, str], int] = {}
+        group_ids: dict[tuple[str, str, str, str], int] = {}
+        session_ids: dict[tuple[str, str], int] = {}
+        rows = []
+        session_rows: list[list[int]] = []
+        for key, cell in cube.cells.items():
+            day, src, model, proj, session, mode = key
+            sl = slice_ids.setdefault((src, model, proj, mode), len(slice_ids))
+            g = group_ids.setdefault((day, src, model, proj), len(group_ids))
+            s = session_ids.setdefault((src, session), len(session_ids))
+            if s == len(session_rows):
+                session_rows.append([])
+            session_rows[s].append(len(rows))
+            rows.append((day, sl, cell, g, s))
+        plan = cube.plan = Plan(cube.version, rows, list(slice_ids), list(group_ids), list(session_ids), session_ids,
+                                session_rows)
+    return plan
+
+
+def _group_planned(cube: Cube, flt: Filter, max_sessions: int | None) -> Groups:
+    """`group_cells` of the cells ``flt`` passes (no session filter), through the cube's `Plan`."""
+    plan = plan_of(cube)
+    test = _Predicate(flt)
+    passes = [test(src, model, proj, "", mode) for src, model, proj, mode in plan.slices]
+    lo = flt.since.isoformat() if flt.since else None
+    hi = flt.until.isoformat() if flt.until else None
+    fine: list[list[float] | None] = [None] * len(plan.groups)
+    sessions: list[_Session | None] = [None] * len(plan.sessions)
+    fine_order: list[int] = []
+    session_order: list[int] = []
+    slices = plan.slices
+    for day, sl, cell, g, s in plan.rows:  # (`_acc_into` written out twice: a third of this loop is the calls)
+        if not passes[sl] or (lo is not None and day < lo) or (hi is not None and day > hi):
+            continue
+        acc = fine[g]
+        if acc is None:
+            fine[g] = cell[:]
+            fine_order.append(g)
+        else:
+            acc[0] += cell[0]
+            acc[1] += cell[1]
+            acc[2] += cell[2]
+            acc[3] += cell[3]
+            acc[4] += cell[4]
+            acc[5] += cell[5]
+            acc[6] += cell[6]
+            acc[7] += cell[7]
+            if cell[8] > acc[8]:
+                acc[8] = cell[8]
+        ses = sessions[s]
+        if ses is None:
+            sessions[s] = [cell[:], slices[sl][1], slices[sl][2], None, None]
+            session_order.append(s)
+            continue
+        acc = ses[0]
+        acc[0] += cell[0]
+        acc[1] += cell[1]
+        acc[2] += cell[2]
+        acc[3] += cell[3]
+        acc[4] += cell[4]
+        acc[5] += cell[5]
+        acc[6] += cell[6]
+        acc[7] += cell[7]
+        if cell[8] > acc[8]:
+            acc[8] = cell[8]
+        if ses[3] is None and (slices[sl][1] != ses[1] or slices[sl][2] != ses[2]):  # a second model or project
+            ses[3] = True
+
+    def contributions(kept: Iterable[tuple[str, str]]) -> Iterable[tuple[tuple[str, str], str, str, float]]:
+        rows = plan.rows
+        for sk in kept:  # only these sessions' rows
+            for r in plan.session_rows[plan.session_ids[sk]]:
+                day, sl, cell, _g, _s = rows[r]
+                if passes[sl] and (lo is None or day >= lo) and (hi is None or day <= hi):
+                    yield sk, slices[sl][1], slices[sl][2], cell[CALLS]
+
+    return _finish({plan.groups[g]: fine[g] for g in fine_order},  # type: ignore[misc]
+                   {plan.sessions[s]: sessions[s] for s in session_order},  # type: ignore[misc]
+                   contributions, day_of=cube.day_of, max_sessions=max_sessions)
+
+
+def _finish(fine: dict[tuple[str, str, str, str], list[float]], sessions: dict[tuple[str, str], _Session],
+            contributions: Callable[[Iterable[tuple[str, str]]], Iterable[tuple[tuple[str, str], str, str, float]]],
+            day_of: DayNamer, max_sessions: int | None) -> Groups:
+    """The groups from the (day, source, model, project) sums and the sessions' sums; ``contributions(sessions)``
+    gives the cells' (session, model, project, calls) again (at least those of the sessions named), for the
+    sessions kept that have several models or projects."""
     total: list[float] = new_cell()
     by_day: dict[str, list[float]] = {}
     by_model: dict[str, list[float]] = {}
     by_project: dict[str, list[float]] = {}
     by_source: dict[str, list[float]] = {}
     undated: dict[tuple[str, str, str], list[float]] = {}
-    for (day, src, model, proj), cell in fine.items():
-        _acc(by_day, day, cell)
-        _acc(undated, (src, model, proj), cell)
+    day_get, undated_get = by_day.get, undated.get
+    for (day, src, model, proj), cell in fine.items():  # (`_acc` written out: this loop is half the calls)
+        acc = day_get(day)
+        if acc is None:
+            by_day[day] = cell[:]
+        else:
+            _acc_into(acc, cell)
+        key = (src, model, proj)
+        acc = undated_get(key)
+        if acc is None:
+            undated[key] = cell[:]
+        else:
+            _acc_into(acc, cell)
     for (src, model, proj), cell in undated.items():
         _acc(by_model, model, cell)
         _acc(by_project, proj, cell)
@@ -184,12 +305,12 @@ def group_cells(cells: Iterable[tuple[tuple, list[float]]], day_of: DayNamer,
         ses[3], ses[4] = {}, {}
     if mixed:
         mixed_get = mixed.get
-        for key, cell in cells:
-            ses = mixed_get((key[1], key[4]))
+        for sk, model, proj, calls in contributions(mixed):
+            ses = mixed_get(sk)
             if ses is not None:
-                models, projects, calls = ses[3], ses[4], cell[CALLS]
-                models[key[2]] = models.get(key[2], 0) + calls
-                projects[key[3]] = projects.get(key[3], 0) + calls
+                models, projects = ses[3], ses[4]
+                models[model] = models.get(model, 0) + calls
+                projects[proj] = projects.get(proj, 0) + calls
     return Groups(total, sorted(by_day.items()), _by_cost(by_model), _by_cost(by_project), _by_cost(by_source),
                   _sessions(sessions, day_of))
 
@@ -219,6 +340,8 @@ def build_report(
         cube = cube.in_zone(flt.tz)
     if flt.since is None and flt.until is None and _Predicate(flt).passes_all():
         g = unfiltered_groups(cube)
+    elif flt.session is None and cube.plan is not None and cube.plan.version == cube.version:
+        g = _group_planned(cube, flt, max_sessions)  # the same sums as below, faster (the TUI makes the plan)
     else:
         g = group_cells(matching_cells(cube, flt), cube.day_of, max_sessions)
     out: dict[str, Any] = {

@@ -30,7 +30,7 @@ from ..core.filters import Filter, tz_name
 from ..core.live import Batch, follow
 from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
 from ..core.records import CLAUDE_CODE, INTERNAL
-from ..core.report import matching_calls, recent_calls, top_tasks
+from ..core.report import matching_calls, plan_of, recent_calls, top_tasks
 from ..core.views import date_window, hourly_cost, today_in, window_label
 from .detail import ScopeScreen
 from .keys import FILTER_BINDINGS, FilterKeys, after
@@ -592,6 +592,12 @@ class TokentopApp(App[None]):
         keeps each finished app's cycles; the app runs once per process.)"""
         gc.collect()
         gc.freeze()
+        self.prepare_views()
+
+    def prepare_views(self) -> None:
+        """Number the cells for filtered views (`report.plan_of`), after a redraw rather than on a filter key."""
+        with self.engine.lock:
+            plan_of(self.engine.cube)
 
     @on(ScanProgress)
     def show_progress(self, event: ScanProgress) -> None:
@@ -624,6 +630,7 @@ class TokentopApp(App[None]):
         self._sync_wake.set()  # the ledger moved: push it
         self.updated_at = self.clock()
         self.refresh_view()
+        self.call_after_refresh(self.prepare_views)
 
     def action_help(self) -> None:
         """Every key and what it does."""
