@@ -280,17 +280,21 @@ def _finish(fine: dict[tuple[str, str, str, str], list[float]], sessions: dict[t
     undated: dict[tuple[str, str, str], list[float]] = {}
     day_get, undated_get = by_day.get, undated.get
     for (day, src, model, proj), cell in fine.items():  # (`_acc` written out: this loop is half the calls)
-        acc = day_get(day)
-        if acc is None:
-            by_day[day] = cell[:]
-        else:
-            _acc_into(acc, cell)
-        key = (src, model, proj)
-        acc = undated_get(key)
-        if acc is None:
-            undated[key] = cell[:]
-        else:
-            _acc_into(acc, cell)
+        for groups, get, key in ((by_day, day_get, day), (undated, undated_get, (src, model, proj))):
+            acc = get(key)
+            if acc is None:
+                groups[key] = cell[:]
+                continue
+            acc[0] += cell[0]
+            acc[1] += cell[1]
+            acc[2] += cell[2]
+            acc[3] += cell[3]
+            acc[4] += cell[4]
+            acc[5] += cell[5]
+            acc[6] += cell[6]
+            acc[7] += cell[7]
+            if cell[8] > acc[8]:
+                acc[8] = cell[8]
     for (src, model, proj), cell in undated.items():
         _acc(by_model, model, cell)
         _acc(by_project, proj, cell)
