@@ -189,10 +189,10 @@ def random_cube(seed: int, n: int = 600) -> Cube:
        max_sessions=st.sampled_from([None, 5]))
 def test_a_filtered_report_through_the_plan_equals_summing_the_matching_cells(
         seed, source, models, project, mode, since, span, max_sessions) -> None:
-    import msgspec
     from datetime import date, timedelta
 
-    from tokentop.core.report import _group_planned, group_cells, matching_cells
+    import msgspec
+    from tokentop.core.report import _group_planned, group_cells, matching_cells, plan_of, quick_totals
 
     cube = random_cube(seed)
     first = date(2025, 11, 13)
@@ -204,6 +204,11 @@ def test_a_filtered_report_through_the_plan_equals_summing_the_matching_cells(
     planned = _group_planned(cube, flt, max_sessions)
     assert msgspec.to_builtins(planned) == msgspec.to_builtins(direct)  # the same sums, bit for bit
     assert build_report(cube, flt, now=0, max_sessions=max_sessions) == before  # (a plan is there now)
+    for group in (None, 0, 1, 2, 3, 4, 5):
+        cube.plan = None
+        direct_totals = quick_totals(cube, flt, group)
+        plan_of(cube)
+        assert quick_totals(cube, flt, group) == direct_totals
 
 
 def test_the_plan_follows_the_cube() -> None:

@@ -405,11 +405,38 @@ def quick_totals(cube: Cube, flt: Filter, group: int | None = None) -> tuple[Row
         cube = cube.in_zone(flt.tz)
     total = new_cell()
     groups: dict[str, list[float]] = {}
-    for key, cell in matching_cells(cube, flt):
-        _acc_into(total, cell)
-        if group is not None:
-            _acc(groups, key[group], cell)
+    plan = cube.plan
+    if flt.session is None and plan is not None and plan.version == cube.version:  # as below, through the plan
+        for part, cell in _planned_cells(plan, flt, group):
+            _acc_into(total, cell)
+            if group is not None:
+                _acc(groups, part, cell)
+    else:
+        for key, cell in matching_cells(cube, flt):
+            _acc_into(total, cell)
+            if group is not None:
+                _acc(groups, key[group], cell)
     return totals_of(total), _rows(_by_cost(groups), "key")
+
+
+def _planned_cells(plan: Plan, flt: Filter, group: int | None) -> Iterable[tuple[str, list[Any]]]:
+    """The cells ``flt`` passes (no session filter), in the cube's order, each with its key part ``group`` (an
+    index into the cell key; None: the day)."""
+    test = _Predicate(flt)
+    passes = [test(src, model, proj, "", mode) for src, model, proj, mode in plan.slices]
+    lo = flt.since.isoformat() if flt.since else None
+    hi = flt.until.isoformat() if flt.until else None
+    slices, sessions = plan.slices, plan.sessions
+    for day, sl, cell, _g, s in plan.rows:
+        if not passes[sl] or (lo is not None and day < lo) or (hi is not None and day > hi):
+            continue
+        if group is None or group == 0:
+            part = day
+        elif group == 4:
+            part = sessions[s][1]
+        else:  # 1 source, 2 model, 3 project, 5 mode: parts of the slice
+            part = slices[sl][(0, 0, 1, 2, 0, 3)[group]]
+        yield part, cell
 
 
 def by_task(cube: Cube, flt: Filter) -> list[Row]:
