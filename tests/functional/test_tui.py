@@ -452,3 +452,22 @@ async def test_the_sessions_table_moves_scrolls_and_opens_from_keys_and_clicks(t
         await pilot.pause()
         assert not isinstance(app.screen, MainScreen)
         assert_scope_matches_report(app, "session", sessions[2]["session"])
+
+
+async def test_a_wider_terminal_redraws_the_table_and_chips_for_the_room(tmp_path: Path) -> None:
+    from tokentop.ui.widgets import SessionsTable
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        table = app.screen.query_one(SessionsTable)
+        assert [c.key for c in table.columns][:4] == ["dot", "session", "project", "model"]
+        assert not [w for w in app.screen.query(".family") if w.display]
+        await pilot.resize_terminal(200, 50)
+        await pilot.pause()
+        assert [c.key for c in table.columns][:5] == ["dot", "session", "project", "source", "model"]
+        assert "tokens" in [c.key for c in table.columns]
+        assert [str(w.render()) for w in app.screen.query(".family") if w.display][:1] == ["Opus"]
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert "source" not in [c.key for c in table.columns]

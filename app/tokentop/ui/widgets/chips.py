@@ -74,6 +74,11 @@ class ChipBar(Horizontal):
         yield none
         yield Label("no data yet", classes="chip-hint", id="hint-end")
 
+    def on_resize(self) -> None:
+        """Across 110 columns chips lose or gain their family labels: draw them again."""
+        if self._shown and (self.size.width < 110) != self._shown[-1]:
+            self.show(self.chips, self._shown[2])
+
     def show(self, chips: list[dict[str, Any]], none_selected: bool) -> None:
         """Draw the chips when anything shown changed."""
         self.chips = chips

@@ -97,6 +97,7 @@ class SessionsTable(ScrollView, can_focus=True):
         self.active: list[bool] = []
         self.cursor_row = 0
         self._layout: tuple[bool, bool] | None = None
+        self._shown: tuple[list[dict[str, Any]], float] = ([], 0.0)  # what `show` drew last
 
     # -- data -----------------------------------------------------------------------------------------
 
@@ -127,6 +128,7 @@ class SessionsTable(ScrollView, can_focus=True):
     def show(self, sessions: list[dict[str, Any]], now: float) -> None:
         """Replace the rows (the cursor stays on its session, unless it is on the top row: it then follows the
         newest)."""
+        self._shown = (sessions, now)
         wide = self.size.width >= 90
         team = bool(sessions) and "machine" in sessions[0]
         if (wide, team) != self._layout:
@@ -167,6 +169,11 @@ class SessionsTable(ScrollView, can_focus=True):
         if col.right:
             text = text.rstrip().rjust(n)
         return text + " "
+
+    def on_resize(self) -> None:
+        """Across 90 columns the columns change: draw the same sessions again."""
+        if self._layout is not None and (self.size.width >= 90) != self._layout[0]:
+            self.show(*self._shown)
 
     # -- drawing --------------------------------------------------------------------------------------
 
