@@ -750,11 +750,15 @@ def cmd_tui(args: argparse.Namespace) -> int:
     warming = start_early(engine)
     import gc
 
-    from .ui.app import run_tui  # Textual's import overlaps the warm start
-
-    # What is loaded now stays for the app's life: out of the cycle collector's reach, so the collections that
-    # starting the app triggers do not walk all of Textual's and our modules (~40 ms before the first frame).
-    gc.freeze()
+    # Importing Textual makes many objects and little garbage: no collections meanwhile. What is loaded then stays
+    # for the app's life: out of the cycle collector's reach, so the collections that starting the app triggers
+    # do not walk all of Textual's and our modules (~40 ms before the first frame).
+    gc.disable()
+    try:
+        from .ui.app import run_tui  # Textual's import overlaps the warm start
+    finally:
+        gc.freeze()
+        gc.enable()
 
     return run_tui(engine, active_window_minutes=settings.active_window_minutes,
                    budgets=budget_store(args.team).load(), warming=warming, syncer=syncer)
