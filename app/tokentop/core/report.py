@@ -216,7 +216,7 @@ def _group_planned(cube: Cube, flt: Filter, max_sessions: int | None) -> Groups:
     fine_order: list[int] = []
     session_order: list[int] = []
     slices = plan.slices
-    for day, sl, cell, g, s in plan.rows:  # (`_acc_into` written out twice: a third of this loop is the calls)
+    for day, sl, cell, g, s in plan.rows:
         if not passes[sl] or (lo is not None and day < lo) or (hi is not None and day > hi):
             continue
         acc = fine[g]
@@ -224,32 +224,13 @@ def _group_planned(cube: Cube, flt: Filter, max_sessions: int | None) -> Groups:
             fine[g] = cell[:]
             fine_order.append(g)
         else:
-            acc[0] += cell[0]
-            acc[1] += cell[1]
-            acc[2] += cell[2]
-            acc[3] += cell[3]
-            acc[4] += cell[4]
-            acc[5] += cell[5]
-            acc[6] += cell[6]
-            acc[7] += cell[7]
-            if cell[8] > acc[8]:
-                acc[8] = cell[8]
+            _acc_into(acc, cell)
         ses = sessions[s]
         if ses is None:
             sessions[s] = [cell[:], slices[sl][1], slices[sl][2], None, None]
             session_order.append(s)
             continue
-        acc = ses[0]
-        acc[0] += cell[0]
-        acc[1] += cell[1]
-        acc[2] += cell[2]
-        acc[3] += cell[3]
-        acc[4] += cell[4]
-        acc[5] += cell[5]
-        acc[6] += cell[6]
-        acc[7] += cell[7]
-        if cell[8] > acc[8]:
-            acc[8] = cell[8]
+        _acc_into(ses[0], cell)
         if ses[3] is None and (slices[sl][1] != ses[1] or slices[sl][2] != ses[2]):  # a second model or project
             ses[3] = True
 
@@ -278,23 +259,9 @@ def _finish(fine: dict[tuple[str, str, str, str], list[float]], sessions: dict[t
     by_project: dict[str, list[float]] = {}
     by_source: dict[str, list[float]] = {}
     undated: dict[tuple[str, str, str], list[float]] = {}
-    day_get, undated_get = by_day.get, undated.get
-    for (day, src, model, proj), cell in fine.items():  # (`_acc` written out: this loop is half the calls)
-        for groups, get, key in ((by_day, day_get, day), (undated, undated_get, (src, model, proj))):
-            acc = get(key)
-            if acc is None:
-                groups[key] = cell[:]
-                continue
-            acc[0] += cell[0]
-            acc[1] += cell[1]
-            acc[2] += cell[2]
-            acc[3] += cell[3]
-            acc[4] += cell[4]
-            acc[5] += cell[5]
-            acc[6] += cell[6]
-            acc[7] += cell[7]
-            if cell[8] > acc[8]:
-                acc[8] = cell[8]
+    for (day, src, model, proj), cell in fine.items():
+        _acc(by_day, day, cell)
+        _acc(undated, (src, model, proj), cell)
     for (src, model, proj), cell in undated.items():
         _acc(by_model, model, cell)
         _acc(by_project, proj, cell)
