@@ -26,10 +26,9 @@ class Chip(Static):
         bar: str | None = None  # the ChipBar's id
 
     def __init__(self, index: int, chip: dict[str, Any], focused: bool, compact: bool) -> None:
-        super().__init__(self.label(index, chip, compact), classes="chip")
+        super().__init__(classes="chip")
         self.index = index
-        self.set_class(not chip["selected"], "-off")
-        self.set_class(focused, "-focused")
+        self.set_chip(chip, focused, compact)
 
     @staticmethod
     def label(index: int, chip: dict[str, Any], compact: bool) -> str:
