@@ -72,12 +72,12 @@ CREATE TABLE IF NOT EXISTS files (
 """
 #: The indexes of ``calls``. The first cold scan into an empty ledger drops them and builds them once at its end
 #: (`Ledger.defer_indexes`): keeping them up to date row by row is a third of that scan's ledger work.
-_INDEXES = (
-    "CREATE UNIQUE INDEX IF NOT EXISTS calls_key ON calls (source, key)",
-    "CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts)",
-    "CREATE INDEX IF NOT EXISTS calls_keyless_file ON calls (file) WHERE keyed = 0",
-)
-_SCHEMA_V1 = _SCHEMA_V1.format(indexes="".join(f"{sql};\n" for sql in _INDEXES))
+_INDEXES = {
+    "calls_key": "CREATE UNIQUE INDEX IF NOT EXISTS calls_key ON calls (source, key)",
+    "calls_ts": "CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts)",
+    "calls_keyless_file": "CREATE INDEX IF NOT EXISTS calls_keyless_file ON calls (file) WHERE keyed = 0",
+}
+_SCHEMA_V1 = _SCHEMA_V1.format(indexes="".join(f"{sql};\n" for sql in _INDEXES.values()))
 
 #: version -> SQL that upgrades a ledger from version-1 to version (a new ledger is made at 1 and upgraded).
 MIGRATIONS: dict[int, str] = {
@@ -380,7 +380,7 @@ class Ledger(LedgerBase):
         if self.db.execute("SELECT 1 FROM calls LIMIT 1").fetchone() is not None:
             return False
         self.db.execute("BEGIN IMMEDIATE")
-        for name in ("calls_key", "calls_ts", "calls_keyless_file"):
+        for name in _INDEXES:
             self.db.execute(f"DROP INDEX IF EXISTS {name}")
         self.db.execute("CREATE TABLE IF NOT EXISTS calls_again AS SELECT * FROM calls LIMIT 0")
         self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS calls_again_key ON calls_again (source, key)")
@@ -397,7 +397,7 @@ class Ledger(LedgerBase):
             return
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            for sql in _INDEXES:
+            for sql in _INDEXES.values():
                 self.db.execute(sql)
             if "calls_again" in names:
                 self.db.execute("INSERT OR REPLACE INTO calls SELECT * FROM calls_again")
