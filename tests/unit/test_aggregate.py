@@ -224,3 +224,26 @@ def test_the_plan_follows_the_cube() -> None:
     assert after["calls"] == before["calls"] + 1 and after["output_tokens"] == before["output_tokens"] + 7
     plan_of(cube)
     assert build_report(cube, flt, now=0)["totals"] == after
+
+
+def test_model_chips_are_the_same_from_a_memo_and_follow_the_filter_and_the_cube() -> None:
+    from tokentop.core.views import chips
+
+    cube = random_cube(1)
+    shown = ("claude-opus-4-5", "mystery")
+
+    def fresh(flt: Filter) -> list:
+        cube.chips_memo = None
+        return chips(cube, flt)
+
+    for flt in (Filter(), Filter(source=CLAUDE_CODE), Filter(mode="local")):
+        want = fresh(flt.with_(models=shown))
+        chips(cube, flt, build_report(cube, flt, now=0))  # what a redraw without a model filter leaves
+        assert chips(cube, flt.with_(models=shown)) == want  # a chip toggled: the sums come from the memo
+        assert sum(c["selected"] for c in want) == 2
+    other = chips(cube, Filter(project="docs", models=shown))  # another filter: not the memo's
+    assert other == fresh(Filter(project="docs", models=shown)) and other != want
+    cube.apply([Call(CLAUDE_CODE, 1_763_000_000, "claude-opus-4-5", "docs", "s1", "cloud", 1, 10**6, 0, 0, 5.0,
+                     "msg_new")])
+    after = chips(cube, Filter(project="docs", models=shown))  # the cube changed: summed again
+    assert after == fresh(Filter(project="docs", models=shown)) and after != other

@@ -52,6 +52,8 @@ class Cube:
         self.memo: tuple[int, Any] | None = None
         #: The cells numbered for filtered views, for one version (`report.plan_of`).
         self.plan: Any = None
+        #: The model chips' sums for one version and filter (`views.chips`): (version, filter, value).
+        self.chips_memo: tuple[int, Any, Any] | None = None
 
     @property
     def cells(self) -> dict[CellKey, list[float]]:

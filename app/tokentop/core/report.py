@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timezone
 from typing import Any
@@ -230,23 +231,39 @@ def _group_planned(cube: Cube, flt: Filter, max_sessions: int | None) -> Groups:
     fine_order: list[int] = []
     session_order: list[int] = []
     slices = plan.slices
-    for day, sl, cell, g, s in plan.rows:  # (`_passing` written out: a generator here costs a fifth more)
-        if not passes[sl] or (lo is not None and day < lo) or (hi is not None and day > hi):
-            continue
-        acc = fine[g]
-        if acc is None:
-            fine[g] = cell[:]
-            fine_order.append(g)
-        else:
-            _acc_into(acc, cell)
-        ses = sessions[s]
-        if ses is None:
-            sessions[s] = [cell[:], slices[sl][1], slices[sl][2], None, None]
-            session_order.append(s)
-            continue
-        _acc_into(ses[0], cell)
-        if ses[3] is None and (slices[sl][1] != ses[1] or slices[sl][2] != ses[2]):  # a second model or project
-            ses[3] = True
+    rows = plan.rows
+    if max_sessions is not None and len(plan.sessions) > max_sessions:
+        # Only the latest sessions are shown: first each session's last activity under the filter, then the
+        # sums of the sessions kept, from their own rows (in the same order, so the same sums).
+        lasts = [-math.inf] * len(plan.sessions)
+        for day, sl, cell, g, s in rows:  # (`_passing` written out: a generator here costs a fifth more)
+            if not passes[sl] or (lo is not None and day < lo) or (hi is not None and day > hi):
+                continue
+            acc = fine[g]
+            if acc is None:
+                fine[g] = cell[:]
+                fine_order.append(g)
+            else:
+                _acc_into(acc, cell)
+            if cell[LAST] > lasts[s]:
+                lasts[s] = cell[LAST]
+        names = plan.sessions
+        kept = heapq.nlargest(max_sessions, (s for s, last in enumerate(lasts) if last > -math.inf),
+                              key=lambda s: (lasts[s], names[s][1], names[s][0]))
+        for s in sorted(kept):
+            for _day, sl, cell, _g, _s in _passing((rows[r] for r in plan.session_rows[s]), test):
+                _add_to_session(sessions, session_order, s, cell, slices[sl])
+    else:
+        for day, sl, cell, g, s in rows:
+            if not passes[sl] or (lo is not None and day < lo) or (hi is not None and day > hi):
+                continue
+            acc = fine[g]
+            if acc is None:
+                fine[g] = cell[:]
+                fine_order.append(g)
+            else:
+                _acc_into(acc, cell)
+            _add_to_session(sessions, session_order, s, cell, slices[sl])
 
     def contributions(kept: Iterable[tuple[str, str]]) -> Iterable[tuple[tuple[str, str], str, str, float]]:
         rows = plan.rows
@@ -258,6 +275,18 @@ def _group_planned(cube: Cube, flt: Filter, max_sessions: int | None) -> Groups:
     return _finish({plan.groups[g]: fine[g] for g in fine_order},  # type: ignore[misc]
                    {plan.sessions[s]: sessions[s] for s in session_order},  # type: ignore[misc]
                    contributions, day_of=cube.day_of, max_sessions=max_sessions)
+
+
+def _add_to_session(sessions: list[_Session | None], order: list[int], s: int, cell: list[float],
+                    slice_: tuple[str, str, str, str]) -> None:
+    ses = sessions[s]
+    if ses is None:
+        sessions[s] = [cell[:], slice_[1], slice_[2], None, None]
+        order.append(s)
+        return
+    _acc_into(ses[0], cell)
+    if ses[3] is None and (slice_[1] != ses[1] or slice_[2] != ses[2]):  # a second model or project
+        ses[3] = True
 
 
 def _finish(fine: dict[tuple[str, str, str, str], list[float]], sessions: dict[tuple[str, str], _Session],

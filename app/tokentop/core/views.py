@@ -76,11 +76,17 @@ def chips(cube: Cube, flt: Filter, unfiltered: dict[str, Any] | None = None) -> 
 
     ``unfiltered``: the report for ``flt`` when it has no model filter already (its rows are reused).
     """
-    if unfiltered is not None and flt.models is None:
+    # The same for every model filter: toggling chips reuses what the last key computed (one pass, not two).
+    every_model = flt.with_(models=None)
+    memo = cube.chips_memo
+    if memo is not None and memo[0] == cube.version and memo[1] == every_model:
+        total, by_model = memo[2]
+    elif unfiltered is not None and flt.models is None:
         total, by_model = unfiltered["totals"]["cost_usd"], [(r["model"], r) for r in unfiltered["by_model"]]
     else:
-        totals, rows = quick_totals(cube, flt.with_(models=None), group=2)
+        totals, rows = quick_totals(cube, every_model, group=2)
         total, by_model = totals["cost_usd"], [(r["key"], r) for r in rows]
+    cube.chips_memo = (cube.version, every_model, (total, by_model))
     merged: dict[str, dict[str, Any]] = {}
     for model, row in by_model:
         key = normalize_model(model)
