@@ -420,6 +420,33 @@ async def test_chips_are_updated_in_place_while_the_same_models_show(tmp_path: P
         assert str(chips[0].render()) == Chip.label(0, app.view["chips"][0], compact=False)
 
 
+async def test_text_that_keeps_its_width_is_redrawn_without_laying_the_screen_out(tmp_path: Path) -> None:
+    from textual.widgets import Label
+    from tokentop.ui.widgets.base import set_content
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        label = app.screen.query_one("#spark-labels", Label)  # its width is its text's
+        label.update("-")
+        layouts: list[bool] = []
+        refresh = label.refresh
+
+        def spy(*a: Any, layout: bool = False, **kw: Any) -> Any:
+            layouts.append(layout)
+            return refresh(*a, layout=layout, **kw)
+
+        label.refresh = spy  # type: ignore[method-assign]
+        set_content(label, "max $212 11-19 · 11-01 → 11-27")
+        set_content(label, "max $198 11-18 · 11-01 → 11-27")  # the same cells: drawn again in place
+        set_content(label, "max $1,212 11-18 · 11-01 → 11-27")  # wider: the row is laid out again
+        set_content(label, "max [b]$1,212[/b] 11-18 · 11-01 → 11-2")  # markup: its width is not the text's
+        set_content(label, "max [b]$1,212[/b] 11-18 · 11-01 → 11-2")  # unchanged: nothing at all
+        await pilot.pause()
+        assert layouts == [True, False, True, True]
+        assert "max $1,212 11-18" in str(label.render())
+
+
 async def test_the_sessions_table_moves_scrolls_and_opens_from_keys_and_clicks(tmp_path: Path) -> None:
     from tokentop.ui.widgets import SessionsTable
 
