@@ -232,38 +232,30 @@ def _group_planned(cube: Cube, flt: Filter, max_sessions: int | None) -> Groups:
     session_order: list[int] = []
     slices = plan.slices
     rows = plan.rows
-    if max_sessions is not None and len(plan.sessions) > max_sessions:
-        # Only the latest sessions are shown: first each session's last activity under the filter, then the
-        # sums of the sessions kept, from their own rows (in the same order, so the same sums).
-        lasts = [-math.inf] * len(plan.sessions)
-        for day, sl, cell, g, s in rows:  # (`_passing` written out: a generator here costs a fifth more)
-            if not passes[sl] or (lo is not None and day < lo) or (hi is not None and day > hi):
-                continue
-            acc = fine[g]
-            if acc is None:
-                fine[g] = cell[:]
-                fine_order.append(g)
-            else:
-                _acc_into(acc, cell)
-            if cell[LAST] > lasts[s]:
-                lasts[s] = cell[LAST]
+    # With only the latest sessions shown, the first pass notes each session's last activity under the filter;
+    # then only the sessions kept are summed, from their own rows (in the same order, so the same sums).
+    latest_only = max_sessions is not None and len(plan.sessions) > max_sessions
+    lasts = [-math.inf] * len(plan.sessions)
+    for day, sl, cell, g, s in rows:  # (`_passing` written out: a generator here costs a fifth more)
+        if not passes[sl] or (lo is not None and day < lo) or (hi is not None and day > hi):
+            continue
+        acc = fine[g]
+        if acc is None:
+            fine[g] = cell[:]
+            fine_order.append(g)
+        else:
+            _acc_into(acc, cell)
+        if not latest_only:
+            _add_to_session(sessions, session_order, s, cell, slices[sl])
+        elif cell[LAST] > lasts[s]:
+            lasts[s] = cell[LAST]
+    if latest_only:
         names = plan.sessions
-        kept = heapq.nlargest(max_sessions, (s for s, last in enumerate(lasts) if last > -math.inf),
+        kept = heapq.nlargest(max_sessions, (s for s, last in enumerate(lasts) if last > -math.inf),  # type: ignore[arg-type]
                               key=lambda s: (lasts[s], names[s][1], names[s][0]))
         for s in sorted(kept):
             for _day, sl, cell, _g, _s in _passing((rows[r] for r in plan.session_rows[s]), test):
                 _add_to_session(sessions, session_order, s, cell, slices[sl])
-    else:
-        for day, sl, cell, g, s in rows:
-            if not passes[sl] or (lo is not None and day < lo) or (hi is not None and day > hi):
-                continue
-            acc = fine[g]
-            if acc is None:
-                fine[g] = cell[:]
-                fine_order.append(g)
-            else:
-                _acc_into(acc, cell)
-            _add_to_session(sessions, session_order, s, cell, slices[sl])
 
     def contributions(kept: Iterable[tuple[str, str]]) -> Iterable[tuple[tuple[str, str], str, str, float]]:
         rows = plan.rows

@@ -79,10 +79,10 @@ def chips(cube: Cube, flt: Filter, unfiltered: dict[str, Any] | None = None) -> 
     # The same for every model filter: toggling chips reuses what the last key computed (one pass, not two).
     every_model = flt.with_(models=None)
     memo = cube.chips_memo
-    if memo is not None and memo[0] == cube.version and memo[1] == every_model:
-        total, by_model = memo[2]
-    elif unfiltered is not None and flt.models is None:
+    if unfiltered is not None and flt.models is None:
         total, by_model = unfiltered["totals"]["cost_usd"], [(r["model"], r) for r in unfiltered["by_model"]]
+    elif memo is not None and memo[0] == cube.version and memo[1] == every_model:
+        total, by_model = memo[2]
     else:
         totals, rows = quick_totals(cube, every_model, group=2)
         total, by_model = totals["cost_usd"], [(r["key"], r) for r in rows]
