@@ -234,7 +234,7 @@ def _group_planned(cube: Cube, flt: Filter, max_sessions: int | None) -> Groups:
     rows = plan.rows
     # With only the latest sessions shown, the first pass notes each session's last activity under the filter;
     # then only the sessions kept are summed, from their own rows (in the same order, so the same sums).
-    latest_only = max_sessions is not None and len(plan.sessions) > max_sessions
+    latest = max_sessions if max_sessions is not None and len(plan.sessions) > max_sessions else None
     lasts = [-math.inf] * len(plan.sessions)
     for day, sl, cell, g, s in rows:  # (`_passing` written out: a generator here costs a fifth more)
         if not passes[sl] or (lo is not None and day < lo) or (hi is not None and day > hi):
@@ -245,13 +245,13 @@ def _group_planned(cube: Cube, flt: Filter, max_sessions: int | None) -> Groups:
             fine_order.append(g)
         else:
             _acc_into(acc, cell)
-        if not latest_only:
+        if latest is None:
             _add_to_session(sessions, session_order, s, cell, slices[sl])
         elif cell[LAST] > lasts[s]:
             lasts[s] = cell[LAST]
-    if latest_only:
+    if latest is not None:
         names = plan.sessions
-        kept = heapq.nlargest(max_sessions, (s for s, last in enumerate(lasts) if last > -math.inf),  # type: ignore[arg-type]
+        kept = heapq.nlargest(latest, (s for s, last in enumerate(lasts) if last > -math.inf),
                               key=lambda s: (lasts[s], names[s][1], names[s][0]))
         for s in sorted(kept):
             for _day, sl, cell, _g, _s in _passing((rows[r] for r in plan.session_rows[s]), test):
