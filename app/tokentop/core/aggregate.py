@@ -78,13 +78,16 @@ class Cube:
         _bump_cell(self.cells, (self.day_of.of_ts(c.ts), c.source, c.model, c.project, c.session, c.mode),
                    c, sign)
 
-    def absorb(self, cells: Iterable[list], calls: Iterable[Call]) -> None:
-        """Merge a partial cube built elsewhere (a scan worker) from ``calls``.
+    def absorb(self, cells: Iterable[list], calls: Iterable[Call], merged: list[Call] | None = None,
+               again: set[str] | None = None) -> None:
+        """Merge a partial cube built elsewhere (a scan worker) from ``calls`` (each key at most once).
 
         Args:
             cells: ``[*key, *sums]`` rows of the partial cube.
             calls: the calls behind it; keys it shares with this cube are merged (both contributions out,
                 the merged one in).
+            merged: gets ``calls`` as they now stand in this cube (what a ledger stores), when given.
+            again: gets the keys this cube knew before, when given.
         """
         width = len(new_cell())
         target = self.cells
@@ -100,14 +103,18 @@ class Cube:
                 if sums[LAST] > cell[LAST]:
                     cell[LAST] = sums[LAST]
         by_key = self.by_key
+        keep = merged.append if merged is not None else _ignore
+        seen = again.add if again is not None else _ignore
         for c in calls:
             k = c.key
             if k is None:
                 self.plain.append(c)
+                keep(c)
                 continue
             prev = by_key.get(k)
             if prev is None:
                 by_key[k] = c
+                keep(c)
                 continue
             m = merge(prev, c)
             if m is not prev and m is not c:
@@ -116,6 +123,8 @@ class Cube:
             self._bump(c, -1)
             by_key[k] = m
             self._bump(m, 1)
+            keep(m)
+            seen(k)
         self.version += 1
 
     def rows(self) -> list[list]:
@@ -202,6 +211,10 @@ class Cube:
         self.by_key.clear()
         self.plain.clear()
         self.version += 1
+
+
+def _ignore(_: object) -> None:
+    pass
 
 
 def _bump_cell(cells: dict, key: tuple, c: Call, sign: int) -> None:

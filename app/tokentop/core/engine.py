@@ -416,10 +416,10 @@ class Engine:
         cells, calls, warnings, states, limits = _job_decoder.decode(job_bytes)
         with self.lock:
             self.note_limits(limits)
-            by_key = self.cube.by_key
-            # keys an earlier job wrote (see `Ledger.defer_indexes`)
-            again = {k for c in calls if (k := c.key) is not None and k in by_key} if writer is not None else set()
-            self.cube.absorb(cells, calls)
+            # for the ledger: the calls as merged, and the keys an earlier job wrote (see `Ledger.defer_indexes`)
+            merged: list[Call] = []
+            again: set[str] = set()
+            self.cube.absorb(cells, calls, merged if writer is not None else None, again)
             self.warnings.update(warnings)
             if self.ledger is None:
                 for c in calls:
@@ -429,7 +429,7 @@ class Engine:
                 self.files[st.path] = st
             self.lines_applied += len(calls)
             if writer is not None:
-                writer.put([by_key[c.key] if c.key is not None else c for c in calls], states, self._meta(), again)
+                writer.put(merged, states, self._meta(), again)
         return len(states), sum(st.offset for st in states)
 
     # -- incremental --------------------------------------------------------------------------------------
