@@ -6,7 +6,8 @@
   median of 20 runs each, as the app computes it once its scan is done (`gc.collect(); gc.freeze()`, the cells'
   plan made, the sessions table's rows only); and as a one-shot `report` does (no plan, every session);
 - first frame: `tokentop` over a warm ledger in an 80x24 pseudo-terminal, from launch to the first output that
-  shows the loaded data (what a user sees, drawing included);
+  shows the loaded data (what a user sees, drawing included), next to a bare Textual app's first frame in
+  alternating runs (the floor on this machine: Python and Textual starting);
 - filter key redraw: in that terminal, over the whole history, from a key to the first byte of the frame it
   caused and to the last byte of the frames it caused.
 """
@@ -35,9 +36,30 @@ from run import OUT, TOKENTOP, ensure_corpus  # noqa: E402
 ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\\\)|\x1b[=>()][0-9A-Za-z]?")
 
 
-def first_frame(corpus: Path, ledger: Path, marker: str, timeout: float = 20.0,
+#: The baseline: the least a Textual app does before its first frame (import Textual, start, draw one line).
+BARE_TEXTUAL = """
+from textual.app import App
+from textual.widgets import Static
+
+class Bare(App):
+    BINDINGS = [("q", "quit")]
+
+    def compose(self):
+        yield Static("bare textual app ready")
+
+Bare().run()
+"""
+
+
+def tui_cmd(corpus: Path, ledger: Path) -> list[str]:
+    """The TUI over ``corpus`` with ``ledger``."""
+    return [TOKENTOP, "--claude-dir", str(corpus / "claude"), "--data-root", str(corpus / "wb"),
+            "--internal-project", "work-buddy", "--ledger", str(ledger), "--tz", "UTC"]
+
+
+def first_frame(cmd: list[str], marker: str, timeout: float = 20.0,
                 keys: str = "") -> tuple[float, list[tuple[str, float, float]]]:
-    """`tokentop` over a warm ledger in an 80x24 pseudo-terminal.
+    """An app (`tokentop` over a warm ledger, or the baseline) in an 80x24 pseudo-terminal.
 
     Returns:
         Seconds from launch to the first output showing ``marker`` (text only the loaded data puts on screen,
@@ -49,9 +71,7 @@ def first_frame(corpus: Path, ledger: Path, marker: str, timeout: float = 20.0,
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
     t0 = time.perf_counter()
-    p = subprocess.Popen([TOKENTOP, "--claude-dir", str(corpus / "claude"), "--data-root", str(corpus / "wb"),
-                          "--internal-project", "work-buddy", "--ledger", str(ledger), "--tz", "UTC"],
-                         stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
     os.close(slave)
 
     def drain(quiet: float) -> float | None:  # read until nothing came for `quiet` s: when the last byte came
@@ -135,11 +155,17 @@ def main() -> int:
                     "--data-root", str(corpus / "wb"), "--internal-project", "work-buddy", "--ledger", str(ledger)],
                    check=True, capture_output=True)  # make sure the ledger is warm
     marker = f"{len(engine.files):,} files"  # the status line, once the ledger's data is drawn
-    frames = [first_frame(corpus, ledger, marker)[0] for _ in range(5)]
+    frames: list[float] = []
+    bare: list[float] = []
+    for _ in range(7):  # alternately, so both see the same machine
+        frames.append(first_frame(tui_cmd(corpus, ledger), marker)[0])
+        bare.append(first_frame([sys.executable, "-c", BARE_TEXTUAL], "bare textual app ready")[0])
     print(f"first frame with data, warm start, in a pseudo-terminal: {statistics.median(frames):.2f} s "
-          f"(median of 5; {' '.join(f'{f:.2f}' for f in frames)})")
+          f"(median of 7; {' '.join(f'{f:.2f}' for f in frames)}); a bare Textual app's first frame in the same "
+          f"runs: {statistics.median(bare):.2f} s ({' '.join(f'{f:.2f}' for f in bare)}); tokentop's own part: "
+          f"{(statistics.median(frames) - statistics.median(bare)) * 1000:.0f} ms")
     # Keys on the whole history (d thrice: 7d -> 30d -> week -> all), then source, mode, a chip and reset.
-    _, redraws = first_frame(corpus, ledger, marker, keys="ddd" + "sssmmm1010")
+    _, redraws = first_frame(tui_cmd(corpus, ledger), marker, keys="ddd" + "sssmmm1010")
     timed = redraws[3:]
     print(f"filter key in a pseudo-terminal (all time), key to its first frame: median "
           f"{statistics.median(f for _, f, _ in timed) * 1000:.0f} ms; to the last frame it caused: median "
