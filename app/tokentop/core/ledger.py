@@ -307,7 +307,7 @@ class Ledger(LedgerBase):
             self.scope_sql = f"root IN ({','.join('?' * len(self.roots))})"
         self._root_cache: dict[str, str] = {}
         self._data_version: int | None = None  # see others_wrote
-        #: One connection, used by the scan's writer thread, live updates and views: one user at a time.
+        #: One connection, used by the scan's thread, live updates and views: one user at a time.
         self.lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
