@@ -194,20 +194,69 @@ def test_newer_schema_is_refused_with_a_clear_message(claude_dir, data_root, sql
     assert "newer tokentop" in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_ledger_from_the_previous_schema_is_upgraded_in_place(claude_dir, data_root, sqlite_ledger,
-                                                                 capsys) -> None:
+#: A schema-3 ledger's calls as schema 2 (and 1) kept them: file path, price version and source folder on each row.
+TO_SCHEMA_2 = """
+CREATE TABLE calls_v2 AS SELECT c.source, c.key, c.keyed, c.ts, c.model, c.project, c.session, c.mode, c.input_tokens,
+    c.output_tokens, c.cache_creation_tokens, c.cache_read_tokens, c.cost, c.task, c.cache_write_1h,
+    c.web_search_requests, c.speed, c.geo, p.path AS file, c.offset, pr.name AS priced_with, p.root AS root
+    FROM calls c JOIN paths p ON p.id = c.path_id JOIN prices pr ON pr.id = c.price_id;
+DROP TABLE calls; DROP TABLE paths; DROP TABLE prices;
+ALTER TABLE calls_v2 RENAME TO calls;
+CREATE UNIQUE INDEX calls_key ON calls (source, key); CREATE INDEX calls_ts ON calls (ts);
+CREATE INDEX calls_keyless_file ON calls (file) WHERE keyed = 0;
+PRAGMA user_version = 2;
+"""
+
+
+def test_a_ledger_from_schema_1_is_upgraded_in_place(claude_dir, data_root, sqlite_ledger, capsys) -> None:
     history(claude_dir, data_root)
     base = ["--ledger", str(sqlite_ledger)]
     cold = report(claude_dir, data_root, capsys, "--no-ledger")
     report(claude_dir, data_root, capsys, *base)
-    db = sqlite3.connect(sqlite_ledger)  # what schema 1 had: no snapshot table, no generation counter
-    db.executescript("DROP TABLE snapshot; DELETE FROM meta WHERE key = 'generation'; PRAGMA user_version = 1;")
+    db = sqlite3.connect(sqlite_ledger)  # schema 1: schema 2's calls, no snapshot table, no generation counter
+    db.executescript(TO_SCHEMA_2 + "DROP TABLE snapshot; DELETE FROM meta WHERE key = 'generation'; "
+                     "PRAGMA user_version = 1;")
     db.close()
     warm = report(claude_dir, data_root, capsys, *base)
     assert warm["totals"] == cold["totals"] and warm["sessions"] == cold["sessions"]
     db = sqlite3.connect(sqlite_ledger)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
     assert db.execute("SELECT COUNT(*) FROM snapshot").fetchone()[0] == 1  # the upgraded ledger keeps one again
+    db.close()
+
+
+def test_a_ledger_from_schema_2_moves_paths_and_price_versions_out_of_its_rows(claude_dir, data_root, sqlite_ledger,
+                                                                               capsys) -> None:
+    history(claude_dir, data_root)
+    base = ["--ledger", str(sqlite_ledger)]
+    cold = report(claude_dir, data_root, capsys, "--no-ledger")
+    report(claude_dir, data_root, capsys, *base)
+    db = sqlite3.connect(sqlite_ledger)
+    before = sorted(db.execute("SELECT c.source, c.key, c.output_tokens, c.cost, p.path, p.root, pr.name FROM calls "
+                               "c JOIN paths p ON p.id = c.path_id JOIN prices pr ON pr.id = c.price_id"))
+    # Schema 2, left by a first ingest killed before its end: one key's merged row still waits in calls_again
+    # (with more output than its first row) and the rollup is marked stale.
+    db.executescript(TO_SCHEMA_2 + """
+        CREATE TABLE calls_again AS SELECT * FROM calls WHERE keyed LIMIT 1;
+        UPDATE calls_again SET output_tokens = output_tokens + 1000;
+        INSERT OR REPLACE INTO meta (key, value) VALUES ('rollup_valid', '0');""")
+    (merged_key,) = db.execute("SELECT key FROM calls_again").fetchone()
+    db.close()
+
+    warm = report(claude_dir, data_root, capsys, *base)
+    assert warm["totals"]["output_tokens"] == cold["totals"]["output_tokens"] + 1000
+    assert warm["totals"]["calls"] == cold["totals"]["calls"]
+    db = sqlite3.connect(sqlite_ledger)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    after = sorted(db.execute("SELECT c.source, c.key, c.output_tokens, c.cost, p.path, p.root, pr.name FROM calls "
+                              "c JOIN paths p ON p.id = c.path_id JOIN prices pr ON pr.id = c.price_id"))
+    assert [r for r in after if r[1] != merged_key] == [r for r in before if r[1] != merged_key]
+    assert [r[2] for r in after if r[1] == merged_key] == [r[2] + 1000 for r in before if r[1] == merged_key]
+    columns = {r[1] for r in db.execute("PRAGMA table_info(calls)")}
+    assert {"path_id", "price_id"} <= columns and not {"file", "root", "priced_with"} & columns
+    names = {n for (n,) in db.execute("SELECT name FROM sqlite_master")}
+    assert {"calls_key", "calls_ts", "calls_keyless_file"} <= names and "calls_again" not in names
+    assert db.execute("SELECT COUNT(DISTINCT name) FROM prices").fetchone()[0] == 1
     db.close()
 
 
@@ -575,8 +624,9 @@ def test_a_scan_on_both_cores_equals_one_in_one_process(claude_dir, data_root, t
             assert rounded(e.ledger.cells(e.cube.day_of)) == rounded(e.cube.cells)
             assert e.ledger.rollup_valid()
 
-        for q in ("SELECT source, key, ts, model, project, session, input_tokens, output_tokens, cost, file "
-                  "FROM calls", "SELECT * FROM rollup", "SELECT path, offset, size FROM files"):
+        for q in ("SELECT source, key, ts, model, project, session, input_tokens, output_tokens, cost, path "
+                  "FROM calls JOIN paths ON paths.id = path_id", "SELECT * FROM rollup",
+                  "SELECT path, offset, size FROM files"):
             assert rows(two, q) == rows(one, q)
 
 

@@ -107,6 +107,25 @@ def test_two_machines_synced_team_totals_are_the_sum_and_resync_counts_nothing_t
     assert store.count() == 50
     rows = store.conn.execute("SELECT sum(calls), sum(output_tokens) FROM tokentop.rollup").fetchone()
     assert rows == (50, expected["output_tokens"])  # the trigger-kept rollup agrees with the calls
+    # each call's file, source folder and price version as the machine's ledger has them
+    pushed = store.conn.execute('SELECT machine, file, root, priced_with, count(*) FROM tokentop.calls '
+                                'GROUP BY 1, 2, 3, 4 ORDER BY 1').fetchall()
+    assert [(m, f, r, n) for m, f, r, _, n in pushed] == [
+        (m.name, str(m.claude / "projects" / "-home-dev-src-webshop" / f"{m.name}-s1.jsonl"),
+         str(m.claude / "projects"), n) for m, n in ((a, 30), (b, 20))]
+    assert all(p.startswith("genai-prices:") for _, _, _, p, _ in pushed)
+
+
+def test_a_watermark_counted_in_rowids_a_migration_renumbered_is_not_used(two: tuple[Machine, Machine],
+                                                                          team_url: str) -> None:
+    from tokentop.core.team import describe_url
+
+    a, _ = two
+    a.report()  # the ledger, at the current schema
+    # What a sync under schema 2 left beside it: the last pushed rowid, counted before schema 3 numbered them anew.
+    Path(str(a.ledger) + ".sync.json").write_text(json.dumps({f"sync:{describe_url(team_url)}:alpha": 10**9}))
+    assert a.sync(team_url)[0] == 0
+    assert TeamStore(team_url).count() == 30  # everything pushed (again: the upsert keeps one row per call)
 
 
 def test_a_larger_snapshot_of_a_call_updates_it_in_place(two: tuple[Machine, Machine], team_url: str,

@@ -26,7 +26,7 @@ from .records import INTERNAL, Call
 from .report import Groups
 from .tail import FileState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,8 +54,9 @@ CREATE TABLE IF NOT EXISTS calls (
     priced_with TEXT NOT NULL,
     root TEXT NOT NULL            -- the source folder the file was under (what a run reads is scoped by it)
 );
--- A rowid table with a unique index, not WITHOUT ROWID: rows append, only the small key index takes random inserts.
-{indexes}
+CREATE UNIQUE INDEX IF NOT EXISTS calls_key ON calls (source, key);
+CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts);
+CREATE INDEX IF NOT EXISTS calls_keyless_file ON calls (file) WHERE keyed = 0;
 -- The cube, per quarter hour (time-zone free), kept in step with calls: a warm start reads this, not calls.
 CREATE TABLE IF NOT EXISTS rollup (
     root TEXT NOT NULL, bucket INTEGER NOT NULL, source TEXT NOT NULL, model TEXT NOT NULL, project TEXT NOT NULL,
@@ -70,16 +71,46 @@ CREATE TABLE IF NOT EXISTS files (
     offset INTEGER NOT NULL, size INTEGER NOT NULL, mtime REAL NOT NULL, tail BLOB NOT NULL
 ) WITHOUT ROWID;
 """
-#: The indexes of ``calls``. The first cold scan into an empty ledger drops them and builds them once at its end
-#: (`Ledger.defer_indexes`): keeping them up to date row by row is a third of that scan's ledger work.
+#: The indexes of ``calls`` (schema 3). The first cold scan into an empty ledger drops them and builds them once at
+#: its end (`Ledger.defer_indexes`): keeping them up to date row by row is a third of that scan's ledger work.
 _INDEXES = {
-    # key first: it tells nearly every pair of entries apart, so building the index compares less (a ledger made
-    # before this keeps its (source, key) index, which serves the same lookups)
+    # key first: it tells nearly every pair of entries apart, so building the index compares less
     "calls_key": "CREATE UNIQUE INDEX IF NOT EXISTS calls_key ON calls (key, source)",
     "calls_ts": "CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts)",
-    "calls_keyless_file": "CREATE INDEX IF NOT EXISTS calls_keyless_file ON calls (file) WHERE keyed = 0",
+    "calls_keyless_file": "CREATE INDEX IF NOT EXISTS calls_keyless_file ON calls (path_id) WHERE keyed = 0",
 }
-_SCHEMA_V1 = _SCHEMA_V1.format(indexes="".join(f"{sql};\n" for sql in _INDEXES.values()))
+
+#: ``calls`` from schema 3 on: the file a call came from (and the source folder it is under) and the price version
+#: are ids into ``paths`` and ``prices``, not text on every row (which was half of a row's bytes). A rowid table with
+#: a unique index, not WITHOUT ROWID: rows append, only the small key index takes random inserts.
+_CALLS_V3 = """CREATE TABLE calls_v3 (
+    source TEXT NOT NULL,
+    key TEXT NOT NULL,            -- message.id for Claude Code; <file>@<offset> for rows without one
+    keyed INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    model TEXT NOT NULL,
+    project TEXT NOT NULL,        -- "" = the app's internal project (resolved on read)
+    session TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_creation_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cost REAL,                    -- NULL = unpriced
+    task TEXT NOT NULL,
+    cache_write_1h INTEGER NOT NULL,
+    web_search_requests INTEGER NOT NULL,
+    speed TEXT NOT NULL,
+    geo TEXT NOT NULL,
+    path_id INTEGER NOT NULL,     -- paths.id: the file it was read from
+    offset INTEGER NOT NULL,
+    price_id INTEGER NOT NULL     -- prices.id: the price version its cost comes from
+)"""
+#: A schema-2 ``calls`` (or ``calls_again``) row as a schema-3 one (paths and prices filled first).
+_CALLS_V2_TO_V3 = """SELECT c.source, c.key, c.keyed, c.ts, c.model, c.project, c.session, c.mode, c.input_tokens,
+    c.output_tokens, c.cache_creation_tokens, c.cache_read_tokens, c.cost, c.task, c.cache_write_1h,
+    c.web_search_requests, c.speed, c.geo, p.id, c.offset, pr.id
+    FROM {table} c JOIN paths p ON p.path = c.file JOIN prices pr ON pr.name = c.priced_with"""
 
 #: version -> SQL that upgrades a ledger from version-1 to version (a new ledger is made at 1 and upgraded).
 MIGRATIONS: dict[int, str] = {
@@ -89,13 +120,45 @@ MIGRATIONS: dict[int, str] = {
 CREATE TABLE IF NOT EXISTS snapshot (scope TEXT PRIMARY KEY, generation INTEGER NOT NULL, body BLOB NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
 """,
+    # 3: file paths (with their source folder) and price versions stored once, rows refer to them by id. A
+    # first ingest killed under schema 2 may have left its repeated keys in calls_again: folded in here.
+    3: f"""
+CREATE TABLE paths (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, root TEXT NOT NULL);
+CREATE TABLE prices (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS calls_again AS SELECT * FROM calls LIMIT 0;
+INSERT INTO paths (path, root) SELECT file, max(root) FROM (SELECT file, root FROM calls UNION ALL
+    SELECT file, root FROM calls_again) GROUP BY file;
+INSERT INTO prices (name) SELECT priced_with FROM calls UNION SELECT priced_with FROM calls_again;
+{_CALLS_V3};
+INSERT INTO calls_v3 {_CALLS_V2_TO_V3.format(table="calls")};
+CREATE UNIQUE INDEX calls_v3_key ON calls_v3 (key, source);
+INSERT OR REPLACE INTO calls_v3 {_CALLS_V2_TO_V3.format(table="calls_again")};
+DROP INDEX calls_v3_key;
+DROP TABLE calls_again;
+DROP TABLE calls;
+ALTER TABLE calls_v3 RENAME TO calls;
+{"".join(f"{sql};" for sql in _INDEXES.values())}
+UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation';
+INSERT OR REPLACE INTO meta (key, value) VALUES ('rowid_epoch', '3');
+""",
 }
+#: ``meta`` 'rowid_epoch' changes whenever a migration numbers the calls' rowids anew (what `team.Syncer` counts by).
 
 _BUMP = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
 
+#: What `_call` reads, in its order: a call's columns, with the path of its file and the name of its price version.
 _COLS = ("source", "key", "keyed", "ts", "model", "project", "session", "mode", "input_tokens", "output_tokens",
          "cache_creation_tokens", "cache_read_tokens", "cost", "task", "cache_write_1h", "web_search_requests",
-         "speed", "geo", "file", "offset", "priced_with", "root")
+         "speed", "geo", "paths.path", "offset", "prices.name")
+#: ``calls`` with the ids resolved; ``root`` in a condition is then the file's source folder.
+_FROM = "calls JOIN paths ON paths.id = calls.path_id JOIN prices ON prices.id = calls.price_id"
+CALLS_FROM = _FROM
+
+
+def calls_column(name: str) -> str:
+    """A call's column by the name the team database gives it (a ``calls`` column, or ``file``, ``root`` and
+    ``priced_with``, which schema 3 keeps in ``paths`` and ``prices``), as SQL over `CALLS_FROM`."""
+    return {"file": "paths.path", "root": "paths.root", "priced_with": "prices.name"}.get(name, f'calls."{name}"')
 _ROLLUP_DELTA = """INSERT INTO rollup VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
     ON CONFLICT DO UPDATE SET input_tokens = input_tokens + excluded.input_tokens,
         output_tokens = output_tokens + excluded.output_tokens,
@@ -103,10 +166,13 @@ _ROLLUP_DELTA = """INSERT INTO rollup VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
         cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens, calls = calls + excluded.calls,
         cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced,
         local_calls = local_calls + excluded.local_calls, last = max(last, excluded.last)"""
-#: The order rows are written in: a Call's fields (`msgspec.structs.astuple`), then what the ledger adds.
-_ROW_COLS = (*Call.__struct_fields__, "keyed", "priced_with", "root")
+#: The order rows are written in: a Call's fields (`msgspec.structs.astuple`) with its file's id in place of the
+#: path, then what the ledger adds.
+_FILE_AT = Call.__struct_fields__.index("file")
+_ROW_COLS = (*Call.__struct_fields__[:_FILE_AT], "path_id", *Call.__struct_fields__[_FILE_AT + 1:], "keyed",
+             "price_id")
 _UPSERT = f"INSERT OR REPLACE INTO calls ({', '.join(_ROW_COLS)}) VALUES ({', '.join('?' * len(_ROW_COLS))})"
-_SELECT = f"SELECT {', '.join(_COLS[:-1])} FROM calls"
+_SELECT = f"SELECT {', '.join(_COLS)} FROM {_FROM}"
 
 
 class Snapshot(msgspec.Struct, array_like=True):
@@ -173,11 +239,11 @@ class LedgerError(Exception):
     """The ledger cannot be used; the message says why and what to do."""
 
 
-def _row(c: Call, priced_with: str, project: str, root: str) -> tuple[Any, ...]:
+def _row(c: Call, project: str, path_id: int, price_id: int) -> tuple[Any, ...]:
     """A call as a row in `_ROW_COLS` order (see `Ledger._rows` for the usual case)."""
     return (c.source, c.ts, c.model, project, c.session, c.mode, c.input_tokens, c.output_tokens,
             c.cache_creation_tokens, c.cache_read_tokens, c.cost, c.ledger_key(), c.task, c.cache_write_1h,
-            c.web_search_requests, c.speed, c.geo, c.file, c.offset, c.key is not None, priced_with, root)
+            c.web_search_requests, c.speed, c.geo, path_id, c.offset, c.key is not None, price_id)
 
 
 def _delta(c: Call, sign: int, project: str, root: str) -> tuple[Any, ...]:
@@ -306,6 +372,8 @@ class Ledger(LedgerBase):
         if self.roots:
             self.scope_sql = f"root IN ({','.join('?' * len(self.roots))})"
         self._root_cache: dict[str, str] = {}
+        #: ("paths", path) / ("prices", name) -> id, as committed (ids of a rolled-back transaction are reused)
+        self._ids: dict[tuple[str, str], int] = {}
         self._data_version: int | None = None  # see others_wrote
         #: One connection, used by the scan's thread, live updates and views: one user at a time.
         self.lock = threading.RLock()
@@ -452,17 +520,19 @@ class Ledger(LedgerBase):
         """
         try:
             self.db.execute("BEGIN IMMEDIATE")
+            new_ids: dict[tuple[str, str], int] = {}
             try:
                 deltas = []
                 for path in drop_keyless_of:
                     if rollup:
                         deltas += [_delta(c, -1, self._project(c), self.root_of(c.file)) for c in self.keyless_of(path)]
-                    self.db.execute("DELETE FROM calls WHERE file = ? AND keyed = 0", (path,))
+                    self.db.execute("DELETE FROM calls WHERE path_id = (SELECT id FROM paths WHERE path = ?) AND "
+                                    "keyed = 0", (path,))
                 if not isinstance(calls, list):
                     calls = list(calls)
-                rows = self._rows(calls)
+                rows = self._rows(calls, new_ids)
                 if rollup:
-                    deltas += [_delta(c, 1, r[3], r[-1]) for c, r in zip(calls, rows, strict=True)]
+                    deltas += [_delta(c, 1, r[3], self.root_of(c.file)) for c, r in zip(calls, rows, strict=True)]
                     deltas += [_delta(c, -1, self._project(c), self.root_of(c.file)) for c in replaced]
                     self.db.executemany(_ROLLUP_DELTA, deltas)
                 if again and self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'calls_again'").fetchone():
@@ -483,22 +553,49 @@ class Ledger(LedgerBase):
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+            self._ids.update(new_ids)
         except sqlite3.DatabaseError as e:
             raise LedgerError(self._advice(e)) from e
 
-    def _rows(self, calls: list[Call]) -> list[tuple[Any, ...]]:
-        """The calls as rows (`_row`); keyed Claude Code calls, nearly all of them, take the short way."""
+    def _rows(self, calls: list[Call], new_ids: dict[tuple[str, str], int]) -> list[tuple[Any, ...]]:
+        """The calls as rows (`_row`); keyed Claude Code calls, nearly all of them, take the short way. Inside the
+        caller's transaction (ids it adds go to ``new_ids``)."""
+        price_id = self._id_map("prices", [self.priced_with], new_ids)[self.priced_with]
+        path_ids = self._id_map("paths", {c.file for c in calls}, new_ids)
         rows = []
-        ends: dict[str, tuple[bool, str, str]] = {}  # per file: (keyed, priced_with, root)
+        at = _FILE_AT
         for c in calls:
-            end = ends.get(c.file)
-            if end is None:
-                end = ends[c.file] = (True, self.priced_with, self.root_of(c.file))
             if c.key is not None and c.source != INTERNAL:
-                rows.append(astuple(c) + end)
+                t = astuple(c)
+                rows.append((*t[:at], path_ids[c.file], *t[at + 1:], True, price_id))
             else:
-                rows.append(_row(c, self.priced_with, self._project(c), end[2]))
+                rows.append(_row(c, self._project(c), path_ids[c.file], price_id))
         return rows
+
+    def _id_map(self, table: str, names: Iterable[str], new_ids: dict[tuple[str, str], int]) -> dict[str, int]:
+        """``name -> id`` in ``paths`` (by path) or ``prices`` (by name), adding what is missing (a path with its
+        source folder) in the caller's transaction."""
+        out: dict[str, int] = {}
+        missing = []
+        for n in names:
+            i = self._ids.get((table, n)) or new_ids.get((table, n))
+            if i is None:
+                missing.append(n)
+            else:
+                out[n] = i
+        if missing:
+            col = "path" if table == "paths" else "name"
+            if table == "paths":
+                self.db.executemany("INSERT OR IGNORE INTO paths (path, root) VALUES (?, ?)",
+                                    [(n, self.root_of(n)) for n in missing])
+            else:
+                self.db.executemany("INSERT OR IGNORE INTO prices (name) VALUES (?)", [(n,) for n in missing])
+            for i in range(0, len(missing), 500):
+                chunk = missing[i:i + 500]
+                for n, id_ in self.db.execute(f"SELECT {col}, id FROM {table} WHERE {col} IN "
+                                              f"({','.join('?' * len(chunk))})", chunk):
+                    out[n] = new_ids[(table, n)] = id_
+        return out
 
     @_locked
     def mark_rollup_stale(self) -> None:
@@ -517,7 +614,7 @@ class Ledger(LedgerBase):
             self.db.execute(f"""INSERT INTO rollup SELECT root, CAST(ts / {BUCKET_SECONDS} AS INTEGER), source, model,
                     project, session, mode, SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens),
                     SUM(cache_read_tokens), COUNT(*), TOTAL(cost), SUM(cost IS NULL), SUM(mode = 'local'), MAX(ts)
-                FROM calls GROUP BY 1, 2, 3, 4, 5, 6, 7""")
+                FROM calls JOIN paths ON paths.id = calls.path_id GROUP BY 1, 2, 3, 4, 5, 6, 7""")
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rollup_valid', '1')")
             self.db.execute(_BUMP)
             self.db.execute("COMMIT")
@@ -536,13 +633,13 @@ class Ledger(LedgerBase):
     @_locked
     def has_calls(self) -> bool:
         """Whether anything is stored for the current roots."""
-        q = f"SELECT 1 FROM calls WHERE {self.scope_sql} LIMIT 1"
+        q = f"SELECT 1 FROM {_FROM} WHERE {self.scope_sql} LIMIT 1"
         return self.db.execute(q, self.scope_args).fetchone() is not None
 
     @_locked
     def count(self) -> int:
         """Calls stored for the current roots."""
-        return self.db.execute(f"SELECT COUNT(*) FROM calls WHERE {self.scope_sql}", self.scope_args).fetchone()[0]
+        return self.db.execute(f"SELECT COUNT(*) FROM {_FROM} WHERE {self.scope_sql}", self.scope_args).fetchone()[0]
 
     @_locked
     def get(self, source: str, key: str) -> Call | None:
@@ -555,7 +652,7 @@ class Ledger(LedgerBase):
     def keyless_of(self, path: str) -> list[Call]:
         """The calls without a key read from one file."""
         return [_call(r, self.internal_project)
-                for r in self.db.execute(f"{_SELECT} WHERE file = ? AND keyed = 0", (path,))]
+                for r in self.db.execute(f"{_SELECT} WHERE paths.path = ? AND keyed = 0", (path,))]
 
     def calls(self, lo: float | None = None, hi: float | None = None) -> Iterator[Call]:
         """Every call within the current roots, or those with ``lo <= ts < hi``."""
@@ -648,6 +745,6 @@ class Ledger(LedgerBase):
         n = 0
         for i in range(0, len(gone), 500):
             chunk = gone[i:i + 500]
-            n += self.db.execute(f"SELECT COUNT(*) FROM calls WHERE file IN ({','.join('?' * len(chunk))})",
-                                 chunk).fetchone()[0]
+            n += self.db.execute(f"SELECT COUNT(*) FROM calls JOIN paths ON paths.id = calls.path_id WHERE path IN "
+                                 f"({','.join('?' * len(chunk))})", chunk).fetchone()[0]
         return n

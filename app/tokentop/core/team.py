@@ -32,6 +32,7 @@ from typing import Any
 
 from .aggregate import BUCKET_SECONDS
 from .errors import TeamError
+from .ledger import CALLS_FROM, calls_column
 from .records import Call
 from .report import Groups
 
@@ -454,8 +455,21 @@ class Syncer:
     status: SyncState = field(default_factory=SyncState)
 
     def __post_init__(self) -> None:
-        self.key = "sync:" + describe_url(self.url) + ":" + self.machine
         self._store: TeamStore | None = None
+        self._key: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The watermark's name: the target, and the ledger's rowid epoch (a migration that numbers rowids anew
+        starts the count over; pushing again is harmless)."""
+        if self._key is None:
+            db = self._local()
+            try:
+                r = db.execute("SELECT value FROM meta WHERE key = 'rowid_epoch'").fetchone()
+            finally:
+                db.close()
+            self._key = "sync:" + describe_url(self.url) + ":" + self.machine + (f":rowids{r[0]}" if r else "")
+        return self._key
 
     def _local(self) -> sqlite3.Connection:
         if not Path(self.ledger_path).exists():
@@ -509,8 +523,8 @@ class Syncer:
             mark = self.watermark()
             self.status.backlog = db.execute("SELECT count(*) FROM calls WHERE rowid > ?", (mark,)).fetchone()[0]
             total, done = self.status.backlog, 0
-            cols = ", ".join(_q(c) for c in _LOCAL_COLS)
-            q = f"SELECT rowid, {cols} FROM calls WHERE rowid > ? ORDER BY rowid LIMIT ?"
+            cols = ", ".join(calls_column(c) for c in _LOCAL_COLS)
+            q = f"SELECT calls.rowid, {cols} FROM {CALLS_FROM} WHERE calls.rowid > ? ORDER BY calls.rowid LIMIT ?"
             while True:
                 rows = db.execute(q, (mark, self.batch)).fetchall()
                 if not rows:
