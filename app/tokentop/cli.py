@@ -249,8 +249,14 @@ def open_ledger(args: argparse.Namespace, sources: Sources) -> Ledger | None:
 
         return PgLedger(target, priced_with=priced_with, roots=roots, internal_project=sources.project_for_internal,
                         machine=getattr(args, "as_machine", None))
-    return Ledger(Path(target).expanduser() if target else default_ledger_path(), priced_with=priced_with,
-                  roots=roots, internal_project=sources.project_for_internal)
+    path = Path(target).expanduser() if target else default_ledger_path()
+
+    def upgrading(old: int, new: int) -> None:
+        print(f"tokentop: upgrading the ledger {path} from schema {old} to {new} (once; seconds for a large "
+              "history)", file=sys.stderr, flush=True)
+
+    return Ledger(path, priced_with=priced_with, roots=roots, internal_project=sources.project_for_internal,
+                  on_upgrade=upgrading)
 
 
 def is_pg_url(text: str) -> bool:

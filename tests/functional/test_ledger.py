@@ -243,7 +243,10 @@ def test_a_ledger_from_schema_2_moves_paths_and_price_versions_out_of_its_rows(c
     (merged_key,) = db.execute("SELECT key FROM calls_again").fetchone()
     db.close()
 
-    warm = report(claude_dir, data_root, capsys, *base)
+    code, out, err = run_cli(["report", "--json", "--tz", "UTC", "--claude-dir", str(claude_dir), "--data-root",
+                              str(data_root), *base], capsys)
+    assert code == 0 and f"upgrading the ledger {sqlite_ledger} from schema 2 to 3" in err
+    warm = json.loads(out)
     assert warm["totals"]["output_tokens"] == cold["totals"]["output_tokens"] + 1000
     assert warm["totals"]["calls"] == cold["totals"]["calls"]
     db = sqlite3.connect(sqlite_ledger)

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -352,7 +352,7 @@ class Ledger(LedgerBase):
     """One SQLite ledger file."""
 
     def __init__(self, path: Path | str, priced_with: str = "", roots: Iterable[Path] = (),
-                 internal_project: str = "") -> None:
+                 internal_project: str = "", on_upgrade: Callable[[int, int], None] | None = None) -> None:
         """Open (creating or upgrading) a ledger.
 
         Args:
@@ -362,8 +362,10 @@ class Ledger(LedgerBase):
                 none = every call.
             internal_project: the project given to internal rows without one: stored as "" and resolved on
                 read, so changing the setting later applies to old rows too.
+            on_upgrade: called with (its schema, this one's) before a ledger of an older tokentop is upgraded.
         """
         self.path = Path(path)
+        self.on_upgrade = on_upgrade
         self.priced_with = priced_with
         self.internal_project = internal_project
         self.roots = [str(r).rstrip(os.sep) for r in roots]
@@ -488,6 +490,8 @@ class Ledger(LedgerBase):
         if version > SCHEMA_VERSION:
             raise LedgerError(f"the ledger {self.path} was written by a newer tokentop (schema {version}, this one "
                               f"knows {SCHEMA_VERSION}); upgrade tokentop or use --ledger with another file")
+        if 0 < version < SCHEMA_VERSION and self.on_upgrade is not None:
+            self.on_upgrade(version, SCHEMA_VERSION)
         if version == 0:
             self.db.executescript(_SCHEMA_V1)
             self.db.execute("PRAGMA user_version = 1")
