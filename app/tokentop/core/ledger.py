@@ -166,12 +166,11 @@ _ROLLUP_DELTA = """INSERT INTO rollup VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
         cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens, calls = calls + excluded.calls,
         cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced,
         local_calls = local_calls + excluded.local_calls, last = max(last, excluded.last)"""
-#: The order rows are written in: a Call's fields (`msgspec.structs.astuple`) with its file's id in place of the
-#: path, then what the ledger adds.
-_FILE_AT = Call.__struct_fields__.index("file")
-_ROW_COLS = (*Call.__struct_fields__[:_FILE_AT], "path_id", *Call.__struct_fields__[_FILE_AT + 1:], "keyed",
-             "price_id")
-_UPSERT = f"INSERT OR REPLACE INTO calls ({', '.join(_ROW_COLS)}) VALUES ({', '.join('?' * len(_ROW_COLS))})"
+#: The order rows are bound in: a Call's fields (`msgspec.structs.astuple`), then what the ledger adds. The
+#: statement leaves the path out (its parameter is bound, never read): a row is one tuple concatenation.
+_ROW_COLS = (*Call.__struct_fields__, "keyed", "path_id", "price_id")
+_UPSERT = (f"INSERT OR REPLACE INTO calls ({', '.join(n for n in _ROW_COLS if n != 'file')}) VALUES "
+           f"({', '.join(f'?{i}' for i, n in enumerate(_ROW_COLS, 1) if n != 'file')})")
 _SELECT = f"SELECT {', '.join(_COLS)} FROM {_FROM}"
 
 
@@ -243,7 +242,7 @@ def _row(c: Call, project: str, path_id: int, price_id: int) -> tuple[Any, ...]:
     """A call as a row in `_ROW_COLS` order (see `Ledger._rows` for the usual case)."""
     return (c.source, c.ts, c.model, project, c.session, c.mode, c.input_tokens, c.output_tokens,
             c.cache_creation_tokens, c.cache_read_tokens, c.cost, c.ledger_key(), c.task, c.cache_write_1h,
-            c.web_search_requests, c.speed, c.geo, path_id, c.offset, c.key is not None, price_id)
+            c.web_search_requests, c.speed, c.geo, c.file, c.offset, c.key is not None, path_id, price_id)
 
 
 def _delta(c: Call, sign: int, project: str, root: str) -> tuple[Any, ...]:
@@ -567,11 +566,10 @@ class Ledger(LedgerBase):
         price_id = self._id_map("prices", [self.priced_with], new_ids)[self.priced_with]
         path_ids = self._id_map("paths", {c.file for c in calls}, new_ids)
         rows = []
-        at = _FILE_AT
+        ends = {path: (True, i, price_id) for path, i in path_ids.items()}  # keyed, path id, price id
         for c in calls:
             if c.key is not None and c.source != INTERNAL:
-                t = astuple(c)
-                rows.append((*t[:at], path_ids[c.file], *t[at + 1:], True, price_id))
+                rows.append(astuple(c) + ends[c.file])
             else:
                 rows.append(_row(c, self._project(c), path_ids[c.file], price_id))
         return rows
