@@ -28,9 +28,8 @@ from .tail import FileState
 
 SCHEMA_VERSION = 3
 
-_SCHEMA_V1 = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS calls (
+#: The columns of ``calls`` every schema has had, in their order (a change here is a change of schema 1 too).
+_CALL_COLUMNS = """
     source TEXT NOT NULL,
     key TEXT NOT NULL,            -- message.id for Claude Code; <file>@<offset> for rows without one
     keyed INTEGER NOT NULL,
@@ -49,6 +48,11 @@ CREATE TABLE IF NOT EXISTS calls (
     web_search_requests INTEGER NOT NULL,
     speed TEXT NOT NULL,
     geo TEXT NOT NULL,
+"""
+
+_SCHEMA_V1 = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS calls ({_CALL_COLUMNS}
     file TEXT NOT NULL,
     offset INTEGER NOT NULL,
     priced_with TEXT NOT NULL,
@@ -83,25 +87,7 @@ _INDEXES = {
 #: ``calls`` from schema 3 on: the file a call came from (and the source folder it is under) and the price version
 #: are ids into ``paths`` and ``prices``, not text on every row (which was half of a row's bytes). A rowid table with
 #: a unique index, not WITHOUT ROWID: rows append, only the small key index takes random inserts.
-_CALLS_V3 = """CREATE TABLE calls_v3 (
-    source TEXT NOT NULL,
-    key TEXT NOT NULL,            -- message.id for Claude Code; <file>@<offset> for rows without one
-    keyed INTEGER NOT NULL,
-    ts REAL NOT NULL,
-    model TEXT NOT NULL,
-    project TEXT NOT NULL,        -- "" = the app's internal project (resolved on read)
-    session TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    cache_creation_tokens INTEGER NOT NULL,
-    cache_read_tokens INTEGER NOT NULL,
-    cost REAL,                    -- NULL = unpriced
-    task TEXT NOT NULL,
-    cache_write_1h INTEGER NOT NULL,
-    web_search_requests INTEGER NOT NULL,
-    speed TEXT NOT NULL,
-    geo TEXT NOT NULL,
+_CALLS_V3 = f"""CREATE TABLE calls_v3 ({_CALL_COLUMNS}
     path_id INTEGER NOT NULL,     -- paths.id: the file it was read from
     offset INTEGER NOT NULL,
     price_id INTEGER NOT NULL     -- prices.id: the price version its cost comes from
