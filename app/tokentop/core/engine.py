@@ -418,7 +418,10 @@ class Engine:
             # for the ledger: the calls as merged, and the keys an earlier job wrote (see `Ledger.defer_indexes`)
             merged: list[Call] = []
             again: set[str] = set()
-            self.cube.absorb(cells, calls, merged if self.ledger is not None else None, again)
+            if self.ledger is None:
+                self.cube.absorb(cells, calls)
+            else:
+                self.cube.absorb(cells, calls, merged, again)
             self.warnings.update(warnings)
             if self.ledger is None:
                 for c in calls:
