@@ -137,8 +137,7 @@ _COLS = ("source", "key", "keyed", "ts", "model", "project", "session", "mode", 
          "cache_creation_tokens", "cache_read_tokens", "cost", "task", "cache_write_1h", "web_search_requests",
          "speed", "geo", "paths.path", "offset", "prices.name")
 #: ``calls`` with the ids resolved; ``root`` in a condition is then the file's source folder.
-_FROM = "calls JOIN paths ON paths.id = calls.path_id JOIN prices ON prices.id = calls.price_id"
-CALLS_FROM = _FROM
+CALLS_FROM = "calls JOIN paths ON paths.id = calls.path_id JOIN prices ON prices.id = calls.price_id"
 
 
 def calls_column(name: str) -> str:
@@ -157,7 +156,7 @@ _ROLLUP_DELTA = """INSERT INTO rollup VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 _ROW_COLS = (*Call.__struct_fields__, "keyed", "path_id", "price_id")
 _UPSERT = (f"INSERT OR REPLACE INTO calls ({', '.join(n for n in _ROW_COLS if n != 'file')}) VALUES "
            f"({', '.join(f'?{i}' for i, n in enumerate(_ROW_COLS, 1) if n != 'file')})")
-_SELECT = f"SELECT {', '.join(_COLS)} FROM {_FROM}"
+_SELECT = f"SELECT {', '.join(_COLS)} FROM {CALLS_FROM}"
 
 
 class Snapshot(msgspec.Struct, array_like=True):
@@ -621,13 +620,14 @@ class Ledger(LedgerBase):
     @_locked
     def has_calls(self) -> bool:
         """Whether anything is stored for the current roots."""
-        q = f"SELECT 1 FROM {_FROM} WHERE {self.scope_sql} LIMIT 1"
+        q = f"SELECT 1 FROM {CALLS_FROM} WHERE {self.scope_sql} LIMIT 1"
         return self.db.execute(q, self.scope_args).fetchone() is not None
 
     @_locked
     def count(self) -> int:
         """Calls stored for the current roots."""
-        return self.db.execute(f"SELECT COUNT(*) FROM {_FROM} WHERE {self.scope_sql}", self.scope_args).fetchone()[0]
+        q = f"SELECT COUNT(*) FROM {CALLS_FROM} WHERE {self.scope_sql}"
+        return self.db.execute(q, self.scope_args).fetchone()[0]
 
     @_locked
     def get(self, source: str, key: str) -> Call | None:
