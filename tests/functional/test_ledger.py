@@ -633,6 +633,53 @@ def test_a_scan_on_both_cores_equals_one_in_one_process(claude_dir, data_root, t
             assert rows(two, q) == rows(one, q)
 
 
+def _job_noting_signals(files: list[tuple[str, str]]) -> bytes:
+    """A scan job that first notes, beside the files, how its worker process takes SIGTERM."""
+    import signal
+
+    import tokentop.core.engine as engine_module
+
+    wakeup = signal.set_wakeup_fd(-1)
+    Path(files[0][0] + f".{os.getpid()}.signals").write_text(
+        json.dumps([signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, wakeup]))
+    return engine_module._scan_job.__wrapped__(files)  # type: ignore[attr-defined]
+
+
+def test_scan_workers_forked_under_an_event_loop_take_sigterm_as_a_new_process(claude_dir, data_root, tmp_path,
+                                                                              monkeypatch) -> None:
+    # `watch` scans in a thread while asyncio, in the main thread, has a SIGTERM handler and a wakeup fd. A worker
+    # inheriting them ignored the SIGTERM that ends the pool (the scan hung at its end) and relayed it to the
+    # parent's event loop (which then stopped following the files).
+    import asyncio
+    import functools
+    import signal
+
+    import tokentop.core.engine as engine_module
+
+    make_corpus(claude_dir, data_root, files=30, lines=20)
+    monkeypatch.setattr(engine_module, "PARALLEL_MIN_BYTES", 0)
+    original = engine_module._scan_job
+    monkeypatch.setattr(engine_module, "_scan_job", functools.wraps(original)(_job_noting_signals))
+    e = engine(claude_dir, data_root, tmp_path / "l.sqlite")
+    e.ledger = e.cube.lookup = e.cube.call_source = None
+    got_sigterm = []
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, lambda: got_sigterm.append(1))
+        try:
+            await asyncio.wait_for(asyncio.to_thread(e.scan, 2), 60)
+            await asyncio.sleep(0.3)  # a relayed signal would be handled by now
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    asyncio.run(run())
+    notes = [json.loads(p.read_text()) for p in claude_dir.rglob("*.signals")]
+    assert notes and all(note == [True, -1] for note in notes)  # default SIGTERM, no wakeup fd, in every worker
+    assert not got_sigterm
+    assert e.totals(Filter(tz=UTC))["calls"] > 100
+
+
 def test_scan_jobs_hold_every_file_once_and_the_last_ones_are_smaller() -> None:
     from tokentop.core.engine import _batches
 

@@ -157,6 +157,18 @@ _snapshot_decoder = msgspec.msgpack.Decoder(
 CHILD_WARM_START_TIMEOUT = 120.0
 
 
+def _scan_worker_started() -> None:
+    """A scan worker, forked from the app, takes signals as a new process does. Inherited, asyncio's handlers
+    (`watch` sets one for SIGTERM, a Textual app may too) made a worker ignore the SIGTERM with which the pool
+    ends it, so the scan hung at its end; and its wakeup fd, the parent's event loop's, relayed that SIGTERM to
+    the parent, which then stopped following the files."""
+    import signal
+
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _die_with_parent() -> None:
     """Linux: this forked process is killed when its parent dies (nothing keeps writing the ledger after a
     kill -9 of the app)."""
@@ -392,7 +404,7 @@ class Engine:
             if workers > 1 and total_bytes >= PARALLEL_MIN_BYTES and len(jobs) > 1:
                 import multiprocessing  # only large histories pay for it
 
-                pool = stack.enter_context(multiprocessing.get_context("fork").Pool(workers))
+                pool = stack.enter_context(multiprocessing.get_context("fork").Pool(workers, _scan_worker_started))
                 results: Iterable[bytes] = pool.imap_unordered(_scan_job, job_files)
             else:
                 results = map(_scan_job, job_files)
