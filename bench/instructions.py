@@ -8,13 +8,15 @@ timed benchmarks (run.py), never replace them.
     python bench/instructions.py --sizes small,large      # warm starts on those corpora
     python bench/instructions.py --base HEAD~3            # the same at another commit, side by side
 
-Needs valgrind. The corpora and their ledgers are the ones bench/run.py makes (bench/out/); a missing ledger is
-ingested once first. The other commit is checked out in a temporary git worktree and byte-compiled like this one.
+Needs valgrind. The corpora are the ones bench/run.py makes (bench/out/); each tree ingests its own ledger of a
+corpus once first, in a temporary folder (two commits may store different ledger schemas). The other commit is
+checked out in a temporary git worktree and byte-compiled like this one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
 import subprocess
@@ -24,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from run import OUT, ensure_corpus, tokentop_cmd  # noqa: E402  (byte-compiles this tree on import)
+from run import checkout, ensure_corpus, tokentop_cmd  # noqa: E402  (byte-compiles this tree on import)
 
 ROOT = HERE.parent
 
@@ -32,8 +34,7 @@ ROOT = HERE.parent
 def instructions(app: Path, args: list[str]) -> int:
     """User-space instructions of ``tokentop <args>`` run from the package in ``app`` (its ``app/`` folder)."""
     # What the `tokentop` script runs (`run`, which skips the teardown after a report; older commits: `main`).
-    code = f"import sys; sys.argv = ['tokentop', *{args!r}]\nfrom tokentop import cli; getattr(cli, 'run', cli.main)()"
-    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code],
+    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *python_cmd(app, args)],
                        env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "PYTHONPATH": str(app)},
                        capture_output=True, text=True)
     found = re.search(r"Collected : (\d+)", r.stderr)
@@ -42,18 +43,28 @@ def instructions(app: Path, args: list[str]) -> int:
     return int(found.group(1))
 
 
-def cases(sizes: list[str], gen: Path, empty: str) -> dict[str, list[str]]:
+def python_cmd(app: Path, args: list[str]) -> list[str]:
+    """``tokentop <args>`` with the package in ``app`` (needs ``PYTHONPATH=app``)."""
+    code = f"import sys; sys.argv = ['tokentop', *{args!r}]\nfrom tokentop import cli; getattr(cli, 'run', cli.main)()"
+    return [sys.executable, "-c", code]
+
+
+def cases(sizes: list[str], gen: Path, empty: str, ledgers: Path) -> dict[str, list[str]]:
+    """Case name -> arguments; ``{ledgers}`` in them is a tree's own folder of ledgers."""
     out = {"start-up (empty corpus, no ledger)": ["report", "--json", "--claude-dir", empty, "--data-root", empty,
                                                   "--no-ledger"]}
     for size in sizes:
-        corpus = ensure_corpus(size, gen)
-        ledger = OUT / f"ledger-{size}.sqlite"
-        cmd = tokentop_cmd(corpus, ledger)
-        if not ledger.exists():
-            print(f"ingesting {size} into {ledger} …", flush=True)
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        out[f"warm report, {size}"] = cmd[1:]
+        out[f"warm report, {size}"] = tokentop_cmd(ensure_corpus(size, gen), ledgers / f"{size}.sqlite")[1:]
     return out
+
+
+def ingested(app: Path, args: list[str], ledgers: Path) -> list[str]:
+    """``args`` with this tree's ledger folder, its ledger ingested once by this tree."""
+    args = [a.replace("{ledgers}", str(ledgers)) for a in args]
+    if "--ledger" in args and not Path(args[args.index("--ledger") + 1]).exists():
+        subprocess.run(python_cmd(app, args), check=True, stdout=subprocess.DEVNULL, env={"PYTHONPATH": str(app),
+                       "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
+    return args
 
 
 def main() -> int:
@@ -65,29 +76,25 @@ def main() -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)")
         return 1
-    trees = {"this tree": ROOT / "app"}
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        trees = {"this tree": ROOT / "app"}
         if a.base:
-            base = Path(tmp) / "base"
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), a.base], check=True,
-                           capture_output=True)
-            subprocess.run([sys.executable, "-m", "compileall", "-q", str(base / "app")], check=True)
-            trees = {a.base: base / "app", **trees}
-        empty = Path(tmp) / "empty"
+            trees = {a.base: stack.enter_context(checkout(a.base)), **trees}
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        empty = tmp / "empty"
         empty.mkdir()
-        try:
-            print(f"{'case':40}" + "".join(f"{name:>16}" for name in trees) + ("     ratio" if a.base else ""))
-            for case, args in cases([s.strip() for s in a.sizes.split(",") if s.strip()], a.gen, str(empty)).items():
-                # Twice each: the first warm run of a tree may still write its snapshot to the ledger.
-                counts = [min(instructions(app, args) for _ in range(2)) for app in trees.values()]
-                line = f"{case:40}" + "".join(f"{n / 1e6:>14.1f} M" for n in counts)
-                if a.base:
-                    line += f"{counts[1] / counts[0]:>10.3f}"
-                print(line, flush=True)
-        finally:
+        for i in range(len(trees)):
+            (tmp / f"ledgers-{i}").mkdir()
+        print(f"{'case':40}" + "".join(f"{name:>16}" for name in trees) + ("     ratio" if a.base else ""))
+        sizes = [s.strip() for s in a.sizes.split(",") if s.strip()]
+        for case, args in cases(sizes, a.gen, str(empty), Path("{ledgers}")).items():
+            # Twice each: the first warm run of a tree may still write its snapshot to the ledger.
+            counts = [min(instructions(app, ingested(app, args, tmp / f"ledgers-{i}")) for _ in range(2))
+                      for i, app in enumerate(trees.values())]
+            line = f"{case:40}" + "".join(f"{n / 1e6:>14.1f} M" for n in counts)
             if a.base:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(Path(tmp) / "base")],
-                               capture_output=True)
+                line += f"{counts[1] / counts[0]:>10.3f}"
+            print(line, flush=True)
     return 0
 
 

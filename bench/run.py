@@ -11,6 +11,7 @@ each (page cache), and the median wall time of each is compared in the same run;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -80,6 +82,22 @@ def ensure_ccusage() -> Path | None:
             return None
     binary.chmod(0o755)
     return binary
+
+
+@contextlib.contextmanager
+def checkout(rev: str) -> Iterator[Path]:
+    """The ``app/`` folder of commit ``rev``, checked out in a temporary git worktree and byte-compiled like this
+    tree (for A/B runs against another commit); removed afterwards."""
+    root = HERE.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tree), rev], check=True,
+                       capture_output=True)
+        try:
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "app")], check=True)
+            yield tree / "app"
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], capture_output=True)
 
 
 def tokentop_cmd(corpus: Path, ledger: Path | None = None) -> list[str]:
