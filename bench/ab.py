@@ -22,7 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from instructions import python_cmd  # noqa: E402
+from instructions import python_cmd, python_env  # noqa: E402
 from run import checkout, ensure_corpus, tokentop_cmd  # noqa: E402  (byte-compiles this tree on import)
 
 MODES = ("cold-ledger", "cold-no-ledger", "warm")
@@ -31,8 +31,7 @@ MODES = ("cold-ledger", "cold-no-ledger", "warm")
 def timed(app: Path, args: list[str]) -> float:
     """Wall seconds of one ``tokentop <args>`` run from the package in ``app``."""
     t = time.perf_counter()
-    subprocess.run(python_cmd(app, args), check=True, stdout=subprocess.DEVNULL, env={"PYTHONPATH": str(app),
-                   "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
+    subprocess.run(python_cmd(app, args), check=True, stdout=subprocess.DEVNULL, env=python_env(app))
     return time.perf_counter() - t
 
 

@@ -35,8 +35,7 @@ def instructions(app: Path, args: list[str]) -> int:
     """User-space instructions of ``tokentop <args>`` run from the package in ``app`` (its ``app/`` folder)."""
     # What the `tokentop` script runs (`run`, which skips the teardown after a report; older commits: `main`).
     r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *python_cmd(app, args)],
-                       env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "PYTHONPATH": str(app)},
-                       capture_output=True, text=True)
+                       env=python_env(app), capture_output=True, text=True)
     found = re.search(r"Collected : (\d+)", r.stderr)
     if r.returncode != 0 or not found:
         raise SystemExit(f"valgrind run failed: {r.stderr[-2000:]}")
@@ -44,9 +43,14 @@ def instructions(app: Path, args: list[str]) -> int:
 
 
 def python_cmd(app: Path, args: list[str]) -> list[str]:
-    """``tokentop <args>`` with the package in ``app`` (needs ``PYTHONPATH=app``)."""
+    """``tokentop <args>`` with the package in ``app`` (run it with `python_env`)."""
     code = f"import sys; sys.argv = ['tokentop', *{args!r}]\nfrom tokentop import cli; getattr(cli, 'run', cli.main)()"
     return [sys.executable, "-c", code]
+
+
+def python_env(app: Path) -> dict[str, str]:
+    """A small, fixed environment that imports tokentop from ``app``."""
+    return {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "PYTHONPATH": str(app)}
 
 
 def cases(sizes: list[str], gen: Path, empty: str, ledgers: Path) -> dict[str, list[str]]:
@@ -62,8 +66,7 @@ def ingested(app: Path, args: list[str], ledgers: Path) -> list[str]:
     """``args`` with this tree's ledger folder, its ledger ingested once by this tree."""
     args = [a.replace("{ledgers}", str(ledgers)) for a in args]
     if "--ledger" in args and not Path(args[args.index("--ledger") + 1]).exists():
-        subprocess.run(python_cmd(app, args), check=True, stdout=subprocess.DEVNULL, env={"PYTHONPATH": str(app),
-                       "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
+        subprocess.run(python_cmd(app, args), check=True, stdout=subprocess.DEVNULL, env=python_env(app))
     return args
 
 
