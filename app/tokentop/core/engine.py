@@ -432,13 +432,12 @@ class Engine:
             again: set[str] = set()
             if self.ledger is None:
                 self.cube.absorb(cells, calls)
-            else:
-                self.cube.absorb(cells, calls, merged, again)
-            self.warnings.update(warnings)
-            if self.ledger is None:
                 for c in calls:
                     if c.key is None:
                         self.keyless_calls.setdefault(c.file, []).append(c)
+            else:
+                self.cube.absorb(cells, calls, merged, again)
+            self.warnings.update(warnings)
             for st in states:
                 self.files[st.path] = st
             self.lines_applied += len(calls)
