@@ -776,6 +776,7 @@ def start_early(engine: Engine) -> Any:
     to show its progress."""
     import threading
 
+    engine.reads_by_time = True  # its 5-hour block
     if getattr(engine, "ledger", None) is None or not engine.ledger.has_calls():
         return None
     if isinstance(engine.ledger, Ledger) and hasattr(os, "fork"):

@@ -397,7 +397,7 @@ def test_a_first_cold_ingest_builds_the_indexes_once_at_its_end_and_keeps_one_me
     assert len(seen) >= 8 and not any(has_index for has_index, _ in seen)  # rows only appended
     assert sum(n for _, n in seen) > 50  # keys met again in later batches
     db = e.ledger.db
-    assert {"calls_key", "calls_ts", "calls_keyless_file"} <= indexes(db) and "calls_again" not in indexes(db)
+    assert {"calls_key", "calls_keyless_file"} <= indexes(db) and "calls_again" not in indexes(db)
     assert db.execute("SELECT count(*) - count(DISTINCT source || key) FROM calls").fetchone()[0] == 0
     stored = {k: (o, i) for k, o, i in db.execute("SELECT key, output_tokens, input_tokens FROM calls WHERE keyed")}
     assert stored == {k: (c.output_tokens, c.input_tokens) for k, c in truth.cube.by_key.items()}  # merged
@@ -406,6 +406,35 @@ def test_a_first_cold_ingest_builds_the_indexes_once_at_its_end_and_keeps_one_me
 
     again = engine(claude_dir, data_root, sqlite_ledger)  # a later scan of new roots keeps the indexes
     assert not again.ledger.defer_indexes()
+
+
+def test_the_time_index_is_built_by_the_first_query_by_time_and_waits_for_no_other_writer(
+        claude_dir, data_root, sqlite_ledger) -> None:
+    make_corpus(claude_dir, data_root, files=20, lines=40)
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    e.start(workers=1)
+    everything = sorted(e.cube.calls(), key=lambda c: (c.ts, c.key or ""))
+    assert len(everything) == e.totals(Filter(tz=UTC))["calls"] > 100
+    assert "calls_ts" not in indexes(e.ledger.db)  # a cold report never needs it
+    lo, hi = everything[len(everything) // 3].ts, everything[2 * len(everything) // 3].ts
+
+    def between() -> list[Any]:
+        return sorted(e.ledger.calls(lo, hi), key=lambda c: (c.ts, c.key or ""))
+
+    expected = [c for c in everything if lo <= c.ts < hi]
+    other = sqlite3.connect(sqlite_ledger, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another tokentop writing just now
+    t = time.monotonic()
+    assert between() == expected  # read from the table, without waiting for the writer
+    assert time.monotonic() - t < 2 and "calls_ts" not in indexes(e.ledger.db)
+    other.execute("COMMIT")
+    assert between() == expected
+    assert "calls_ts" in indexes(e.ledger.db)
+    plan = " ".join(r[-1] for r in e.ledger.db.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM calls WHERE ts >= ? AND ts < ?", (lo, hi)))
+    assert "calls_ts" in plan
+    other.close()
+    e.ledger.close()
 
 
 def test_a_ledger_left_by_a_killed_first_ingest_is_indexed_and_merged_when_opened(sqlite_ledger) -> None:
@@ -423,7 +452,7 @@ def test_a_ledger_left_by_a_killed_first_ingest_is_indexed_and_merged_when_opene
     ledger.db.close()  # killed here: no build_indexes
 
     reopened = Ledger(sqlite_ledger)
-    assert {"calls_key", "calls_ts", "calls_keyless_file"} <= indexes(reopened.db)
+    assert {"calls_key", "calls_keyless_file"} <= indexes(reopened.db)
     assert "calls_again" not in indexes(reopened.db)
     assert reopened.count() == 1
     got = reopened.get("claude_code", "m1")

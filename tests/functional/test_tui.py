@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -318,8 +319,24 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
         return Engine(sources, book, tz, ledger=ledger)
 
     assert start_early(first := engine()) is None  # empty ledger: the UI runs the cold scan (with progress)
+    first.reads_by_time = False  # here it stands for a `report`
     first.start()
+
+    def time_index(e: Engine) -> bool:
+        assert e.ledger is not None
+        with e.ledger.lock:
+            return e.ledger.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'calls_ts'").fetchone() is not None
+
+    assert not time_index(first)  # a first ingest leaves it for the first query by time
     second = engine()
+    assert second.ledger is not None
+    index_built_in: list[str] = []  # threads that built the time index
+
+    def traced(sql: str) -> None:
+        if sql.startswith("CREATE INDEX") and "calls_ts" in sql:
+            index_built_in.append(threading.current_thread().name)
+
+    second.ledger.db.set_trace_callback(traced)
     warming = start_early(second)
     assert warming is not None
     if done_before_mount:  # the usual case: the warm start ends while Textual is still importing
@@ -342,6 +359,8 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
         assert "$" in drawn
         if done_before_mount:  # no empty frame first: the very first one has the ledger's numbers
             assert frames[0] == drawn
+        assert time_index(second)
+        assert threading.main_thread().name not in index_built_in  # by the warm start (its child), not a redraw
 
 
 async def test_v_cycles_views_whose_rows_match_report(tmp_path: Path) -> None:

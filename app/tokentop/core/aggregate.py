@@ -86,8 +86,9 @@ class Cube:
             cells: ``[*key, *sums]`` rows of the partial cube.
             calls: the calls behind it; keys it shares with this cube are merged (both contributions out,
                 the merged one in).
-            merged: gets ``calls`` as they now stand in this cube (what a ledger stores), when given.
-            again: gets the keys this cube knew before, when given.
+            merged: gets those of ``calls`` that changed this cube, as they now stand in it (what a ledger stores),
+                when given.
+            again: gets the keys among them this cube knew before, when given.
         """
         width = len(new_cell())
         target = self.cells
@@ -117,10 +118,12 @@ class Cube:
                 keep(c)
                 continue
             m = merge(prev, c)
-            if m is not prev and m is not c:
+            self._bump(c, -1)  # the partial cube counted it
+            if m is prev:  # the copy this cube has already stands (and so does the ledger's row)
+                continue
+            if m is not c:
                 m.cost = self.pricer(m)
             self._bump(prev, -1)
-            self._bump(c, -1)
             by_key[k] = m
             self._bump(m, 1)
             keep(m)

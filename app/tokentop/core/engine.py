@@ -214,6 +214,9 @@ class Engine:
         self.lines_applied = 0
         self._discovered: set[str] = set()  # what the last full catch-up found on disk
         self._committed = False  # this run wrote to the ledger since its last snapshot
+        #: Set by a caller that reads single calls by time (the TUI's 5-hour block): `start` ends by building the
+        #: ledger's time index, if a first ingest left it for later, in its own thread or process, not a redraw.
+        self.reads_by_time = False
         #: The latest plan-limit hit Claude Code reported, per window (five_hour, seven_day, unknown).
         self.limit_hits: dict[str, claude_code.LimitHit] = {}
         #: Held while the cube changes and while views read it (scan and live updates run in threads).
@@ -256,6 +259,8 @@ class Engine:
         else:
             self.scan(workers=workers, progress=progress)
             self.save_snapshot()
+        if self.reads_by_time and self.ledger is not None:
+            self.ledger.index_times()
 
     def save_snapshot(self) -> None:
         """Leave the cube's day cells and the file states in the ledger: the next start, if nothing was written

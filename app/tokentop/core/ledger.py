@@ -77,6 +77,8 @@ CREATE TABLE IF NOT EXISTS files (
 """
 #: The indexes of ``calls`` (schema 3). The first cold scan into an empty ledger drops them and builds them once at
 #: its end (`Ledger.defer_indexes`): keeping them up to date row by row is a third of that scan's ledger work.
+#: ``calls_ts`` is built when a query by time first needs it (`Ledger.index_times`), not at the scan's end: a
+#: `report` reads no single calls by time, and a TUI builds it in its scan thread.
 _INDEXES = {
     # key first: it tells nearly every pair of entries apart, so building the index compares less
     "calls_key": "CREATE UNIQUE INDEX IF NOT EXISTS calls_key ON calls (key, source)",
@@ -322,6 +324,9 @@ class LedgerBase:
     def build_indexes(self) -> None:
         """See `Ledger.build_indexes`."""
 
+    def index_times(self) -> None:
+        """See `Ledger.index_times`."""
+
     # The backend's part (see `Ledger`):
     def calls(self, lo: float | None = None, hi: float | None = None) -> Iterator[Call]:
         raise NotImplementedError
@@ -361,6 +366,7 @@ class Ledger(LedgerBase):
         #: ("paths", path) / ("prices", name) -> id, as committed (ids of a rolled-back transaction are reused)
         self._ids: dict[tuple[str, str], int] = {}
         self._data_version: int | None = None  # see others_wrote
+        self._times_indexed = False  # see index_times
         #: One connection, used by the scan's thread, live updates and views: one user at a time.
         self.lock = threading.RLock()
         try:
@@ -438,6 +444,7 @@ class Ledger(LedgerBase):
         self.db.execute("BEGIN IMMEDIATE")
         for name in _INDEXES:
             self.db.execute(f"DROP INDEX IF EXISTS {name}")
+        self._times_indexed = False
         self.db.execute("CREATE TABLE IF NOT EXISTS calls_again AS SELECT * FROM calls LIMIT 0")
         self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS calls_again_key ON calls_again (source, key)")
         self.db.execute("COMMIT")
@@ -453,8 +460,9 @@ class Ledger(LedgerBase):
             return
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            for sql in _INDEXES.values():
-                self.db.execute(sql)
+            for name, sql in _INDEXES.items():
+                if name != "calls_ts":
+                    self.db.execute(sql)
             if "calls_again" in names:
                 self.db.execute("INSERT OR REPLACE INTO calls SELECT * FROM calls_again")
                 self.db.execute("DROP TABLE calls_again")
@@ -645,11 +653,38 @@ class Ledger(LedgerBase):
     def calls(self, lo: float | None = None, hi: float | None = None) -> Iterator[Call]:
         """Every call within the current roots, or those with ``lo <= ts < hi``."""
         with self.lock:
-            rows = self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql}",
-                                   (lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"),
-                                    *self.scope_args)).fetchall()
+            if lo is None and hi is None:  # the whole table, in its order (through an index, it is slower)
+                rows = self.db.execute(f"{_SELECT} WHERE {self.scope_sql}", self.scope_args).fetchall()
+            else:
+                self.index_times()
+                rows = self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql}",
+                                       (lo if lo is not None else float("-inf"),
+                                        hi if hi is not None else float("inf"), *self.scope_args)).fetchall()
         for r in rows:
             yield _call(r, self.internal_project)
+
+    @_locked
+    def index_times(self) -> None:
+        """Build ``calls_ts`` if a first ingest left it for later (see `_INDEXES`). If another tokentop is writing
+        just now, the query at hand reads the table instead, and a later one tries again."""
+        if self._times_indexed:
+            return
+        names = {n for (n,) in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE name IN ('calls_ts', 'calls_again')")}
+        if "calls_ts" in names:
+            self._times_indexed = True
+            return
+        if names:
+            return  # a first ingest is going on (indexes come after it)
+        self.db.execute("PRAGMA busy_timeout=0")
+        try:
+            self.db.execute(_INDEXES["calls_ts"])
+            self._times_indexed = True
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+        finally:
+            self.db.execute("PRAGMA busy_timeout=5000")
 
     @_locked
     def file_states(self) -> list[FileState]:
