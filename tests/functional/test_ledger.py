@@ -194,6 +194,43 @@ def test_newer_schema_is_refused_with_a_clear_message(claude_dir, data_root, sql
     assert "newer tokentop" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("damage", ["DROP TABLE snapshot", "DROP TABLE meta", "ALTER TABLE paths RENAME TO p2"])
+def test_a_damaged_ledger_read_after_opening_gives_a_message_not_a_traceback(
+        claude_dir, data_root, sqlite_ledger, capsys, damage: str) -> None:
+    make_corpus(claude_dir, data_root, files=3, lines=10)
+    args = ["report", "--claude-dir", str(claude_dir), "--data-root", str(data_root), "--ledger", str(sqlite_ledger)]
+    assert run_cli(args, capsys)[0] == 0
+    db = sqlite3.connect(sqlite_ledger)
+    db.execute(damage)  # the schema version is still this tokentop's: opening works, the first read fails
+    db.commit()
+    db.close()
+    code, out, err = run_cli(args, capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"tokentop: error: the ledger {sqlite_ledger} is unreadable (no such table: ")
+    assert "--no-ledger" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_ledger_upgraded_by_a_newer_tokentop_meanwhile_says_so(claude_dir, data_root, sqlite_ledger) -> None:
+    from tokentop.core.ledger import LedgerError
+
+    make_corpus(claude_dir, data_root, files=3, lines=10)
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    e.start(workers=1)
+    key = next(iter(e.cube.by_key))
+    newer = sqlite3.connect(sqlite_ledger, isolation_level=None)  # what a schema-99 upgrade might do
+    newer.executescript("BEGIN; ALTER TABLE calls RENAME TO calls_old; PRAGMA user_version = 99; COMMIT;")
+    newer.close()
+    newer_msg = (r"upgraded by a newer tokentop \(schema 99, this one knows 3\); run the newer tokentop, or "
+                 r"this one with --no-ledger")
+    for use in (lambda: e.ledger.get("claude_code", key), lambda: list(e.ledger.calls(0, 2e9))):
+        with pytest.raises(LedgerError, match=newer_msg):
+            use()
+    with (project_dir(claude_dir, "/src/p0") / "s0.jsonl").open("a") as f:
+        f.write(cc_line("new-message", output=5) + "\n")
+    with pytest.raises(LedgerError, match=newer_msg):  # the live update that would store it
+        e.update()
+
+
 #: A schema-3 ledger's calls as schema 2 (and 1) kept them: file path, price version and source folder on each row.
 TO_SCHEMA_2 = """
 CREATE TABLE calls_v2 AS SELECT c.source, c.key, c.keyed, c.ts, c.model, c.project, c.session, c.mode, c.input_tokens,

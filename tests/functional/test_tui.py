@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from datetime import datetime
@@ -16,6 +17,7 @@ from tokentop.ui.detail import ScopeScreen
 from tokentop.ui.screens import HelpScreen, ProjectPicker
 from tokentop.ui.widgets.chips import Chip
 
+from tests.builders import cc_line
 from tests.tui_support import NOW, loaded, make_app, text_of
 
 
@@ -361,6 +363,48 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
             assert frames[0] == drawn
         assert time_index(second)
         assert threading.main_thread().name not in index_built_in  # by the warm start (its child), not a redraw
+
+
+@pytest.mark.parametrize("breakage", ["newer tokentop", "writes fail"])
+async def test_a_ledger_error_ends_the_app_with_its_message(tmp_path: Path, capsys, breakage: str) -> None:
+    import sqlite3
+
+    from tokentop.core.engine import Engine
+    from tokentop.core.ledger import Ledger, LedgerError
+
+    demo = make_app(tmp_path / "a")  # writes the demo history
+    sources = demo.engine.sources
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path, roots=[*sources.claude_roots, sources.data_root / "agents"],
+                    internal_project=sources.project_for_internal)
+    engine = Engine(sources, demo.engine.book, demo.engine.cube.tz, ledger=ledger)
+    app = TokentopApp(engine, clock=lambda: NOW, live=False)
+    # a redraw reading the ledger may meet the error first (run_test raises it again then), or the scan thread
+    with contextlib.suppress(LedgerError):
+        async with app.run_test(size=(80, 24)) as pilot:
+            await ready(app, pilot)
+            assert app.view["totals"]["calls"] > 0
+            other = sqlite3.connect(path, isolation_level=None)
+            if breakage == "newer tokentop":  # upgrades it meanwhile: reads and writes fail
+                other.executescript("BEGIN; ALTER TABLE calls RENAME TO c0; PRAGMA user_version = 99; COMMIT;")
+            else:  # only writes fail (as on a full disk): only the scan thread meets the error
+                other.execute("CREATE TRIGGER full BEFORE INSERT ON calls BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+                transcript = next(sources.claude_roots[0].rglob("*.jsonl"))
+                with transcript.open("a") as f:
+                    f.write(cc_line("msg-written-after-the-start", ts="2026-11-18T11:05:00.000Z") + "\n")
+            other.close()
+            await pilot.press("r")  # the rescan writes calls
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert not app.is_running  # the app ended (rather than "scanning…" forever)
+    assert app.return_code == 1
+    advice = {"newer tokentop": "was upgraded by a newer tokentop (schema 99, this one knows 3); run the newer "
+                                "tokentop, or this one with --no-ledger",
+              "writes fail": "is unreadable (disk full); run with --no-ledger, or move the file away and tokentop "
+                             "rebuilds it from the transcripts that still exist"}[breakage]
+    message = f"tokentop: error: the ledger {path} {advice}"
+    printed = capsys.readouterr().err  # what Textual printed as the app ended (wrapped to the terminal's width)
+    assert " ".join(printed.split()) == message and "Traceback" not in printed
 
 
 async def test_v_cycles_views_whose_rows_match_report(tmp_path: Path) -> None:

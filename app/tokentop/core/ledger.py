@@ -189,11 +189,15 @@ _cells_decoder = msgspec.msgpack.Decoder(list[tuple[CellKey, list[Any]]])
 
 
 def _locked(method: Any) -> Any:
-    """Run a method holding the ledger's lock (the connection is shared between threads)."""
+    """Run a method holding the ledger's lock (the connection is shared between threads); a database error
+    becomes a `LedgerError` that says what to do."""
 
     def wrapper(self: Ledger, *args: Any, **kw: Any) -> Any:
         with self.lock:
-            return method(self, *args, **kw)
+            try:
+                return method(self, *args, **kw)
+            except sqlite3.DatabaseError as e:
+                raise LedgerError(self._advice(e)) from e
 
     wrapper.__name__ = method.__name__
     wrapper.__doc__ = method.__doc__
@@ -223,6 +227,12 @@ def _fold_into(cell: list[float], sums: list[float]) -> None:
 
 class LedgerError(Exception):
     """The ledger cannot be used; the message says why and what to do."""
+
+    def __rich__(self) -> Any:
+        """What Textual shows when this ends the app (instead of a traceback)."""
+        from rich.text import Text
+
+        return Text(f"tokentop: error: {self}")
 
 
 def _row(c: Call, project: str, path_id: int, price_id: int) -> tuple[Any, ...]:
@@ -474,6 +484,13 @@ class Ledger(LedgerBase):
     def _advice(self, e: Exception) -> str:
         if "locked" in str(e):
             return (f"the ledger {self.path} is locked by another tokentop ({e}); close it, or run with --no-ledger")
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        except (sqlite3.Error, AttributeError):  # AttributeError: the connection itself failed
+            version = 0
+        if version > SCHEMA_VERSION:  # a newer tokentop upgraded it while this one ran
+            return (f"the ledger {self.path} was upgraded by a newer tokentop (schema {version}, this one knows "
+                    f"{SCHEMA_VERSION}); run the newer tokentop, or this one with --no-ledger")
         return (f"the ledger {self.path} is unreadable ({e}); run with --no-ledger, or move the file away and "
                 "tokentop rebuilds it from the transcripts that still exist")
 
@@ -653,13 +670,16 @@ class Ledger(LedgerBase):
     def calls(self, lo: float | None = None, hi: float | None = None) -> Iterator[Call]:
         """Every call within the current roots, or those with ``lo <= ts < hi``."""
         with self.lock:
-            if lo is None and hi is None:  # the whole table, in its order (through an index, it is slower)
-                rows = self.db.execute(f"{_SELECT} WHERE {self.scope_sql}", self.scope_args).fetchall()
-            else:
-                self.index_times()
-                rows = self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql}",
-                                       (lo if lo is not None else float("-inf"),
-                                        hi if hi is not None else float("inf"), *self.scope_args)).fetchall()
+            try:
+                if lo is None and hi is None:  # the whole table, in its order (through an index, it is slower)
+                    rows = self.db.execute(f"{_SELECT} WHERE {self.scope_sql}", self.scope_args).fetchall()
+                else:
+                    self.index_times()
+                    rows = self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql}",
+                                           (lo if lo is not None else float("-inf"),
+                                            hi if hi is not None else float("inf"), *self.scope_args)).fetchall()
+            except sqlite3.DatabaseError as e:
+                raise LedgerError(self._advice(e)) from e
         for r in rows:
             yield _call(r, self.internal_project)
 

@@ -21,12 +21,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable
+from textual.worker import Worker, WorkerState
 
 from ..core.blocks import blocks_report
 from ..core.budgets import Budget
 from ..core.budgets import status as budget_status
 from ..core.engine import Engine
 from ..core.filters import Filter, tz_name
+from ..core.ledger import LedgerError
 from ..core.live import Batch, follow
 from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
 from ..core.records import CLAUDE_CODE, INTERNAL
@@ -551,7 +553,7 @@ class TokentopApp(App[None]):
         self.scan_text = "scanning…"
         self._scan(rescan)
 
-    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)  # see `worker_failed`
     def _scan(self, rescan: bool) -> None:
         start = time.monotonic()
         last = 0.0
@@ -599,6 +601,19 @@ class TokentopApp(App[None]):
         with self.engine.lock:
             plan_of(self.engine.cube)
 
+    @on(Worker.StateChanged)
+    def worker_failed(self, event: Worker.StateChanged) -> None:
+        """The scan or the file watcher failed: the app ends (else it would show stale numbers, or "scanning…",
+        for ever). A ledger's error (full disk, a newer tokentop upgraded it, damage) says what to do, as the CLI
+        does; anything else is a bug, with its traceback."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, LedgerError):
+            self.exit(return_code=1, message=error.__rich__())
+        elif error is not None:
+            raise error
+
     @on(ScanProgress)
     def show_progress(self, event: ScanProgress) -> None:
         """Progress bar in the status line, and the panels filled with what is read so far."""
@@ -609,7 +624,7 @@ class TokentopApp(App[None]):
                           f"{event.done_bytes / 1e6:,.0f}/{event.total_bytes / 1e6:,.0f} MB · {eta:.0f}s left")
         self.refresh_view()
 
-    @work(exclusive=True, group="watch", exit_on_error=False)
+    @work(exclusive=True, group="watch", exit_on_error=False)  # see `worker_failed`
     async def follow_files(self) -> None:
         """Follow both sources with watchfiles until the app exits; one UsageChanged per batch."""
 
@@ -651,9 +666,10 @@ def run_tui(engine: Engine, *, active_window_minutes: float = 15, budgets: list[
             on_start: Callable[[TokentopApp], None] | None = None, warming: threading.Thread | None = None,
             syncer: Syncer | None = None) -> int:
     """Run the app until the user quits."""
-    TokentopApp(engine, active_window_minutes=active_window_minutes, budgets=budgets, on_start=on_start,
-                warming=warming, syncer=syncer).run()
-    return 0
+    app = TokentopApp(engine, active_window_minutes=active_window_minutes, budgets=budgets, on_start=on_start,
+                      warming=warming, syncer=syncer)
+    app.run()
+    return app.return_code or 0
 
 
 __all__ = ["MainScreen", "TokentopApp", "run_tui"]
