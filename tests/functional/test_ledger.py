@@ -376,9 +376,13 @@ def test_a_warm_start_renders_the_unfiltered_report_from_the_snapshot_and_reads_
 
 
 def test_a_cold_ingest_uses_a_rollback_journal_unless_another_tokentop_has_the_ledger_open(
-        claude_dir, data_root, tmp_path, capsys) -> None:
+        claude_dir, data_root, tmp_path, capsys, monkeypatch) -> None:
     history(claude_dir, data_root)
     truth = report(claude_dir, data_root, capsys, "--no-ledger")["totals"]
+    flushed: list[int] = []  # descriptors the ledger handed to the disk meanwhile, one entry per call
+    fdatasync = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (flushed.append(fd), fdatasync(fd))[1])
+    open_fds = len(os.listdir("/proc/self/fd"))
 
     def ingest(path: Path) -> tuple[set[str], Engine]:
         e = engine(claude_dir, data_root, path)
@@ -397,6 +401,10 @@ def test_a_cold_ingest_uses_a_rollback_journal_unless_another_tokentop_has_the_l
     assert seen == {"truncate"}  # every page written once, no WAL to copy back at the end
     assert alone.ledger.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # readers never block after
     assert alone.totals(Filter(tz=UTC)) == truth
+    assert flushed  # its pages went to the disk during the ingest (the fsync at its end has less to wait for)
+    alone.ledger.close()
+    assert len(os.listdir("/proc/self/fd")) == open_fds  # the flushing descriptor is closed
+    flushed.clear()
 
     shared = tmp_path / "shared.sqlite"
     Ledger(shared).close()
@@ -404,6 +412,7 @@ def test_a_cold_ingest_uses_a_rollback_journal_unless_another_tokentop_has_the_l
     other.execute("SELECT count(*) FROM calls").fetchone()
     seen, e = ingest(shared)
     assert seen == {"wal"}  # it cannot switch: stays in WAL, and does not wait for the other to leave
+    assert not flushed  # WAL: the checkpoint writes the file
     assert e.totals(Filter(tz=UTC)) == truth
     assert other.execute("SELECT count(*) FROM calls").fetchone()[0] == truth["calls"]
     other.close()
