@@ -482,6 +482,13 @@ def test_the_time_index_is_built_by_the_first_query_by_time_and_waits_for_no_oth
     other.close()
     e.ledger.close()
 
+    read_only = Ledger(sqlite_ledger)  # a ledger this user may only read: queries by time still work
+    read_only.db.execute("DROP INDEX calls_ts")
+    read_only.db.execute("PRAGMA query_only = 1")
+    assert sorted(read_only.calls(lo, hi), key=lambda c: (c.ts, c.key or "")) == expected
+    assert "calls_ts" not in indexes(read_only.db)
+    read_only.close()
+
 
 def test_a_ledger_left_by_a_killed_first_ingest_is_indexed_and_merged_when_opened(sqlite_ledger) -> None:
     from tokentop.core.records import Call

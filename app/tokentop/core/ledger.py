@@ -733,7 +733,8 @@ class Ledger(LedgerBase):
     @_locked
     def index_times(self) -> None:
         """Build ``calls_ts`` if a first ingest left it for later (see `_INDEXES`). If another tokentop is writing
-        just now, the query at hand reads the table instead, and a later one tries again."""
+        just now, the query at hand reads the table instead, and a later one tries again; if the ledger cannot be
+        written (read-only), every query reads the table."""
         if self._times_indexed:
             return
         names = {n for (n,) in self.db.execute(
@@ -748,8 +749,8 @@ class Ledger(LedgerBase):
             self.db.execute(_INDEXES["calls_ts"])
             self._times_indexed = True
         except sqlite3.OperationalError as e:
-            if "locked" not in str(e) and "busy" not in str(e):
-                raise
+            if "locked" not in str(e) and "busy" not in str(e):  # a read-only ledger: no retries, queries scan
+                self._times_indexed = True
         finally:
             self.db.execute("PRAGMA busy_timeout=5000")
 
