@@ -206,7 +206,7 @@ def test_a_damaged_ledger_read_after_opening_gives_a_message_not_a_traceback(
     db.close()
     code, out, err = run_cli(args, capsys)
     assert code == 2 and out == ""
-    assert err.startswith(f"tokentop: error: the ledger {sqlite_ledger} is unreadable (no such table: ")
+    assert err.startswith(f"tokentop: error: the ledger {sqlite_ledger} cannot be used (no such table: ")
     assert "--no-ledger" in err and len(err.strip().splitlines()) == 1
 
 

@@ -388,7 +388,8 @@ async def test_a_ledger_error_ends_the_app_with_its_message(tmp_path: Path, caps
             if breakage == "newer tokentop":  # upgrades it meanwhile: reads and writes fail
                 other.executescript("BEGIN; ALTER TABLE calls RENAME TO c0; PRAGMA user_version = 99; COMMIT;")
             else:  # only writes fail (as on a full disk): only the scan thread meets the error
-                other.execute("CREATE TRIGGER full BEFORE INSERT ON calls BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+                other.execute("CREATE TRIGGER full BEFORE INSERT ON calls "
+                              "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
                 transcript = next(sources.claude_roots[0].rglob("*.jsonl"))
                 with transcript.open("a") as f:
                     f.write(cc_line("msg-written-after-the-start", ts="2026-11-18T11:05:00.000Z") + "\n")
@@ -400,8 +401,8 @@ async def test_a_ledger_error_ends_the_app_with_its_message(tmp_path: Path, caps
     assert app.return_code == 1
     advice = {"newer tokentop": "was upgraded by a newer tokentop (schema 99, this one knows 3); run the newer "
                                 "tokentop, or this one with --no-ledger",
-              "writes fail": "is unreadable (disk full); run with --no-ledger, or move the file away and tokentop "
-                             "rebuilds it from the transcripts that still exist"}[breakage]
+              "writes fail": "cannot be written (database or disk is full); free some space, or run with "
+                             "--no-ledger"}[breakage]
     message = f"tokentop: error: the ledger {path} {advice}"
     printed = capsys.readouterr().err  # what Textual printed as the app ended (wrapped to the terminal's width)
     assert " ".join(printed.split()) == message and "Traceback" not in printed

@@ -536,7 +536,9 @@ class Ledger(LedgerBase):
         if version > SCHEMA_VERSION:  # a newer tokentop upgraded it while this one ran
             return (f"the ledger {self.path} was upgraded by a newer tokentop (schema {version}, this one knows "
                     f"{SCHEMA_VERSION}); run the newer tokentop, or this one with --no-ledger")
-        return (f"the ledger {self.path} is unreadable ({e}); run with --no-ledger, or move the file away and "
+        if "disk is full" in str(e):
+            return f"the ledger {self.path} cannot be written ({e}); free some space, or run with --no-ledger"
+        return (f"the ledger {self.path} cannot be used ({e}); run with --no-ledger, or move the file away and "
                 "tokentop rebuilds it from the transcripts that still exist")
 
     def _migrate(self) -> None:
