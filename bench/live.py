@@ -155,7 +155,7 @@ def main() -> int:
     ccusage = ensure_ccusage()
     if ccusage:
         env = {**os.environ, "CLAUDE_CONFIG_DIR": str(corpus / "claude")}
-        _, peak, _ = run_measured([str(ccusage), "claude", "daily", "--json", "--offline"], env)
+        peak = run_measured([str(ccusage), "claude", "daily", "--json", "--offline"], env).rss_mb
         print(f"ccusage peak RSS on the same corpus: {peak:.0f} MB")
     return 0
 

@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -50,9 +51,15 @@ def compile_package() -> None:
 compile_package()
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None,
-                 stdout: int | None = None) -> tuple[float, float, bytes]:
-    """Wall seconds, peak RSS (MB, the process and its waited-for children) and stdout of one run."""
+class Measured(NamedTuple):
+    wall: float  # seconds
+    rss_mb: float  # peak RSS of the process or of any of its waited-for children
+    out: bytes  # stdout
+    cpu: float  # user + system seconds of the process and its waited-for children (the scan workers)
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None, stdout: int | None = None) -> Measured:
+    """One run of ``cmd``, measured."""
     t = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE if stdout is None else stdout,
                          stderr=subprocess.DEVNULL)
@@ -61,7 +68,7 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None,
     wall = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}")
-    return wall, usage.ru_maxrss / 1024, out
+    return Measured(wall, usage.ru_maxrss / 1024, out, usage.ru_utime + usage.ru_stime)
 
 
 def ensure_corpus(size: str, gen: Path) -> Path:
@@ -111,7 +118,7 @@ def bench_size(size: str, corpus: Path, ccusage: Path | None, runs: int) -> dict
     tt = tokentop_cmd(corpus)
     cc_env = {**os.environ, "CLAUDE_CONFIG_DIR": str(corpus / "claude")}
     cc = [str(ccusage), "claude", "daily", "--json", "--offline"] if ccusage else None
-    _, _, out = run_measured(tt)  # warm-up, and the correctness check
+    out = run_measured(tt).out  # warm-up, and the correctness check
     errors = compare(json.loads(out), json.loads((corpus / "truth.json").read_text()))
     if cc:
         run_measured(cc, cc_env)
@@ -121,26 +128,30 @@ def bench_size(size: str, corpus: Path, ccusage: Path | None, runs: int) -> dict
     tt_ledger = tokentop_cmd(corpus, ledger)
     tt_runs, cc_runs, ledger_runs = [], [], []
     for _ in range(runs):
-        tt_runs.append(run_measured(tt)[:2])
+        tt_runs.append(run_measured(tt))
         if cc:
-            cc_runs.append(run_measured(cc, cc_env)[:2])
+            cc_runs.append(run_measured(cc, cc_env))
         for f in OUT.glob(f"ledger-{size}.sqlite*"):
             f.unlink()
-        ledger_runs.append(run_measured(tt_ledger)[0])
-    tt_wall = statistics.median(w for w, _ in tt_runs)
-    tt_rss = max(r for _, r in tt_runs)
+        ledger_runs.append(run_measured(tt_ledger))
+    tt_wall = statistics.median(m.wall for m in tt_runs)
+    tt_rss = max(m.rss_mb for m in tt_runs)
     row: dict[str, object] = {"size": size, "MB": round(mb), "truth": "OK" if not errors else f"{len(errors)} errors",
                               "tokentop_s": round(tt_wall, 2), "tokentop_MB_rss": round(tt_rss)}
     if cc_runs:
-        cc_wall = statistics.median(w for w, _ in cc_runs)
-        row.update({"ccusage_s": round(cc_wall, 2), "ccusage_MB_rss": round(max(r for _, r in cc_runs)),
+        cc_wall = statistics.median(m.wall for m in cc_runs)
+        row.update({"ccusage_s": round(cc_wall, 2), "ccusage_MB_rss": round(max(m.rss_mb for m in cc_runs)),
                     "ratio": round(tt_wall / cc_wall, 2)})
-    cold_ledger = statistics.median(ledger_runs)
+    cold_ledger = statistics.median(m.wall for m in ledger_runs)
     warm = [run_measured(tt_ledger) for _ in range(runs)]
-    warm_errors = compare(json.loads(warm[-1][2]), json.loads((corpus / "truth.json").read_text()))
-    row.update({"cold_with_ledger_s": round(cold_ledger, 2),
+    warm_errors = compare(json.loads(warm[-1].out), json.loads((corpus / "truth.json").read_text()))
+    # CPU seconds (every process): a scan keeps both cores of a 2-core machine busy, so what the ledger adds in
+    # CPU shows up in the wall time
+    row.update({"tokentop_cpu_s": round(statistics.median(m.cpu for m in tt_runs), 2),
+                "cold_with_ledger_s": round(cold_ledger, 2),
+                "cold_with_ledger_cpu_s": round(statistics.median(m.cpu for m in ledger_runs), 2),
                 "ledger_vs_no_ledger": round(cold_ledger / tt_wall, 2),
-                "warm_s": round(statistics.median(w for w, _, _ in warm), 2),
+                "warm_s": round(statistics.median(m.wall for m in warm), 2),
                 "warm_truth": "OK" if not warm_errors else f"{len(warm_errors)} errors",
                 "ledger_MB": round(ledger.stat().st_size / 1e6)})
     for e in (errors + warm_errors)[:10]:
@@ -151,7 +162,7 @@ def bench_size(size: str, corpus: Path, ccusage: Path | None, runs: int) -> dict
 def bench_startup(runs: int = 7) -> float:
     with tempfile.TemporaryDirectory() as empty:
         cmd = [TOKENTOP, "report", "--json", "--claude-dir", empty, "--data-root", empty, "--no-ledger"]
-        return statistics.median(run_measured(cmd)[0] for _ in range(runs))
+        return statistics.median(run_measured(cmd).wall for _ in range(runs))
 
 
 def main() -> int:
