@@ -7,6 +7,7 @@ recorded offsets and de-duplication keeps the totals exact. Calls outlive their 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -27,6 +28,8 @@ from .report import Groups
 from .tail import FileState
 
 SCHEMA_VERSION = 3
+#: How long a statement waits for another connection's lock (another tokentop committing) before it fails.
+BUSY_TIMEOUT_MS = 5000
 
 #: The columns of ``calls`` every schema has had, in their order (a change here is a change of schema 1 too).
 _CALL_COLUMNS = """
@@ -421,7 +424,8 @@ class Ledger(LedgerBase):
         self.lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5)
+            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                      timeout=BUSY_TIMEOUT_MS / 1000)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA cache_size=-65536")
@@ -465,16 +469,23 @@ class Ledger(LedgerBase):
         if self._data_version is not None and before == self._data_version:
             self._data_version = self.db.execute("PRAGMA data_version").fetchone()[0]
 
+    @contextlib.contextmanager
+    def _not_waiting(self) -> Iterator[None]:
+        """Statements that fail at once, instead of waiting, when another connection holds the lock they need."""
+        self.db.execute("PRAGMA busy_timeout=0")
+        try:
+            yield
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
     def _switch_journal(self, on: bool) -> None:
         self.db.execute(f"PRAGMA synchronous={'OFF' if on else 'NORMAL'}")
         if on:
-            self.db.execute("PRAGMA busy_timeout=0")  # someone else has it open: stay in WAL, do not wait
             try:
-                self.db.execute("PRAGMA journal_mode=TRUNCATE")
-            except sqlite3.OperationalError:
+                with self._not_waiting():
+                    self.db.execute("PRAGMA journal_mode=TRUNCATE")
+            except sqlite3.OperationalError:  # someone else has it open: stay in WAL
                 self.db.execute(f"PRAGMA wal_autocheckpoint={100_000}")
-            finally:
-                self.db.execute("PRAGMA busy_timeout=5000")
         else:
             mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
             self.db.execute("PRAGMA wal_autocheckpoint=1000")
@@ -578,46 +589,43 @@ class Ledger(LedgerBase):
             rollup: keep the rollup in step (a cold scan rebuilds it once at the end instead).
             again: keys of ``calls`` an earlier batch of this scan wrote (see `defer_indexes`).
         """
+        self.db.execute("BEGIN IMMEDIATE")
+        new_ids: dict[tuple[str, str], int] = {}
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            new_ids: dict[tuple[str, str], int] = {}
-            try:
-                deltas = []
-                for path in drop_keyless_of:
-                    if rollup:
-                        deltas += [_delta(c, -1, self._project(c), self.root_of(c.file)) for c in self.keyless_of(path)]
-                    self.db.execute("DELETE FROM calls WHERE path_id = (SELECT id FROM paths WHERE path = ?) AND "
-                                    "keyed = 0", (path,))
-                if not isinstance(calls, list):
-                    calls = list(calls)
-                rows = self._rows(calls, new_ids)
+            deltas = []
+            for path in drop_keyless_of:
                 if rollup:
-                    deltas += [_delta(c, 1, r[3], self.root_of(c.file)) for c, r in zip(calls, rows, strict=True)]
-                    deltas += [_delta(c, -1, self._project(c), self.root_of(c.file)) for c in replaced]
-                    self.db.executemany(_ROLLUP_DELTA, deltas)
-                if again and self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'calls_again'").fetchone():
-                    at = _ROW_COLS.index("key")
-                    self.db.executemany(_UPSERT.replace("INTO calls ", "INTO calls_again ", 1),
-                                        [r for r in rows if r[at] in again])
-                    rows = [r for r in rows if r[at] not in again]
-                self.db.executemany(_UPSERT, rows)
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO files (path, kind, dev, ino, offset, size, mtime, tail) "
-                    "VALUES (?,?,?,?,?,?,?,?)",
-                    ((s.path, s.kind, s.dev, s.ino, s.offset, s.size, s.mtime, s.tail) for s in states))
-                if warnings is not None:  # {"warnings": {...}, "limit_hits": [...]}: each kept under its key
-                    self.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                                        [(k, json.dumps(v)) for k, v in warnings.items()])
-                self.db.execute(_BUMP)
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self._ids.update(new_ids)
-            if self._flusher is not None:
-                self._flusher.kick()
-        except sqlite3.DatabaseError as e:
-            raise LedgerError(self._advice(e)) from e
+                    deltas += [_delta(c, -1, self._project(c), self.root_of(c.file)) for c in self.keyless_of(path)]
+                self.db.execute("DELETE FROM calls WHERE path_id = (SELECT id FROM paths WHERE path = ?) AND "
+                                "keyed = 0", (path,))
+            if not isinstance(calls, list):
+                calls = list(calls)
+            rows = self._rows(calls, new_ids)
+            if rollup:
+                deltas += [_delta(c, 1, r[3], self.root_of(c.file)) for c, r in zip(calls, rows, strict=True)]
+                deltas += [_delta(c, -1, self._project(c), self.root_of(c.file)) for c in replaced]
+                self.db.executemany(_ROLLUP_DELTA, deltas)
+            if again and self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'calls_again'").fetchone():
+                at = _ROW_COLS.index("key")
+                self.db.executemany(_UPSERT.replace("INTO calls ", "INTO calls_again ", 1),
+                                    [r for r in rows if r[at] in again])
+                rows = [r for r in rows if r[at] not in again]
+            self.db.executemany(_UPSERT, rows)
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files (path, kind, dev, ino, offset, size, mtime, tail) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                ((s.path, s.kind, s.dev, s.ino, s.offset, s.size, s.mtime, s.tail) for s in states))
+            if warnings is not None:  # {"warnings": {...}, "limit_hits": [...]}: each kept under its key
+                self.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                    [(k, json.dumps(v)) for k, v in warnings.items()])
+            self.db.execute(_BUMP)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self._ids.update(new_ids)
+        if self._flusher is not None:
+            self._flusher.kick()
 
     def _rows(self, calls: list[Call], new_ids: dict[tuple[str, str], int]) -> list[tuple[Any, ...]]:
         """The calls as rows (`_row`); keyed Claude Code calls, nearly all of them, take the short way. Inside the
@@ -718,19 +726,17 @@ class Ledger(LedgerBase):
 
     def calls(self, lo: float | None = None, hi: float | None = None) -> Iterator[Call]:
         """Every call within the current roots, or those with ``lo <= ts < hi``."""
-        with self.lock:
-            try:
-                if lo is None and hi is None:  # the whole table, in its order (through an index, it is slower)
-                    rows = self.db.execute(f"{_SELECT} WHERE {self.scope_sql}", self.scope_args).fetchall()
-                else:
-                    self.index_times()
-                    rows = self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql}",
-                                           (lo if lo is not None else float("-inf"),
-                                            hi if hi is not None else float("inf"), *self.scope_args)).fetchall()
-            except sqlite3.DatabaseError as e:
-                raise LedgerError(self._advice(e)) from e
-        for r in rows:
+        for r in self._call_rows(lo, hi):
             yield _call(r, self.internal_project)
+
+    @_locked
+    def _call_rows(self, lo: float | None, hi: float | None) -> list[Any]:
+        if lo is None and hi is None:  # the whole table, in its order (through an index, it is slower)
+            return self.db.execute(f"{_SELECT} WHERE {self.scope_sql}", self.scope_args).fetchall()
+        self.index_times()
+        return self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql}",
+                               (lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"),
+                                *self.scope_args)).fetchall()
 
     @_locked
     def index_times(self) -> None:
@@ -746,15 +752,13 @@ class Ledger(LedgerBase):
             return
         if names:
             return  # a first ingest is going on (indexes come after it)
-        self.db.execute("PRAGMA busy_timeout=0")
         try:
-            self.db.execute(_INDEXES["calls_ts"])
+            with self._not_waiting():
+                self.db.execute(_INDEXES["calls_ts"])
             self._times_indexed = True
         except sqlite3.OperationalError as e:
             if "locked" not in str(e) and "busy" not in str(e):  # a read-only ledger: no retries, queries scan
                 self._times_indexed = True
-        finally:
-            self.db.execute("PRAGMA busy_timeout=5000")
 
     @_locked
     def file_states(self) -> list[FileState]:
