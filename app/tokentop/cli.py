@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 from . import __version__, _lean  # noqa: F401  (_lean first: see there)
 from .config import Settings, cache_dir, config_dir, default_data_root, default_ledger_path
 from .core import fmt
-from .core.claude_code import default_claude_dirs
+from .core.claude_code import DEFAULT_CLEANUP_DAYS, cleanup_period_days, default_claude_dirs
 from .core.engine import Engine, Sources
 from .core.filters import Filter, FilterError, parse_date, parse_tz
 from .core.ledger import Ledger, LedgerError
@@ -452,8 +452,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         with engine.lock:
             rep["blocks"] = blocks_report(report_calls(engine, flt), time.time())
-    cleanup = claude_cleanup_days(engine.sources.claude_dirs)
-    if cleanup is not None and cleanup < 30:
+    cleanup = cleanup_period_days(engine.sources.claude_dirs)
+    if cleanup is not None and cleanup < DEFAULT_CLEANUP_DAYS:
         rep["warnings"]["claude_cleanup_period_days"] = cleanup
     if args.json:
         import msgspec  # several times faster than json.dumps on a report with thousands of sessions
@@ -679,18 +679,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
         sync_stop.set()
         sync_wake.set()
     return 0
-
-
-def claude_cleanup_days(claude_dirs: list[Path]) -> int | None:
-    """Claude Code's ``cleanupPeriodDays`` (it deletes older transcripts), when set in a settings file."""
-    for d in claude_dirs:
-        try:
-            value = json.loads((Path(d) / "settings.json").read_text()).get("cleanupPeriodDays")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(value, int):
-            return value
-    return None
 
 
 def cmd_reprice(args: argparse.Namespace) -> int:

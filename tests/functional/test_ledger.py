@@ -99,6 +99,18 @@ def test_calls_survive_deleted_transcripts(claude_dir, data_root, ledger_path, c
     assert gone["totals"]["calls"] == before["totals"]["calls"] - 2
 
 
+def test_a_rescan_counts_the_calls_whose_transcripts_were_deleted_meanwhile(claude_dir, data_root,
+                                                                          sqlite_ledger) -> None:
+    history(claude_dir, data_root)
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    e.start()
+    assert e.ledger_only == 0 and e.totals(Filter(tz=UTC))["calls"] == 5
+    (project_dir(claude_dir) / "a.jsonl").unlink()  # Claude Code's cleanup, while the dashboard runs
+    e.rescan()  # `r`
+    assert e.ledger_only == 2  # m1 (two snapshots of one message) and m2
+    assert e.totals(Filter(tz=UTC))["calls"] == 5
+
+
 def test_larger_snapshot_updates_in_place_across_restarts(claude_dir, data_root, ledger_path, capsys) -> None:
     f = project_dir(claude_dir) / "a.jsonl"
     write_lines(f, [cc_line("m1", output=3)])

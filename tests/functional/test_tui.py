@@ -365,6 +365,61 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
         assert threading.main_thread().name not in index_built_in  # by the warm start (its child), not a redraw
 
 
+async def test_calls_kept_only_in_the_ledger_and_a_short_cleanup_period_are_noted_above_the_status_line(
+        tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    from tokentop.core.engine import Engine
+    from tokentop.core.ledger import Ledger
+
+    demo = make_app(tmp_path / "a")  # writes the demo history
+    sources, path = demo.engine.sources, tmp_path / "ledger.sqlite"
+
+    def engine() -> Engine:
+        ledger = Ledger(path, roots=[*sources.claude_roots, sources.data_root / "agents"],
+                        internal_project=sources.project_for_internal)
+        return Engine(sources, demo.engine.book, demo.engine.cube.tz, ledger=ledger)
+
+    engine().start()
+    app = TokentopApp(engine(), clock=lambda: NOW, live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        assert not app.screen.query("#notice")  # nothing to say: no line for it
+
+    transcript = max(sources.claude_roots[0].rglob("*.jsonl"), key=lambda p: p.stat().st_size)
+    with sqlite3.connect(path) as db:
+        gone = db.execute("SELECT count(*) FROM calls JOIN paths ON paths.id = path_id WHERE path = ?",
+                          (str(transcript),)).fetchone()[0]
+    transcript.unlink()  # Claude Code's cleanup at work
+    (sources.claude_dirs[0] / "settings.json").write_text(json.dumps({"cleanupPeriodDays": 7}))
+    app = TokentopApp(engine(), clock=lambda: NOW, live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        assert gone > 0 and app.engine.ledger_only == gone
+        notice = " ".join(text_of(app, "#notice").split())  # wrapped to the width
+        assert notice == (f"{gone:,} calls kept only in the ledger (their transcripts are gone) · Claude Code "
+                          "deletes transcripts after 7 days (cleanupPeriodDays); the ledger keeps their calls")
+        status = app.screen.query_one("#status")
+        assert app.screen.query_one("#notice").region.bottom == status.region.y  # right above it, whole
+        assert app.screen.query_one("#notice").region.height == 3
+        assert app.view["totals"]["calls"] == expected(app)["calls"]  # still counted
+
+
+async def test_a_short_cleanup_period_without_a_ledger_warns_that_calls_drop_out(tmp_path: Path) -> None:
+    import json
+
+    root = tmp_path / "a"
+    make_app(root)  # writes the demo history
+    settings = next(root.rglob("projects")).parent / "settings.json"
+    settings.write_text(json.dumps({"cleanupPeriodDays": 3}))
+    app = make_app(root)  # no ledger
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(app, pilot)
+        assert text_of(app, "#notice") == ("Claude Code deletes transcripts after 3 days (cleanupPeriodDays), and with "
+                                           "--no-ledger their calls drop out of these totals")
+
+
 @pytest.mark.parametrize("breakage", ["newer tokentop", "writes fail"])
 async def test_a_ledger_error_ends_the_app_with_its_message(tmp_path: Path, capsys, breakage: str) -> None:
     import sqlite3

@@ -38,6 +38,22 @@ def default_claude_dirs(env: dict[str, str] | None = None) -> list[Path]:
     return [home / ".claude", home / ".config" / "claude"]
 
 
+#: Claude Code's default ``cleanupPeriodDays``: a lower setting deletes transcripts sooner, and is warned about.
+DEFAULT_CLEANUP_DAYS = 30
+
+
+def cleanup_period_days(claude_dirs: Iterable[Path]) -> int | None:
+    """Claude Code's ``cleanupPeriodDays`` (transcripts older than that are deleted), when a settings file sets it."""
+    for d in claude_dirs:
+        try:
+            value = msgspec.json.decode((Path(d) / "settings.json").read_bytes()).get("cleanupPeriodDays")
+        except (OSError, msgspec.DecodeError, AttributeError):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
 def projects_roots(claude_dirs: Iterable[Path]) -> list[Path]:
     """The ``projects/`` folder of each Claude config dir (existing or not: live mode waits for it)."""
     seen: list[Path] = []

@@ -249,9 +249,8 @@ class Engine:
         if self.ledger is not None and self.ledger.has_calls():
             fresh = self._load_ledger()
             self.update()
-            with self.lock:  # files the catch-up did not find any more: their calls are kept only in the ledger
-                gone = [p for p in self.files if p not in self._discovered and not os.path.exists(p)]
-                self.ledger_only = self.ledger.ledger_only(gone)
+            with self.lock:
+                self._count_ledger_only()
                 if not fresh or self._committed:
                     self.save_snapshot()
             if progress:
@@ -261,6 +260,12 @@ class Engine:
             self.save_snapshot()
         if self.reads_by_time and self.ledger is not None:
             self.ledger.index_times()
+
+    def _count_ledger_only(self) -> None:
+        """Calls of the files the last full catch-up did not find any more: they are kept only in the ledger."""
+        assert self.ledger is not None
+        gone = [p for p in self.files if p not in self._discovered and not os.path.exists(p)]
+        self.ledger_only = self.ledger.ledger_only(gone)
 
     def save_snapshot(self) -> None:
         """Leave the cube's day cells and the file states in the ledger: the next start, if nothing was written
@@ -382,6 +387,8 @@ class Engine:
             for path, st in self.files.items():  # an unknown identity: each file reads as replaced
                 self.files[path] = msgspec.structs.replace(st, dev=-1, ino=-1)
         self.update()
+        with self.lock:  # transcripts Claude Code deleted since the start
+            self._count_ledger_only()
         if progress:
             progress(1, 1, 1, 1)
 

@@ -20,12 +20,13 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from ..core.blocks import blocks_report
 from ..core.budgets import Budget
 from ..core.budgets import status as budget_status
+from ..core.claude_code import DEFAULT_CLEANUP_DAYS, cleanup_period_days
 from ..core.engine import Engine
 from ..core.filters import Filter, tz_name
 from ..core.ledger import LedgerError
@@ -278,6 +279,8 @@ class TokentopApp(App[None]):
         self.engine = engine
         self.tz = engine.cube.tz
         self.active_window_minutes = active_window_minutes
+        #: Claude Code's cleanupPeriodDays (`notice_text`), read once
+        self.cleanup_days = None if self.team else cleanup_period_days(engine.sources.claude_dirs)
         self.budgets = budgets or []
         self.clock = clock or time.time
         self.live = live
@@ -515,6 +518,36 @@ class TokentopApp(App[None]):
         for status in screen.query(StatusLine):  # none while the app is closing
             set_content(status, f"{head} · {self.engine.files_watched():,} {'machines' if self.team else 'files'} · "
                                 f"{t.get('calls', 0):,} calls shown · {warn} · updated {when}", layout=False)
+        self.draw_notice(screen)
+
+    def notice_text(self) -> str:
+        """What the history shown rests on, when it is worth a line: calls whose transcripts are gone, and a
+        Claude Code that deletes transcripts sooner than its default (``cleanupPeriodDays``)."""
+        parts = []
+        if self.engine.ledger_only:
+            parts.append(f"{self.engine.ledger_only:,} calls kept only in the ledger (their transcripts are gone)")
+        days = self.cleanup_days
+        if days is not None and days < DEFAULT_CLEANUP_DAYS:
+            if self.engine.ledger is not None:
+                parts.append(f"Claude Code deletes transcripts after {days} days (cleanupPeriodDays); the ledger "
+                             "keeps their calls")
+            else:
+                parts.append(f"[yellow]Claude Code deletes transcripts after {days} days (cleanupPeriodDays), and "
+                             "with --no-ledger their calls drop out of these totals[/]")
+        return " · ".join(parts)
+
+    def draw_notice(self, screen: MainScreen) -> None:
+        """The notice line above the status line: made when there is first something to say (most users never
+        have), hidden when there is nothing."""
+        text = self.notice_text()
+        found = screen.query("#notice")
+        if not found:
+            if text:
+                screen.mount(Static(text, id="notice"), before=screen.query_one(StatusLine))
+            return
+        notice = found.first(Static)
+        set_content(notice, text)
+        notice.display = bool(text)
 
     def read_rate_limits(self) -> None:
         """Re-read the rate-limit observations."""
