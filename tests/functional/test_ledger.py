@@ -111,6 +111,34 @@ def test_a_rescan_counts_the_calls_whose_transcripts_were_deleted_meanwhile(clau
     assert e.totals(Filter(tz=UTC))["calls"] == 5
 
 
+def test_a_live_update_that_finds_the_ledger_locked_counts_its_calls_and_stores_them_with_the_next_one(
+        claude_dir, data_root, sqlite_ledger) -> None:
+    history(claude_dir, data_root)
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    e.start()
+    e.ledger.db.execute("PRAGMA busy_timeout = 50")  # instead of waiting 5 s for the other tokentop
+    other = sqlite3.connect(sqlite_ledger, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another tokentop writing for a long time (a reprice, say)
+    transcript = project_dir(claude_dir) / "a.jsonl"
+    with transcript.open("a") as f:
+        f.write(cc_line("m4", output=7) + "\n")
+    assert e.update([str(transcript)]) == 1  # no error: counted, not stored
+    assert e.ledger_behind and e.totals(Filter(tz=UTC))["calls"] == 6
+    assert other.execute("SELECT count(*) FROM calls WHERE key = 'm4'").fetchone()[0] == 0
+    other.execute("COMMIT")
+    other.close()
+    b = project_dir(claude_dir, "/src/other") / "b.jsonl"
+    with b.open("a") as f:
+        f.write(cc_line("m5", cwd="/src/other", session="b") + "\n")
+    e.update([str(b)])  # the next change: the missed one is read again from the ledger's offsets and stored too
+    assert not e.ledger_behind and e.totals(Filter(tz=UTC))["calls"] == 7
+    e.ledger.close()
+    restarted = engine(claude_dir, data_root, sqlite_ledger)
+    restarted.start()
+    assert restarted.lines_applied == 0  # nothing left to read: both are in the ledger
+    assert restarted.totals(Filter(tz=UTC)) == e.totals(Filter(tz=UTC))
+
+
 def test_larger_snapshot_updates_in_place_across_restarts(claude_dir, data_root, ledger_path, capsys) -> None:
     f = project_dir(claude_dir) / "a.jsonl"
     write_lines(f, [cc_line("m1", output=3)])

@@ -404,6 +404,11 @@ async def test_calls_kept_only_in_the_ledger_and_a_short_cleanup_period_are_note
         assert app.screen.query_one("#notice").region.bottom == status.region.y  # right above it, whole
         assert app.screen.query_one("#notice").region.height == 3
         assert app.view["totals"]["calls"] == expected(app)["calls"]  # still counted
+        app.engine.ledger_behind = True  # a live update found the ledger locked by another tokentop
+        app.draw_status()
+        assert " ".join(text_of(app, "#notice").split()).startswith(
+            "another tokentop keeps the ledger locked: the latest calls are counted here and stored at the next "
+            f"change · {gone:,} calls kept only in the ledger")
 
 
 async def test_a_short_cleanup_period_without_a_ledger_warns_that_calls_drop_out(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import msgspec
 from . import claude_code, internal_log
 from .aggregate import CellKey, Cube
 from .filters import DayNamer, Filter
-from .ledger import Ledger, Snapshot
+from .ledger import Ledger, LedgerBusy, Snapshot
 from .pricing import PriceBook
 from .records import CLAUDE_CODE, Call
 from .report import build_report, unfiltered_groups
@@ -150,7 +150,7 @@ def _scan_job(files: list[tuple[str, str]]) -> bytes:
 
 _snapshot_decoder = msgspec.msgpack.Decoder(
     tuple[list[list[Any]], list[Call], list[FileState], dict[str, int], list[claude_code.LimitHit], int, int,
-          list[str]])
+          list[str], bool])
 
 
 #: How long the UI waits for a forked warm start before doing it itself.
@@ -217,6 +217,9 @@ class Engine:
         #: Set by a caller that reads single calls by time (the TUI's 5-hour block): `start` ends by building the
         #: ledger's time index, if a first ingest left it for later, in its own thread or process, not a redraw.
         self.reads_by_time = False
+        #: The last update's commit found the ledger locked by another tokentop for longer than it waits: its calls
+        #: are counted (in the cube) and not yet stored; the next update reads them again and stores them.
+        self.ledger_behind = False
         #: The latest plan-limit hit Claude Code reported, per window (five_hour, seven_day, unknown).
         self.limit_hits: dict[str, claude_code.LimitHit] = {}
         #: Held while the cube changes and while views read it (scan and live updates run in threads).
@@ -358,10 +361,10 @@ class Engine:
         calls = [*self.cube.by_key.values(), *self.cube.plain]
         return msgspec.msgpack.encode((self.cube.rows(), calls, list(self.files.values()), dict(self.warnings),
                                        list(self.limit_hits.values()), self.ledger_only, self.lines_applied,
-                                       sorted(self._discovered)))
+                                       sorted(self._discovered), self.ledger_behind))
 
     def _restore(self, data: bytes) -> None:
-        cells, calls, states, warnings, hits, ledger_only, lines, discovered = _snapshot_decoder.decode(data)
+        cells, calls, states, warnings, hits, ledger_only, lines, discovered, behind = _snapshot_decoder.decode(data)
         with self.lock:
             self.cube.absorb(cells, calls)
             self.cube.version += 1
@@ -369,6 +372,7 @@ class Engine:
             self.warnings.update(warnings)
             self.note_limits(hits)
             self.ledger_only, self.lines_applied, self._discovered = ledger_only, lines, set(discovered)
+            self.ledger_behind = behind
             if self.ledger is not None:
                 self.ledger.others_wrote()  # the child's commits are in what was just restored
 
@@ -466,9 +470,12 @@ class Engine:
         Returns:
             The number of calls read (before de-duplication).
         """
-        if self.ledger is not None and self.ledger.others_wrote():
+        if self.ledger is not None and (self.ledger.others_wrote() or self.ledger_behind):
             # Another tokentop on this ledger (a `report` next to the TUI) committed calls and read offsets:
             # they may replace calls this cube counts from its warm start, so start again from the ledger.
+            # After a commit that found the ledger locked: what it held is read again, from the ledger's offsets.
+            if self.ledger_behind:
+                paths = None
             self._load_ledger()
         stats: dict[str, os.stat_result] = {}
         if paths is None:
@@ -488,7 +495,12 @@ class Engine:
             for path, kind in targets.items():
                 n += self._update_file(path, kind, batch, stats.get(path))
             if self.ledger is not None and (batch.changed or batch.states or batch.reset):
-                self.ledger.commit(batch.changed, batch.states, self._meta(), batch.reset, batch.replaced)
+                try:
+                    self.ledger.commit(batch.changed, batch.states, self._meta(), batch.reset, batch.replaced)
+                except LedgerBusy:  # another tokentop kept it locked: counted here, stored by the next update
+                    self.ledger_behind = True
+                    return n
+                self.ledger_behind = False
                 self._committed = True
         return n
 

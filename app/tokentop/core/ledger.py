@@ -200,7 +200,7 @@ def _locked(method: Any) -> Any:
             try:
                 return method(self, *args, **kw)
             except sqlite3.DatabaseError as e:
-                raise LedgerError(self._advice(e)) from e
+                raise self._error(e) from e
 
     wrapper.__name__ = method.__name__
     wrapper.__doc__ = method.__doc__
@@ -275,6 +275,10 @@ class LedgerError(Exception):
         from rich.text import Text
 
         return Text(f"tokentop: error: {self}")
+
+
+class LedgerBusy(LedgerError):
+    """Another tokentop held the ledger's write lock for longer than `BUSY_TIMEOUT_MS`."""
 
 
 def _row(c: Call, project: str, path_id: int, price_id: int) -> tuple[Any, ...]:
@@ -432,7 +436,7 @@ class Ledger(LedgerBase):
             self._migrate()
             self.build_indexes()  # after a cold scan that was cut short
         except sqlite3.DatabaseError as e:
-            raise LedgerError(self._advice(e)) from e
+            raise self._error(e) from e
         except OSError as e:
             raise LedgerError(
                 f"cannot open the ledger {self.path}: {e.strerror}; use --no-ledger or --ledger PATH") from e
@@ -536,6 +540,9 @@ class Ledger(LedgerBase):
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    def _error(self, e: Exception) -> LedgerError:
+        return (LedgerBusy if "locked" in str(e) else LedgerError)(self._advice(e))
 
     def _advice(self, e: Exception) -> str:
         if "locked" in str(e):

@@ -521,9 +521,13 @@ class TokentopApp(App[None]):
         self.draw_notice(screen)
 
     def notice_text(self) -> str:
-        """What the history shown rests on, when it is worth a line: calls whose transcripts are gone, and a
-        Claude Code that deletes transcripts sooner than its default (``cleanupPeriodDays``)."""
+        """What the history shown rests on, when it is worth a line: calls not stored yet (the ledger was locked),
+        calls whose transcripts are gone, and a Claude Code that deletes transcripts sooner than its default
+        (``cleanupPeriodDays``)."""
         parts = []
+        if self.engine.ledger_behind:
+            parts.append("[yellow]another tokentop keeps the ledger locked: the latest calls are counted here and "
+                         "stored at the next change[/]")
         if self.engine.ledger_only:
             parts.append(f"{self.engine.ledger_only:,} calls kept only in the ledger (their transcripts are gone)")
         days = self.cleanup_days
