@@ -139,6 +139,29 @@ def test_a_live_update_that_finds_the_ledger_locked_counts_its_calls_and_stores_
     assert restarted.totals(Filter(tz=UTC)) == e.totals(Filter(tz=UTC))
 
 
+def test_no_snapshot_is_left_while_calls_counted_are_not_stored(claude_dir, data_root, sqlite_ledger) -> None:
+    history(claude_dir, data_root)
+    first = engine(claude_dir, data_root, sqlite_ledger)
+    first.start()
+    first.ledger.close()
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    e.ledger.db.execute("PRAGMA busy_timeout = 50")
+    other = sqlite3.connect(sqlite_ledger, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with (project_dir(claude_dir) / "a.jsonl").open("a") as f:
+        f.write(cc_line("m4", output=7) + "\n")
+    e.start()  # warm: the catch-up reads m4, its commit finds the ledger locked
+    assert e.ledger_behind and e.totals(Filter(tz=UTC))["calls"] == 6
+    other.execute("COMMIT")
+    other.close()
+    e.save_snapshot()  # as `start` would, had the lock gone in between: the snapshot must not claim m4
+    e.ledger.close()
+    restarted = engine(claude_dir, data_root, sqlite_ledger)
+    restarted.start()
+    assert restarted.totals(Filter(tz=UTC))["calls"] == 6
+    assert restarted.ledger.get("claude_code", "m4") is not None  # read again and stored
+
+
 def test_larger_snapshot_updates_in_place_across_restarts(claude_dir, data_root, ledger_path, capsys) -> None:
     f = project_dir(claude_dir) / "a.jsonl"
     write_lines(f, [cc_line("m1", output=3)])

@@ -272,8 +272,9 @@ class Engine:
 
     def save_snapshot(self) -> None:
         """Leave the cube's day cells and the file states in the ledger: the next start, if nothing was written
-        in between, loads them instead of folding the rollup again."""
-        if self.ledger is not None:
+        in between, loads them instead of folding the rollup again. Not while calls counted here are not stored
+        yet (`ledger_behind`): the snapshot would count them, and its offsets skip them, for the next start."""
+        if self.ledger is not None and not self.ledger_behind:
             with self.lock:
                 self.ledger.save_snapshot(self.cube.day_of, Snapshot.of(
                     self.cube.cells, self.files.values(), self.sources.listings, unfiltered_groups(self.cube)))
