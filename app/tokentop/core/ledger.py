@@ -281,6 +281,11 @@ class LedgerBusy(LedgerError):
     """Another tokentop held the ledger's write lock for longer than `BUSY_TIMEOUT_MS`."""
 
 
+def _is_lock_wait(e: Exception) -> bool:
+    """Whether SQLite gave up waiting for another connection's lock ("database is locked")."""
+    return "locked" in str(e) or "busy" in str(e)
+
+
 def _row(c: Call, project: str, path_id: int, price_id: int) -> tuple[Any, ...]:
     """A call as a row in `_ROW_COLS` order (see `Ledger._rows` for the usual case)."""
     return (c.source, c.ts, c.model, project, c.session, c.mode, c.input_tokens, c.output_tokens,
@@ -542,10 +547,10 @@ class Ledger(LedgerBase):
             raise
 
     def _error(self, e: Exception) -> LedgerError:
-        return (LedgerBusy if "locked" in str(e) else LedgerError)(self._advice(e))
+        return (LedgerBusy if _is_lock_wait(e) else LedgerError)(self._advice(e))
 
     def _advice(self, e: Exception) -> str:
-        if "locked" in str(e):
+        if _is_lock_wait(e):
             return (f"the ledger {self.path} is locked by another tokentop ({e}); close it, or run with --no-ledger")
         try:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -764,7 +769,7 @@ class Ledger(LedgerBase):
                 self.db.execute(_INDEXES["calls_ts"])
             self._times_indexed = True
         except sqlite3.OperationalError as e:
-            if "locked" not in str(e) and "busy" not in str(e):  # a read-only ledger: no retries, queries scan
+            if not _is_lock_wait(e):  # a read-only ledger: no retries, queries scan
                 self._times_indexed = True
 
     @_locked
