@@ -517,6 +517,27 @@ def test_a_first_cold_ingest_builds_the_indexes_once_at_its_end_and_keeps_one_me
     assert not again.ledger.defer_indexes()
 
 
+def test_a_batch_is_stored_many_rows_to_a_statement_without_losing_or_doubling_one(sqlite_ledger) -> None:
+    from tokentop.core.ledger import ROWS_PER_INSERT
+    from tokentop.core.records import Call
+
+    n = 2 * ROWS_PER_INSERT + 5  # two full statements and five rows one by one
+    calls = [Call("claude_code", 1_763_000_000 + i, SONNET, "p", "s", "cloud", i, 2 * i, 0, 7, 0.5 + i, f"m{i}",
+                  file="/x/a.jsonl", offset=i * 100) for i in range(n)]
+    calls += [Call("internal", 1_763_100_000 + i, SONNET, "p", "s2", "local", 1, i, 0, 0, 0.0, None,
+                   file="/x/llm_costs.jsonl", offset=i * 50) for i in range(3)]
+    # a key written twice in one batch ends as its later copy, as with one statement per row
+    calls[ROWS_PER_INSERT + 3] = msgspec.structs.replace(calls[3], output_tokens=999)
+    ledger = Ledger(sqlite_ledger)
+    ledger.commit(calls)
+    stored = sorted(ledger.calls(), key=lambda c: (c.source, c.ts, c.offset))
+    assert ledger.count() == n + 3 - 1
+    assert next(c for c in stored if c.key == "m3").output_tokens == 999
+    expected = {(c.source, c.ledger_key()): c for c in calls}
+    assert sorted(expected.values(), key=lambda c: (c.source, c.ts, c.offset)) == stored
+    ledger.close()
+
+
 def test_the_time_index_is_built_by_the_first_query_by_time_and_waits_for_no_other_writer(
         claude_dir, data_root, sqlite_ledger) -> None:
     make_corpus(claude_dir, data_root, files=20, lines=40)

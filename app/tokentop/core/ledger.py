@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -159,8 +161,23 @@ _ROLLUP_DELTA = """INSERT INTO rollup VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 #: The order rows are bound in: a Call's fields (`msgspec.structs.astuple`), then what the ledger adds. The
 #: statement leaves the path out (its parameter is bound, never read): a row is one tuple concatenation.
 _ROW_COLS = (*Call.__struct_fields__, "keyed", "path_id", "price_id")
-_UPSERT = (f"INSERT OR REPLACE INTO calls ({', '.join(n for n in _ROW_COLS if n != 'file')}) VALUES "
-           f"({', '.join(f'?{i}' for i, n in enumerate(_ROW_COLS, 1) if n != 'file')})")
+#: Rows per INSERT statement when many are written: SQLite runs its insert program once per statement, so a
+#: statement of 64 rows costs ~20 % less CPU per row than one row per statement (a cold ingest's largest part).
+ROWS_PER_INSERT = 64
+
+
+@functools.cache
+def _upsert(table: str, n: int) -> str:
+    """``INSERT OR REPLACE`` of ``n`` rows of `_ROW_COLS` (row k's parameters are ``?(k*width+1)``… in that
+    order; each row's path is bound but not read). Rows are inserted in order: a key repeated in a statement ends
+    as its last row, as with one statement per row."""
+    width = len(_ROW_COLS)
+    one = [i for i, name in enumerate(_ROW_COLS, 1) if name != "file"]
+    values = ", ".join(f"({', '.join(f'?{k * width + i}' for i in one)})" for k in range(n))
+    columns = ", ".join(name for name in _ROW_COLS if name != "file")
+    return f"INSERT OR REPLACE INTO {table} ({columns}) VALUES {values}"
+
+
 _SELECT = f"SELECT {', '.join(_COLS)} FROM {CALLS_FROM}"
 
 
@@ -619,10 +636,9 @@ class Ledger(LedgerBase):
                 self.db.executemany(_ROLLUP_DELTA, deltas)
             if again and self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'calls_again'").fetchone():
                 at = _ROW_COLS.index("key")
-                self.db.executemany(_UPSERT.replace("INTO calls ", "INTO calls_again ", 1),
-                                    [r for r in rows if r[at] in again])
+                self._upsert_rows("calls_again", [r for r in rows if r[at] in again])
                 rows = [r for r in rows if r[at] not in again]
-            self.db.executemany(_UPSERT, rows)
+            self._upsert_rows("calls", rows)
             self.db.executemany(
                 "INSERT OR REPLACE INTO files (path, kind, dev, ino, offset, size, mtime, tail) "
                 "VALUES (?,?,?,?,?,?,?,?)",
@@ -638,6 +654,16 @@ class Ledger(LedgerBase):
         self._ids.update(new_ids)
         if self._flusher is not None:
             self._flusher.kick()
+
+    def _upsert_rows(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        """`_upsert` rows, `ROWS_PER_INSERT` to a statement (the last few one by one)."""
+        n = ROWS_PER_INSERT
+        full = len(rows) - len(rows) % n
+        if full:
+            self.db.executemany(_upsert(table, n), (tuple(chain.from_iterable(rows[i:i + n]))
+                                                    for i in range(0, full, n)))
+        if full < len(rows):
+            self.db.executemany(_upsert(table, 1), rows[full:])
 
     def _rows(self, calls: list[Call], new_ids: dict[tuple[str, str], int]) -> list[tuple[Any, ...]]:
         """The calls as rows (`_row`); keyed Claude Code calls, nearly all of them, take the short way. Inside the
