@@ -605,8 +605,18 @@ async def test_the_sessions_table_moves_scrolls_and_opens_from_keys_and_clicks(t
         assert_scope_matches_report(app, "session", sessions[2]["session"])
 
 
+def test_a_model_list_names_what_fits_then_counts_the_rest() -> None:
+    from tokentop.ui.widgets.sessions import models_text
+
+    assert models_text(["Sonnet 4.5", "Haiku 4.5"], 30) == "Sonnet 4.5, Haiku 4.5"
+    assert models_text(["Sonnet 4.5", "Haiku 4.5", "Opus 4.5"], 24) == "Sonnet 4.5, Haiku 4.5 +1"
+    assert models_text(["qwen2.5-7b-instruct", "Haiku 4.5"], 12) == "qwen2.5-7b-instruct +1"  # cut by its cell
+    assert models_text([], 10) == ""
+
+
 async def test_a_wider_terminal_redraws_the_table_and_chips_for_the_room(tmp_path: Path) -> None:
     from tokentop.ui.widgets import SessionsTable
+    from tokentop.ui.widgets.sessions import models_text
 
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -619,6 +629,12 @@ async def test_a_wider_terminal_redraws_the_table_and_chips_for_the_room(tmp_pat
         assert [c.key for c in table.columns][:5] == ["dot", "session", "project", "source", "model"]
         assert "tokens" in [c.key for c in table.columns]
         assert [str(w.render()) for w in app.screen.query(".family") if w.display][:1] == ["Opus"]
+        # a 200-column table names every model of a session that fits, then how many more
+        at = [c.key for c in table.columns].index("model")
+        shown = {table.keys[i]: table.get_row_at(i)[at] for i in range(table.row_count)}
+        names = {(s["source"], s["session"]): [display_name(m) for m in s["models"]] for s in app.view["sessions"]}
+        assert any(len(names[k]) == 3 and v == ", ".join(names[k]) for k, v in shown.items())
+        assert all(v == models_text(names[k], table.columns[at].width - 1) for k, v in shown.items())
         await pilot.resize_terminal(80, 24)
         await pilot.pause()
         assert "source" not in [c.key for c in table.columns]

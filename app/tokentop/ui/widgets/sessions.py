@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from rich.cells import set_cell_size
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -26,6 +26,23 @@ from ...core.views import display_name
 
 #: Rows shown: the sessions with the latest activity (older ones are reached by filtering: dates, project).
 MAX_ROWS = 100
+#: Table widths from which the columns grow: ``wide`` adds the source and tokens columns and the count of other
+#: models; ``roomy`` (a 200-column terminal) widens project and model to name every model a session used.
+WIDE, ROOMY = 90, 120
+
+
+def layout_of(width: int) -> int:
+    """0 narrow (a tmux pane), 1 wide, 2 roomy."""
+    return 2 if width >= ROOMY else 1 if width >= WIDE else 0
+
+
+def models_text(names: list[str], width: int) -> str:
+    """As many model names as fit in ``width`` cells, then how many more: ``Sonnet 4.5, Haiku 4.5 +1``."""
+    for k in range(len(names), 0, -1):
+        text = ", ".join(names[:k]) + (f" +{len(names) - k}" if k < len(names) else "")
+        if cell_len(text) <= width or k == 1:
+            return text
+    return ""
 
 
 def ago(iso: str, now: float) -> str:
@@ -96,7 +113,7 @@ class SessionsTable(ScrollView, can_focus=True):
         self.cells: list[list[str]] = []  # each row's cells, as shown
         self.active: list[bool] = []
         self.cursor_row = 0
-        self._layout: tuple[bool, bool] | None = None
+        self._layout: tuple[int, bool] | None = None  # (`layout_of` the width, team)
         self._shown: tuple[list[dict[str, Any]], float] = ([], 0.0)  # what `show` drew last
 
     # -- data -----------------------------------------------------------------------------------------
@@ -110,15 +127,16 @@ class SessionsTable(ScrollView, can_focus=True):
         """One row's cells as shown, without their padding (the first is the activity dot)."""
         return [c.strip() for c in self.cells[index]]
 
-    def _columns(self, wide: bool, team: bool) -> list[Column]:
+    def _columns(self, layout: int, team: bool) -> list[Column]:
+        wide = layout > 0
         cols = [Column("dot", " ", 2), Column("session", "session" if wide else "id", 9 if wide else 5),
-                Column("project", "project", 15 if wide else 11)]
+                Column("project", "project", (11, 15, 21)[layout])]
         if team:  # team mode: which machine the session ran on (instead of the source, or the model when narrow)
             cols.append(Column("machine", "machine", 12 if wide else 11))
         elif wide:
             cols.append(Column("source", "source", 12))
         if wide or not team:
-            cols.append(Column("model", "model", 19 if wide else 11))
+            cols.append(Column("model", "model", (11, 19, 34)[layout]))
         for label, key, width in (("calls", "calls", 6), ("tokens", "tokens", 8 if wide else 0),
                                   ("cost", "cost", 9 if wide else 8), ("last", "last", 5)):
             if width:  # numbers are right-aligned with one space after: so are their headers
@@ -129,17 +147,20 @@ class SessionsTable(ScrollView, can_focus=True):
         """Replace the rows (the cursor stays on its session, unless it is on the top row: it then follows the
         newest)."""
         self._shown = (sessions, now)
-        wide = self.size.width >= 90
+        layout = layout_of(self.size.width)
         team = bool(sessions) and "machine" in sessions[0]
-        if (wide, team) != self._layout:
-            self.columns = self._columns(wide, team)
-            self._layout = (wide, team)
+        if (layout, team) != self._layout:
+            self.columns = self._columns(layout, team)
+            self._layout = (layout, team)
+        model_width = next((c.width - 1 for c in self.columns if c.key == "model"), 0)
         current = self.keys[self.cursor_row] if 0 < self.cursor_row < len(self.keys) else None
         self.keys, self.cells, self.active = [], [], []
         for s in sessions[:MAX_ROWS]:
             models = s["models"]  # most calls first
             model = display_name(models[0]) if models else ""
-            if wide and len(models) > 1:
+            if layout == 2:
+                model = models_text([display_name(m) for m in models], model_width)
+            elif layout and len(models) > 1:
                 model += f" +{len(models) - 1}"
             cost = fmt.money(s["cost_usd"], s["unpriced_calls"], s["calls"])
             if s["cost_usd"] == 0 and s["local_calls"] == s["calls"]:
@@ -171,8 +192,8 @@ class SessionsTable(ScrollView, can_focus=True):
         return text + " "
 
     def on_resize(self) -> None:
-        """Across 90 columns the columns change: draw the same sessions again."""
-        if self._layout is not None and (self.size.width >= 90) != self._layout[0]:
+        """Across `WIDE` or `ROOMY` columns the columns change: draw the same sessions again."""
+        if self._layout is not None and layout_of(self.size.width) != self._layout[0]:
             self.show(*self._shown)
 
     # -- drawing --------------------------------------------------------------------------------------
