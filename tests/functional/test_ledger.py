@@ -517,6 +517,23 @@ def test_a_first_cold_ingest_builds_the_indexes_once_at_its_end_and_keeps_one_me
     assert not again.ledger.defer_indexes()
 
 
+def test_a_failure_at_the_end_of_a_cold_ingest_reaches_the_caller(claude_dir, data_root, sqlite_ledger,
+                                                                   monkeypatch) -> None:
+    from tokentop.core.ledger import LedgerError
+
+    history(claude_dir, data_root)
+    e = engine(claude_dir, data_root, sqlite_ledger)
+
+    def disk_full(self: Ledger) -> None:  # the indexes are built in a thread, while the snapshot is made
+        raise LedgerError("the ledger cannot be written (database or disk is full)")
+
+    monkeypatch.setattr(Ledger, "build_indexes", disk_full)
+    with pytest.raises(LedgerError, match="disk is full"):
+        e.start(workers=1)
+    assert e.ledger.snapshot(e.cube.day_of) is None  # nothing claims the ingest finished
+    e.ledger.close()
+
+
 def test_a_batch_is_stored_many_rows_to_a_statement_without_losing_or_doubling_one(sqlite_ledger) -> None:
     from tokentop.core.ledger import ROWS_PER_INSERT
     from tokentop.core.records import Call
