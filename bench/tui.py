@@ -9,7 +9,8 @@
   shows the loaded data (what a user sees, drawing included), next to a bare Textual app's first frame in
   alternating runs (the floor on this machine: Python and Textual starting);
 - filter key redraw: in that terminal, over the whole history, from a key to the first byte of the frame it
-  caused and to the last byte of the frames it caused.
+  caused and to the last byte of the frames it caused;
+- live CPU: the dashboard's CPU (from /proc) while idle, then while new calls arrive at 2 and 10 per second.
 """
 
 from __future__ import annotations
@@ -111,6 +112,72 @@ def first_frame(cmd: list[str], marker: str, timeout: float = 20.0,
     return found, redraws
 
 
+def live_cpu(corpus: Path, ledger: Path, rates: tuple[float, ...] = (2, 10), seconds: float = 10) -> str:
+    """CPU of `tokentop` (80x24 pseudo-terminal, warm start over ``corpus``) while idle, then while new calls
+    arrive at each of ``rates`` per second (one line each, in a second Claude dir: the corpus stays as generated),
+    in % of one core, from /proc."""
+    import shutil
+    import tempfile
+    import threading
+
+    from live import cpu_seconds, line
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "ledger.sqlite"  # the bench ledger stays as `report` left it
+        shutil.copy(ledger, copy)
+        extra = Path(tmp) / "claude"
+        project = extra / "projects" / "-bench-live"
+        project.mkdir(parents=True)
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        cmd = [*tui_cmd(corpus, copy), "--claude-dir", str(extra)]
+        p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                             env={**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"})
+        os.close(slave)
+        done = threading.Event()
+
+        def drain() -> None:
+            while not done.is_set():
+                if select.select([master], [], [], 0.2)[0]:
+                    try:
+                        os.read(master, 1 << 16)
+                    except OSError:
+                        return
+
+        threading.Thread(target=drain, daemon=True).start()
+        try:
+            time.sleep(8)  # warm start, catch-up, watcher up, the scan's objects frozen
+
+            def share(work: Any) -> float:
+                c0, t0 = cpu_seconds(p.pid), time.perf_counter()
+                work()
+                return (cpu_seconds(p.pid) - c0) / (time.perf_counter() - t0) * 100
+
+            parts = [f"idle {share(lambda: time.sleep(seconds)):.2f} %"]
+            n = 0
+            with (project / "live.jsonl").open("a") as f:
+                for rate in rates:
+                    def feed(rate: float = rate) -> None:
+                        nonlocal n
+                        t0 = time.perf_counter()
+                        while time.perf_counter() - t0 < seconds:
+                            f.write(line(10**6 + n))
+                            f.flush()
+                            n += 1
+                            time.sleep(1 / rate)
+
+                    parts.append(f"{rate:g} new calls/s {share(feed):.1f} %")
+        finally:
+            done.set()
+            os.write(master, b"q")
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+            os.close(master)
+    return ", ".join(parts)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="medium")
@@ -171,6 +238,7 @@ def main() -> int:
           f"{statistics.median(f for _, f, _ in timed) * 1000:.0f} ms; to the last frame it caused: median "
           f"{statistics.median(t for _, _, t in timed) * 1000:.0f} ms; " +
           " ".join(f"{k}={f * 1000:.0f}/{t * 1000:.0f}" for k, f, t in timed))
+    print(f"dashboard CPU in % of one core (warm start, {a.size} corpus): " + live_cpu(corpus, ledger))
     return 0
 
 

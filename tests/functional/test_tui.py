@@ -638,3 +638,50 @@ async def test_a_wider_terminal_redraws_the_table_and_chips_for_the_room(tmp_pat
         await pilot.resize_terminal(80, 24)
         await pilot.pause()
         assert "source" not in [c.key for c in table.columns]
+
+
+async def test_live_changes_are_drawn_as_they_come_and_a_burst_at_most_four_times_a_second(tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    from tokentop.ui.app import LIVE_REDRAW_INTERVAL
+
+    app = make_app(tmp_path, live=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        drawn: list[float] = []
+        draw = app.refresh_view
+
+        def counted() -> None:
+            drawn.append(time.monotonic())
+            draw()
+
+        app.refresh_view = counted  # type: ignore[method-assign]
+        before = expected(app)["calls"]
+        transcript = tmp_path / "claude" / "projects" / "-home-dev-src-live" / "live.jsonl"
+        transcript.parent.mkdir(parents=True)
+
+        async def shown(calls: int) -> None:  # until the cards show that many calls, as `report` counts them
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 20:
+                if app.view["totals"]["calls"] == calls and app._live_timer is None:  # no redraw due
+                    break
+                await asyncio.sleep(0.02)
+            assert app.view["totals"] == expected(app) and expected(app)["calls"] == calls
+            assert shown_cost(app) == fmt.money(expected(app)["cost_usd"])
+
+        with transcript.open("a") as f:  # the watcher is up shortly after the data is drawn
+            await asyncio.sleep(1.0)
+            f.write(cc_line("live-0", ts="2026-11-18T10:00:00.000Z", cwd="/home/dev/src/live") + "\n")
+            f.flush()
+            await shown(before + 1)
+            first = len(drawn)
+            for i in range(1, 31):  # a burst: a line every 20 ms for 0.6 s
+                f.write(cc_line(f"live-{i}", ts="2026-11-18T10:00:01.000Z", cwd="/home/dev/src/live") + "\n")
+                f.flush()
+                await asyncio.sleep(0.02)
+            await shown(before + 31)
+        assert first >= 1
+        burst = drawn[first - 1:]
+        assert len(burst) >= 2  # the change before it, then the burst: at most one redraw per interval
+        assert all(b - a >= LIVE_REDRAW_INTERVAL - 0.01 for a, b in zip(burst, burst[1:], strict=False))

@@ -20,6 +20,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
@@ -68,6 +69,11 @@ def is_team(engine: Engine) -> TypeGuard[TeamEngine]:
 
 #: Seconds from the first frame with data to starting the file watcher (off that frame's path).
 FOLLOW_DELAY = 0.25
+#: Live changes are drawn at most this often (seconds): the first one after a pause at once, those of a burst
+#: (parallel agents streaming: a change every 50 ms) together at the end of the interval. A redraw costs ~20 ms.
+LIVE_REDRAW_INTERVAL = 0.25
+#: Seconds without live changes before the cells are numbered again for filter keys (`prepare_views`).
+PLAN_DELAY = 1.0
 SOLO_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign", "circumflex_accent",
              "ampersand", "asterisk", "left_parenthesis")
 
@@ -307,6 +313,9 @@ class TokentopApp(App[None]):
         self._block: dict[str, Any] | None = None
         self._block_key: tuple[Any, ...] | None = None
         self._stop = asyncio.Event()
+        self._live_drawn = 0.0  # time.monotonic() of the last live redraw
+        self._live_timer: Timer | None = None  # a live redraw due at the end of the interval
+        self._plan_timer: Timer | None = None
 
     def get_default_screen(self) -> Screen[Any]:
         # Born with its breakpoint class: set at the first resize instead, it restyles every widget once more.
@@ -681,8 +690,21 @@ class TokentopApp(App[None]):
             self.read_rate_limits()
         self._sync_wake.set()  # the ledger moved: push it
         self.updated_at = self.clock()
+        if self._live_timer is not None:  # a burst: its redraw is already due
+            return
+        wait = self._live_drawn + LIVE_REDRAW_INTERVAL - time.monotonic()
+        if wait > 0:
+            self._live_timer = self.set_timer(wait, self._draw_live)
+        else:
+            self._draw_live()
+
+    def _draw_live(self) -> None:
+        self._live_timer = None
+        self._live_drawn = time.monotonic()
         self.refresh_view()
-        self.call_after_refresh(self.prepare_views)
+        if self._plan_timer is not None:  # numbering the cells again after each change of a burst is wasted
+            self._plan_timer.stop()
+        self._plan_timer = self.set_timer(PLAN_DELAY, self.prepare_views)
 
     def action_help(self) -> None:
         """Every key and what it does."""
