@@ -192,7 +192,14 @@ def test_a_filtered_report_through_the_plan_equals_summing_the_matching_cells(
     from datetime import date, timedelta
 
     import msgspec
-    from tokentop.core.report import _group_planned, group_cells, matching_cells, plan_of, quick_totals
+    from tokentop.core.report import (
+        _group_planned,
+        cost_by_day,
+        group_cells,
+        matching_cells,
+        plan_of,
+        quick_totals,
+    )
 
     cube = random_cube(seed)
     first = date(2025, 11, 13)
@@ -209,6 +216,10 @@ def test_a_filtered_report_through_the_plan_equals_summing_the_matching_cells(
         direct_totals = quick_totals(cube, flt, group)
         plan_of(cube)
         assert quick_totals(cube, flt, group) == direct_totals
+    by_day = {r["key"]: r["cost_usd"] for r in quick_totals(cube, flt, 0)[1]}  # what the projection sums
+    assert cost_by_day(cube, flt) == by_day  # through the plan
+    cube.plan = None
+    assert cost_by_day(cube, flt) == by_day  # cell by cell
 
 
 def test_the_plan_follows_the_cube() -> None:

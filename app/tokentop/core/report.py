@@ -420,6 +420,23 @@ def quick_totals(cube: Cube, flt: Filter, group: int | None = None) -> tuple[Row
     return totals_of(total), _rows(_by_cost(groups), "key")
 
 
+def cost_by_day(cube: Cube, flt: Filter) -> dict[str, float]:
+    """The cost per day of the cells ``flt`` passes: all `projection` needs of them (a third of the work of
+    `quick_totals` by day, on every redraw of a dated view)."""
+    if tz_name(cube.tz) != tz_name(flt.tz):
+        cube = cube.in_zone(flt.tz)
+    plan = cube.plan
+    if flt.session is None and plan is not None and plan.version == cube.version:
+        cells: Iterable[tuple[str, list[Any]]] = (
+            (row[0], row[2]) for row in _passing(plan.rows, _plan_test(plan, flt)))
+    else:
+        cells = ((key[0], cell) for key, cell in matching_cells(cube, flt))
+    out: dict[str, float] = {}
+    for day, cell in cells:
+        out[day] = out.get(day, 0.0) + cell[COST]
+    return out
+
+
 def _planned_cells(plan: Plan, flt: Filter, group: int | None) -> Iterable[tuple[str, list[Any]]]:
     """The cells ``flt`` passes (no session filter), in the cube's order, each with its key part ``group`` (an
     index into the cell key; None: the day)."""
@@ -494,8 +511,7 @@ def projection(cube: Cube, flt: Filter, now: float, lookback_days: int = 7,
     if by_day is not None:
         per_day_cost = {r["day"]: r["cost_usd"] for r in by_day}
     else:
-        _, rows = quick_totals(cube, flt.with_(since=min(first, week_start, month_start), until=today), group=0)
-        per_day_cost = {r["key"]: r["cost_usd"] for r in rows}
+        per_day_cost = cost_by_day(cube, flt.with_(since=min(first, week_start, month_start), until=today))
 
     def spent(since: date) -> float:
         lo = since.isoformat()
