@@ -534,9 +534,21 @@ def test_a_failure_at_the_end_of_a_cold_ingest_reaches_the_caller(claude_dir, da
     e.ledger.close()
 
 
-def test_a_batch_is_stored_many_rows_to_a_statement_without_losing_or_doubling_one(sqlite_ledger) -> None:
+@pytest.mark.parametrize("max_parameters", [None, 999])  # 999: SQLite before 3.32 (Ubuntu 20.04's)
+def test_a_batch_is_stored_many_rows_to_a_statement_without_losing_or_doubling_one(sqlite_ledger, monkeypatch,
+                                                                                   max_parameters) -> None:
     from tokentop.core.ledger import ROWS_PER_INSERT
     from tokentop.core.records import Call
+
+    if max_parameters:
+        connect = sqlite3.connect
+
+        def limited(*a: Any, **kw: Any) -> sqlite3.Connection:
+            db = connect(*a, **kw)
+            db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, max_parameters)
+            return db
+
+        monkeypatch.setattr(sqlite3, "connect", limited)
 
     n = 2 * ROWS_PER_INSERT + 5  # two full statements and five rows one by one
     calls = [Call("claude_code", 1_763_000_000 + i, SONNET, "p", "s", "cloud", i, 2 * i, 0, 7, 0.5 + i, f"m{i}",

@@ -455,6 +455,9 @@ class Ledger(LedgerBase):
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA cache_size=-65536")
+            # An SQLite before 3.32 (Ubuntu 20.04's) takes at most 999 parameters in a statement
+            self._rows_per_insert = max(1, min(ROWS_PER_INSERT, self.db.getlimit(
+                sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_ROW_COLS)))
             self._migrate()
             self.build_indexes()  # after a cold scan that was cut short
         except sqlite3.DatabaseError as e:
@@ -657,7 +660,7 @@ class Ledger(LedgerBase):
 
     def _upsert_rows(self, table: str, rows: list[tuple[Any, ...]]) -> None:
         """`_upsert` rows, `ROWS_PER_INSERT` to a statement (the last few one by one)."""
-        n = ROWS_PER_INSERT
+        n = self._rows_per_insert
         full = len(rows) - len(rows) % n
         if full:
             self.db.executemany(_upsert(table, n), (tuple(chain.from_iterable(rows[i:i + n]))
