@@ -659,7 +659,8 @@ class Ledger(LedgerBase):
             self._flusher.kick()
 
     def _upsert_rows(self, table: str, rows: list[tuple[Any, ...]]) -> None:
-        """`_upsert` rows, `ROWS_PER_INSERT` to a statement (the last few one by one)."""
+        """`_upsert` rows, `ROWS_PER_INSERT` to a statement (fewer where SQLite takes fewer parameters), the last
+        few one by one."""
         n = self._rows_per_insert
         full = len(rows) - len(rows) % n
         if full:
