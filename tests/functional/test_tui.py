@@ -685,3 +685,49 @@ async def test_live_changes_are_drawn_as_they_come_and_a_burst_at_most_four_time
         burst = drawn[first - 1:]
         assert len(burst) >= 2  # the change before it, then the burst: at most one redraw per interval
         assert all(b - a >= LIVE_REDRAW_INTERVAL - 0.01 for a, b in zip(burst, burst[1:], strict=False))
+
+
+async def test_views_of_single_calls_are_read_again_at_most_every_few_seconds_while_calls_arrive(
+        tmp_path: Path, monkeypatch) -> None:
+    import asyncio
+    import time
+
+    import tokentop.ui.app as ui
+    from tokentop.core.report import recent_calls
+
+    reads: list[float] = []
+
+    def counted(*a: Any, **kw: Any) -> Any:
+        reads.append(time.monotonic())
+        return recent_calls(*a, **kw)
+
+    monkeypatch.setattr(ui, "recent_calls", counted)
+    app = make_app(tmp_path, live=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        await pilot.press("v", "v", "v")  # sessions -> projects -> tasks -> recent calls
+        await pilot.pause()
+        assert app.panel == "recent" and len(reads) == 1  # a key reads them at once
+        before = expected(app)["calls"]
+        transcript = tmp_path / "claude" / "projects" / "-home-dev-src-live" / "live.jsonl"
+        transcript.parent.mkdir(parents=True)
+        await asyncio.sleep(1.0)  # the watcher is up
+        start = time.monotonic()
+        with transcript.open("a") as f:
+            for i in range(40):  # a line every 25 ms for a second
+                f.write(cc_line(f"live-{i}", ts=f"2026-11-18T11:00:{i:02d}.000Z", cwd="/home/dev/src/live") + "\n")
+                f.flush()
+                await asyncio.sleep(0.025)
+        during = [t for t in reads if t >= start]
+        assert len(during) <= 2  # not once per redraw
+        t0 = time.monotonic()  # once calls stop, the 1 s tick reads them again when the interval has passed
+
+        def caught_up() -> bool:
+            return app.single_calls.version == app.engine.cube.version and expected(app)["calls"] == before + 40
+
+        while not caught_up() and time.monotonic() - t0 < ui.SINGLE_CALLS_INTERVAL + 3:
+            await asyncio.sleep(0.05)
+        assert caught_up()
+        assert app.single_calls.value == recent_calls(app.engine.cube, app.current_filter())
+        assert app.single_calls.value[0]["time"].startswith("2026-11-18T11:00:39")
+        assert table_rows(app, "#breakdown")[0][0] == "11-18 11:00"

@@ -61,8 +61,13 @@ class ScopeScreen(FilterKeys, Screen[None]):
         now = a.clock()
         flt = self.scope_filter()
         self.view = v = a.engine.dashboard(flt, now=now, active_window_minutes=a.active_window_minutes)
-        with a.engine.lock:
-            self.tasks = top_tasks(a.engine.cube, flt)
+
+
+        def compute() -> list[dict[str, Any]]:
+            with a.engine.lock:
+                return top_tasks(a.engine.cube, flt)
+
+        self.tasks = a.single_calls.get(("scope tasks", flt), a.engine.cube.version, compute, a.drawing_live)
         total = v["totals"]["cost_usd"]
         with self.app.batch_update():
             self.query_one(Cards).update_view(v)
