@@ -628,10 +628,10 @@ class TokentopApp(App[None]):
     def _single_calls_behind(self) -> bool:
         """Whether a view of single calls on screen was kept through live changes and may be read again now."""
         version = self.engine.cube.version
-        if self._block.behind(version):
-            return True
-        if isinstance(self.screen, ScopeScreen):
+        if isinstance(self.screen, ScopeScreen):  # (the main screen, and its block, are drawn when it shows again)
             shown = ("scope tasks", self.screen.scope_filter())
+        elif self._block.behind(version):
+            return True
         elif self.panel in ("tasks", "recent"):
             shown = (self.panel, self.current_filter())
         else:
