@@ -32,9 +32,9 @@ from run import OUT, TOKENTOP, ensure_ccusage, ensure_corpus, run_measured  # no
 CLK = os.sysconf("SC_CLK_TCK")
 
 
-def line(i: int, output: int = 100) -> str:
+def line(i: int, output: int = 100, ts: str = "2026-11-20T12:00:00.000Z") -> str:
     return json.dumps({
-        "type": "assistant", "cwd": "/bench/live", "sessionId": "bench-live", "timestamp": "2026-11-20T12:00:00.000Z",
+        "type": "assistant", "cwd": "/bench/live", "sessionId": "bench-live", "timestamp": ts,
         "message": {"id": f"msg_bench_{i}", "model": "claude-sonnet-4-5-20250929", "content": [],
                     "usage": {"input_tokens": 1, "output_tokens": output, "cache_creation_input_tokens": 0,
                               "cache_read_input_tokens": 0}}}, separators=(",", ":")) + "\n"

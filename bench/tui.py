@@ -119,6 +119,7 @@ def live_cpu(corpus: Path, ledger: Path, rates: tuple[float, ...] = (2, 10), sec
     import shutil
     import tempfile
     import threading
+    from datetime import datetime, timezone
 
     from live import cpu_seconds, line
 
@@ -160,8 +161,8 @@ def live_cpu(corpus: Path, ledger: Path, rates: tuple[float, ...] = (2, 10), sec
                     def feed(rate: float = rate) -> None:
                         nonlocal n
                         t0 = time.perf_counter()
-                        while time.perf_counter() - t0 < seconds:
-                            f.write(line(10**6 + n))
+                        while time.perf_counter() - t0 < seconds:  # calls of now: every panel changes
+                            f.write(line(10**6 + n, ts=datetime.now(timezone.utc).isoformat()))
                             f.flush()
                             n += 1
                             time.sleep(1 / rate)
