@@ -150,7 +150,9 @@ def bench_size(size: str, corpus: Path, ccusage: Path | None, runs: int) -> dict
     row.update({"tokentop_cpu_s": round(statistics.median(m.cpu for m in tt_runs), 2),
                 "cold_with_ledger_s": round(cold_ledger, 2),
                 "cold_with_ledger_cpu_s": round(statistics.median(m.cpu for m in ledger_runs), 2),
-                "ledger_vs_no_ledger": round(cold_ledger / tt_wall, 2),
+                # each run with the ledger over the run without it just before (the machine drifts over a bench)
+                "ledger_vs_no_ledger": round(statistics.median(
+                    b.wall / a.wall for a, b in zip(tt_runs, ledger_runs, strict=True)), 2),
                 "warm_s": round(statistics.median(m.wall for m in warm), 2),
                 "warm_truth": "OK" if not warm_errors else f"{len(warm_errors)} errors",
                 "ledger_MB": round(ledger.stat().st_size / 1e6)})
