@@ -74,6 +74,8 @@ FOLLOW_DELAY = 0.25
 LIVE_REDRAW_INTERVAL = 0.25
 #: Seconds without live changes before the cells are numbered again for filter keys (`prepare_views`).
 PLAN_DELAY = 1.0
+SOLO_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign", "circumflex_accent",
+             "ampersand", "asterisk", "left_parenthesis")
 #: The 5-hour block and the tasks and recent-calls views read single calls (from the ledger after a warm start:
 #: ~20 ms for a day of 1,000 calls, ~0.1 s for a week of the 470 MB corpus). While calls keep arriving they are read
 #: again at most this often (seconds; the 1 s tick catches up after the last change); a key reads them at once.
@@ -101,8 +103,6 @@ class SingleCallsView:
     def behind(self, version: int) -> bool:
         """Shown, the data changed since, and it may be read again now."""
         return self.key is not None and version != self.version and not self.fresh()
-SOLO_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign", "circumflex_accent",
-             "ampersand", "asterisk", "left_parenthesis")
 
 
 def breakpoint_class(screen: type[Screen[Any]], width: int) -> str:

@@ -62,7 +62,6 @@ class ScopeScreen(FilterKeys, Screen[None]):
         flt = self.scope_filter()
         self.view = v = a.engine.dashboard(flt, now=now, active_window_minutes=a.active_window_minutes)
 
-
         def compute() -> list[dict[str, Any]]:
             with a.engine.lock:
                 return top_tasks(a.engine.cube, flt)
