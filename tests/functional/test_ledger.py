@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -515,6 +516,36 @@ def test_a_first_cold_ingest_builds_the_indexes_once_at_its_end_and_keeps_one_me
 
     again = engine(claude_dir, data_root, sqlite_ledger)  # a later scan of new roots keeps the indexes
     assert not again.ledger.defer_indexes()
+
+
+def test_recent_calls_read_newest_first_from_the_ledger_equal_the_newest_of_every_call(
+        claude_dir, data_root, ledger_path) -> None:
+    import heapq
+    from datetime import date
+
+    from tokentop.core.report import matching_calls, recent_calls
+
+    base = datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()
+
+    def at(i: int) -> str:
+        return datetime.fromtimestamp(base + 37 * i, timezone.utc).isoformat()
+
+    write_lines(project_dir(claude_dir) / "a.jsonl", [
+        cc_line(f"m{i}", model=(SONNET, OPUS)[i % 7 == 0], output=i + 1, ts=at(i)) for i in range(700)])
+    write_lines(data_root / "agents" / "s1" / "llm_costs.jsonl",  # few and old: read far back for them
+                [internal_row(ts=at(k - 50), cost=0.01) for k in range(3)])
+    e = engine(claude_dir, data_root, ledger_path)
+    e.start(workers=1)
+    assert e.cube.newest_source is not None
+    for flt in (Filter(tz=UTC), Filter(tz=UTC, models=(OPUS,)), Filter(tz=UTC, source="internal"),
+                Filter(tz=UTC, since=date(2026, 11, 1), until=date(2026, 11, 1)), Filter(tz=UTC, models=())):
+        every = heapq.nlargest(20, matching_calls(e.cube, flt), key=lambda c: c.ts)  # every call of the range
+        got = recent_calls(e.cube, flt)
+        assert [(r["time"], r["model"], r["output_tokens"]) for r in got] == [
+            (datetime.fromtimestamp(c.ts, UTC).isoformat(timespec="seconds"), c.model, c.output_tokens)
+            for c in every], flt
+    assert len(recent_calls(e.cube, Filter(tz=UTC, source="internal"))) == 3
+    e.ledger.close()
 
 
 def test_a_failure_at_the_end_of_a_cold_ingest_reaches_the_caller(claude_dir, data_root, sqlite_ledger,

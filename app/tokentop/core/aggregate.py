@@ -47,6 +47,8 @@ class Cube:
         #: Where calls not held in memory live (a ledger after a warm start): key lookup and time-range reads.
         self.lookup: Callable[[str, str], Call | None] | None = None
         self.call_source: Callable[[float | None, float | None], Iterable[Call]] | None = None
+        #: There too: up to ``limit`` calls with ``lo <= ts < hi``, the newest first (`report.recent_calls`).
+        self.newest_source: Callable[[float | None, float | None, int], list[Call]] | None = None
         self.version = 0  # bumped on every change; views cache on it
         #: A view computed for one version (`report.unfiltered_groups`): (version, value).
         self.memo: tuple[int, Any] | None = None

@@ -206,6 +206,7 @@ class Engine:
         if ledger is not None:
             self.cube.lookup = ledger.get
             self.cube.call_source = ledger.calls
+            self.cube.newest_source = ledger.newest_calls
         self.warnings = Warnings()
         self.files: dict[str, FileState] = {}
         #: Calls without a dedupe key, per file: a truncated or replaced file's are taken out before it is
@@ -347,6 +348,7 @@ class Engine:
                 _die_with_parent()
                 self.ledger = self.ledger.reopen()
                 self.cube.lookup, self.cube.call_source = self.ledger.get, self.ledger.calls
+                self.cube.newest_source = self.ledger.newest_calls
                 self.start()
                 with os.fdopen(w, "wb") as out:
                     out.write(self._snapshot())

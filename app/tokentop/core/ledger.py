@@ -409,6 +409,9 @@ class LedgerBase:
     def calls(self, lo: float | None = None, hi: float | None = None) -> Iterator[Call]:
         raise NotImplementedError
 
+    def newest_calls(self, lo: float | None, hi: float | None, limit: int) -> list[Call]:
+        raise NotImplementedError
+
     def commit(self, calls: Iterable[Call] = (), states: Iterable[FileState] = (), warnings: dict[str, Any] | None
                = None, drop_keyless_of: Iterable[str] = (), replaced: Iterable[Call] = (),
                rollup: bool = True, again: Collection[str] = ()) -> None:
@@ -770,6 +773,17 @@ class Ledger(LedgerBase):
         """Every call within the current roots, or those with ``lo <= ts < hi``."""
         for r in self._call_rows(lo, hi):
             yield _call(r, self.internal_project)
+
+    def newest_calls(self, lo: float | None, hi: float | None, limit: int) -> list[Call]:
+        """Up to ``limit`` calls with ``lo <= ts < hi`` (within the current roots), the newest first."""
+        return [_call(r, self.internal_project) for r in self._newest_rows(lo, hi, limit)]
+
+    @_locked
+    def _newest_rows(self, lo: float | None, hi: float | None, limit: int) -> list[Any]:
+        self.index_times()
+        return self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql} ORDER BY ts DESC LIMIT ?",
+                               (lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"),
+                                *self.scope_args, limit)).fetchall()
 
     @_locked
     def _call_rows(self, lo: float | None, hi: float | None) -> list[Any]:

@@ -175,6 +175,13 @@ class PgLedger(LedgerBase):
                                 (lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"),
                                  *args))
 
+    def newest_calls(self, lo: float | None, hi: float | None, limit: int) -> list[Call]:
+        """Up to ``limit`` calls with ``lo <= ts < hi`` (within the current roots), the newest first."""
+        where, args = self._scope()
+        return self._select(f"ts >= %s AND ts < %s AND {where} ORDER BY ts DESC LIMIT %s",
+                            (lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"),
+                             *args, limit))
+
     def file_states(self) -> list[FileState]:
         """Recorded read state of this machine's files (under the current roots)."""
         rows = self._q('SELECT path, kind, dev, ino, "offset", size, mtime, tail FROM tokentop.files '
