@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -521,7 +521,6 @@ def test_a_first_cold_ingest_builds_the_indexes_once_at_its_end_and_keeps_one_me
 def test_recent_calls_read_newest_first_from_the_ledger_equal_the_newest_of_every_call(
         claude_dir, data_root, ledger_path) -> None:
     import heapq
-    from datetime import date
 
     from tokentop.core.report import matching_calls, recent_calls
 
@@ -545,6 +544,29 @@ def test_recent_calls_read_newest_first_from_the_ledger_equal_the_newest_of_ever
             (datetime.fromtimestamp(c.ts, UTC).isoformat(timespec="seconds"), c.model, c.output_tokens)
             for c in every], flt
     assert len(recent_calls(e.cube, Filter(tz=UTC, source="internal"))) == 3
+    e.ledger.close()
+
+
+def test_a_sessions_calls_are_read_alone_from_the_ledger_and_its_top_tasks_match_memory(
+        claude_dir, data_root, ledger_path) -> None:
+    from tokentop.core.report import top_tasks
+
+    grep = [{"type": "tool_use", "id": "t1", "name": "Grep", "input": {}}]
+    write_lines(project_dir(claude_dir) / "a.jsonl", [
+        *(cc_line(f"a{i}", session="a", content=grep if i % 3 else None, output=10 + i) for i in range(9)),
+        *(cc_line(f"b{i}", session="b", output=5) for i in range(4))])
+    write_lines(data_root / "agents" / "s1" / "llm_costs.jsonl", [internal_row(cost=0.5)])
+    e = engine(claude_dir, data_root, ledger_path)
+    e.start(workers=1)
+    memory = Engine(Sources([claude_dir], data_root, "app"), PriceBook(), UTC)  # every call in memory
+    memory.scan(workers=1)
+    for day in (None, "2026-11-20"):
+        lo, hi = (None, None) if day is None else Filter(tz=UTC).with_(
+            since=date.fromisoformat(day), until=date.fromisoformat(day)).day_bounds()
+        assert sorted(c.key for c in e.ledger.calls(lo, hi, "a")) == [f"a{i}" for i in range(9)]  # only its rows
+    for session in ("a", "b"):
+        flt = Filter(tz=UTC, session=session)
+        assert top_tasks(e.cube, flt) == top_tasks(memory.cube, flt) != []
     e.ledger.close()
 
 

@@ -46,7 +46,8 @@ class Cube:
         self.plain: list[Call] = []
         #: Where calls not held in memory live (a ledger after a warm start): key lookup and time-range reads.
         self.lookup: Callable[[str, str], Call | None] | None = None
-        self.call_source: Callable[[float | None, float | None], Iterable[Call]] | None = None
+        #: (``session``: only those of that session, or more: a source may leave the test to the caller.)
+        self.call_source: Callable[[float | None, float | None, str | None], Iterable[Call]] | None = None
         #: There too: up to ``limit`` calls with ``lo <= ts < hi``, the newest first (`report.recent_calls`).
         self.newest_source: Callable[[float | None, float | None, int], list[Call]] | None = None
         self.version = 0  # bumped on every change; views cache on it
@@ -142,10 +143,11 @@ class Cube:
         other.apply(list(self.calls()))
         return other
 
-    def calls(self, lo: float | None = None, hi: float | None = None) -> Iterable[Call]:
-        """Every counted call (final snapshots of Claude Code messages, and internal rows), or ``lo <= ts < hi``."""
+    def calls(self, lo: float | None = None, hi: float | None = None, session: str | None = None) -> Iterable[Call]:
+        """Every counted call (final snapshots of Claude Code messages, and internal rows), or ``lo <= ts < hi``.
+        ``session``: the caller wants only that session's (a ledger reads only those; the rest may come too)."""
         if self.call_source is not None:
-            yield from self.call_source(lo, hi)
+            yield from self.call_source(lo, hi, session)
             return
         for group in (self.by_key.values(), self.plain):
             for c in group:

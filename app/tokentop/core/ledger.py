@@ -406,7 +406,7 @@ class LedgerBase:
         """See `Ledger.index_times`."""
 
     # The backend's part (see `Ledger`):
-    def calls(self, lo: float | None = None, hi: float | None = None) -> Iterator[Call]:
+    def calls(self, lo: float | None = None, hi: float | None = None, session: str | None = None) -> Iterator[Call]:
         raise NotImplementedError
 
     def newest_calls(self, lo: float | None, hi: float | None, limit: int) -> list[Call]:
@@ -769,9 +769,9 @@ class Ledger(LedgerBase):
         return [_call(r, self.internal_project)
                 for r in self.db.execute(f"{_SELECT} WHERE paths.path = ? AND keyed = 0", (path,))]
 
-    def calls(self, lo: float | None = None, hi: float | None = None) -> Iterator[Call]:
-        """Every call within the current roots, or those with ``lo <= ts < hi``."""
-        for r in self._call_rows(lo, hi):
+    def calls(self, lo: float | None = None, hi: float | None = None, session: str | None = None) -> Iterator[Call]:
+        """Every call within the current roots, or those with ``lo <= ts < hi``; of one session when given."""
+        for r in self._call_rows(lo, hi, session):
             yield _call(r, self.internal_project)
 
     def newest_calls(self, lo: float | None, hi: float | None, limit: int) -> list[Call]:
@@ -786,13 +786,15 @@ class Ledger(LedgerBase):
                                 *self.scope_args, limit)).fetchall()
 
     @_locked
-    def _call_rows(self, lo: float | None, hi: float | None) -> list[Any]:
+    def _call_rows(self, lo: float | None, hi: float | None, session: str | None = None) -> list[Any]:
+        one = ("", ()) if session is None else (" AND session = ?", (session,))  # SQLite skips the others' rows
         if lo is None and hi is None:  # the whole table, in its order (through an index, it is slower)
-            return self.db.execute(f"{_SELECT} WHERE {self.scope_sql}", self.scope_args).fetchall()
+            return self.db.execute(f"{_SELECT} WHERE {self.scope_sql}{one[0]}", (*self.scope_args, *one[1])
+                                   ).fetchall()
         self.index_times()
-        return self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql}",
+        return self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql}{one[0]}",
                                (lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"),
-                                *self.scope_args)).fetchall()
+                                *self.scope_args, *one[1])).fetchall()
 
     @_locked
     def index_times(self) -> None:

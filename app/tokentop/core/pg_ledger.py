@@ -168,9 +168,11 @@ class PgLedger(LedgerBase):
         """The calls without a key read from one file."""
         return self._select("machine = %s AND file = %s AND NOT keyed", (self.machine, path))
 
-    def calls(self, lo: float | None = None, hi: float | None = None) -> Iterator[Call]:
-        """Every call within the current roots, or those with ``lo <= ts < hi``."""
+    def calls(self, lo: float | None = None, hi: float | None = None, session: str | None = None) -> Iterator[Call]:
+        """Every call within the current roots, or those with ``lo <= ts < hi``; of one session when given."""
         where, args = self._scope()
+        if session is not None:
+            where, args = f"{where} AND session = %s", [*args, session]
         yield from self._select(f"ts >= %s AND ts < %s AND {where}",
                                 (lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"),
                                  *args))

@@ -103,7 +103,7 @@ def matching_calls(cube: Cube, flt: Filter) -> Iterable[Call]:
     """Single calls that pass the filter (for task and recent-call views)."""
     lo, hi = flt.day_bounds()
     test = _Predicate(flt)
-    for c in cube.calls(lo, hi):
+    for c in cube.calls(lo, hi, flt.session):
         if test(c.source, c.model, c.project, c.session, c.mode):
             yield c
 

@@ -32,7 +32,7 @@ class TeamEngine(Engine):
         self.rollup = TeamRollup(store, tz_name(self.cube.tz), cache_dir)
         self.machines: frozenset[str] | None = None
         self.users: frozenset[str] | None = None
-        self.cube.call_source = lambda lo, hi: self.store.calls(lo, hi, self.machines, self.users)
+        self.cube.call_source = lambda lo, hi, _session: self.store.calls(lo, hi, self.machines, self.users)
         self.listening = False
         self.listen_error = ""
 
