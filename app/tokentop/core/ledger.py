@@ -317,6 +317,11 @@ def _delta(c: Call, sign: int, project: str, root: str) -> tuple[Any, ...]:
             sign * (c.mode == "local"), c.ts if sign > 0 else 0.0)
 
 
+def span(lo: float | None, hi: float | None) -> tuple[float, float]:
+    """``lo <= ts < hi`` bounds for a query, open ends as infinities."""
+    return (lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"))
+
+
 def _call(r: tuple[Any, ...], internal_project: str) -> Call:
     (source, key, keyed, ts, model, project, session, mode, inp, out, cw, cr, cost, task, w1h, web, speed, geo,
      file, offset, _priced_with) = r
@@ -782,8 +787,7 @@ class Ledger(LedgerBase):
     def _newest_rows(self, lo: float | None, hi: float | None, limit: int) -> list[Any]:
         self.index_times()
         return self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql} ORDER BY ts DESC LIMIT ?",
-                               (lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"),
-                                *self.scope_args, limit)).fetchall()
+                               (*span(lo, hi), *self.scope_args, limit)).fetchall()
 
     @_locked
     def _call_rows(self, lo: float | None, hi: float | None, session: str | None = None) -> list[Any]:
@@ -793,8 +797,7 @@ class Ledger(LedgerBase):
                                    ).fetchall()
         self.index_times()
         return self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql}{one[0]}",
-                               (lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"),
-                                *self.scope_args, *one[1])).fetchall()
+                               (*span(lo, hi), *self.scope_args, *one[1])).fetchall()
 
     @_locked
     def index_times(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .aggregate import CellKey
 from .filters import DayNamer
-from .ledger import LedgerBase, LedgerError, _call, fold_rollup
+from .ledger import LedgerBase, LedgerError, _call, fold_rollup, span
 from .records import Call
 from .tail import FileState
 from .team import (
@@ -173,16 +173,13 @@ class PgLedger(LedgerBase):
         where, args = self._scope()
         if session is not None:
             where, args = f"{where} AND session = %s", [*args, session]
-        yield from self._select(f"ts >= %s AND ts < %s AND {where}",
-                                (lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"),
-                                 *args))
+        yield from self._select(f"ts >= %s AND ts < %s AND {where}", (*span(lo, hi), *args))
 
     def newest_calls(self, lo: float | None, hi: float | None, limit: int) -> list[Call]:
         """Up to ``limit`` calls with ``lo <= ts < hi`` (within the current roots), the newest first."""
         where, args = self._scope()
         return self._select(f"ts >= %s AND ts < %s AND {where} ORDER BY ts DESC LIMIT %s",
-                            (lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"),
-                             *args, limit))
+                            (*span(lo, hi), *args, limit))
 
     def file_states(self) -> list[FileState]:
         """Recorded read state of this machine's files (under the current roots)."""

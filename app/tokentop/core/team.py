@@ -32,7 +32,7 @@ from typing import Any
 
 from .aggregate import BUCKET_SECONDS
 from .errors import TeamError
-from .ledger import CALLS_FROM, calls_column
+from .ledger import CALLS_FROM, calls_column, span
 from .records import Call
 from .report import Groups
 
@@ -375,8 +375,7 @@ class TeamStore:
     def calls(self, lo: float | None, hi: float | None, machines: Iterable[str] | None = None,
               users: Iterable[str] | None = None) -> list[Call]:
         """Single calls with ``lo <= ts < hi`` of the given machines and users (None = all)."""
-        where, args = ["ts >= %s", "ts < %s"], [lo if lo is not None else float("-inf"),
-                                                  hi if hi is not None else float("inf")]
+        where, args = ["ts >= %s", "ts < %s"], [*span(lo, hi)]
         if machines is not None:
             where.append("machine = ANY(%s)")
             args.append(list(machines))
