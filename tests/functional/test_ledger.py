@@ -566,7 +566,46 @@ def test_a_sessions_calls_are_read_alone_from_the_ledger_and_its_top_tasks_match
         assert sorted(c.key for c in e.ledger.calls(lo, hi, "a")) == [f"a{i}" for i in range(9)]  # only its rows
     for session in ("a", "b"):
         flt = Filter(tz=UTC, session=session)
-        assert top_tasks(e.cube, flt) == top_tasks(memory.cube, flt) != []
+        want = top_tasks(memory.cube, flt)
+        assert want != []
+        assert rounded(top_tasks(e.cube, flt)) == rounded(want)  # costs summed in another order (SQL's sum)
+    e.ledger.close()
+
+
+def test_top_tasks_from_the_ledgers_sums_by_task_equal_those_of_every_call(claude_dir, data_root,
+                                                                           ledger_path) -> None:
+    from tokentop.core.report import top_tasks
+
+    def tool(name: str) -> list[dict[str, Any]]:
+        return [{"type": "tool_use", "id": "t1", "name": name, "input": {}}]
+
+    write_lines(project_dir(claude_dir) / "a.jsonl", [
+        *(cc_line(f"a{i}", model=(SONNET, OPUS, "claude-mystery-9")[i % 3], content=(None, tool("Grep"),
+                  tool("Edit"))[i % 4 % 3], output=10 + i, cr=1000 * i, ts=f"2026-11-{19 + i % 2}T10:00:00Z")
+          for i in range(24)),
+        cc_line("a0", output=500)])  # a later snapshot of a0: its final form counts
+    write_lines(project_dir(claude_dir, "/srv/api") / "b.jsonl", [
+        cc_line(f"b{i}", cwd="/srv/api", session="b", content=tool("Grep"), output=7) for i in range(5)])
+    write_lines(data_root / "agents" / "s1" / "llm_costs.jsonl", [
+        internal_row(task="summarize:day", cost=0.5), internal_row(task="summarize:day", cost=None),
+        internal_row(task="embed", mode="local", cost=0.0, model="qwen3-8b"),
+        internal_row(task="embed", cost=0.125, project="webshop", ts="2026-11-19T08:00:00+00:00")])
+    memory = Engine(Sources([claude_dir], data_root, "app"), PriceBook(), UTC)  # every call in memory
+    memory.scan(workers=1)
+    engine(claude_dir, data_root, ledger_path).start(workers=1)  # the ingest
+    e = engine(claude_dir, data_root, ledger_path)
+    e.start(workers=1)  # a warm start: no single call in memory
+    assert e.cube.task_source is not None
+    e.cube.call_source = None  # top tasks come from the ledger's sums, never from single calls
+
+    day = date(2026, 11, 19)
+    for flt in (Filter(tz=UTC), Filter(tz=UTC, models=(SONNET,)), Filter(tz=UTC, models=("claude-sonnet-4-5",)),
+                Filter(tz=UTC, source="internal"), Filter(tz=UTC, mode="local"), Filter(tz=UTC, project="WEB"),
+                Filter(tz=UTC, project="app"), Filter(tz=UTC, since=day, until=day), Filter(tz=UTC, models=()),
+                Filter(tz=UTC, session="b")):
+        want = top_tasks(memory.cube, flt)
+        assert (want != []) == (flt.models != ()), flt
+        assert rounded(top_tasks(e.cube, flt)) == rounded(want)  # costs summed in another order (SQL's sum)
     e.ledger.close()
 
 

@@ -169,6 +169,32 @@ def test_server_killed_mid_sync_then_restarted_resumes_without_loss(tmp_path: Pa
     assert team_report(team_url, capsys)["totals"]["output_tokens"] == m.report()["totals"]["output_tokens"]
 
 
+def test_team_top_tasks_are_the_databases_sums_and_equal_those_of_every_call(two: tuple[Machine, Machine],
+                                                                              team_url: str) -> None:
+    from tokentop.core.report import top_tasks
+
+    a, b = two
+    grep = [{"type": "tool_use", "id": "t1", "name": "Grep", "input": {}}]
+    a.write(*[cc_line(f"grep_{i}", content=grep, output=40 + i, ts="2026-11-21T09:00:00Z") for i in range(4)])
+    a.sync(team_url)
+    b.sync(team_url)
+    engine = TeamEngine(TeamStore(team_url), parse_tz("UTC"))
+    engine.start()
+    summed = engine.cube.task_source
+    assert summed is not None
+    for machines, calls in ((None, 54), (frozenset({"alpha"}), 34), (frozenset({"beta"}), 20)):
+        engine.set_scope(machines)
+        for flt in (Filter(tz=parse_tz("UTC")), Filter(tz=parse_tz("UTC"), models=(OPUS,))):
+            engine.cube.task_source = summed
+            got = top_tasks(engine.cube, flt)
+            engine.cube.task_source = None  # every single call instead
+            want = top_tasks(engine.cube, flt)
+            assert rounded(got) == rounded(want)  # costs summed in another order
+        assert sum(r["calls"] for r in got) == (20 if machines != frozenset({"alpha"}) else 0)  # Opus: beta's
+        engine.cube.task_source = summed
+        assert sum(r["calls"] for r in top_tasks(engine.cube, Filter(tz=parse_tz("UTC")))) == calls
+
+
 def test_viewer_is_told_by_notify_and_updates(two: tuple[Machine, Machine], team_url: str) -> None:
     a, b = two
     a.sync(team_url)

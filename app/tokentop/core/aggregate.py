@@ -50,6 +50,10 @@ class Cube:
         self.call_source: Callable[[float | None, float | None, str | None], Iterable[Call]] | None = None
         #: There too: up to ``limit`` calls with ``lo <= ts < hi``, the newest first (`report.recent_calls`).
         self.newest_source: Callable[[float | None, float | None, int], list[Call]] | None = None
+        #: There too: the calls' sums by task, source, model, project and mode (`Ledger.task_sums`); of one
+        #: session when given, exactly (`report.by_task`).
+        self.task_source: Callable[[float | None, float | None, str | None], list[tuple[Any, ...]] | None] | None \
+            = None
         self.version = 0  # bumped on every change; views cache on it
         #: A view computed for one version (`report.unfiltered_groups`): (version, value).
         self.memo: tuple[int, Any] | None = None

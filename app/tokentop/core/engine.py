@@ -204,9 +204,7 @@ class Engine:
         #: Calls known only from the ledger (their transcript files are gone).
         self.ledger_only = 0
         if ledger is not None:
-            self.cube.lookup = ledger.get
-            self.cube.call_source = ledger.calls
-            self.cube.newest_source = ledger.newest_calls
+            self._read_from(ledger)
         self.warnings = Warnings()
         self.files: dict[str, FileState] = {}
         #: Calls without a dedupe key, per file: a truncated or replaced file's are taken out before it is
@@ -227,6 +225,13 @@ class Engine:
         self.limit_hits: dict[str, claude_code.LimitHit] = {}
         #: Held while the cube changes and while views read it (scan and live updates run in threads).
         self.lock = threading.RLock()
+
+    def _read_from(self, ledger: Ledger | Any) -> None:
+        """The cube reads what it does not hold (single calls, sums by task) from the ledger."""
+        self.cube.lookup = ledger.get
+        self.cube.call_source = ledger.calls
+        self.cube.newest_source = ledger.newest_calls
+        self.cube.task_source = ledger.task_sums
 
     def price(self, c: Call) -> float | None:
         """Price one call with this engine's book."""
@@ -347,8 +352,7 @@ class Engine:
             try:
                 _die_with_parent()
                 self.ledger = self.ledger.reopen()
-                self.cube.lookup, self.cube.call_source = self.ledger.get, self.ledger.calls
-                self.cube.newest_source = self.ledger.newest_calls
+                self._read_from(self.ledger)
                 self.start()
                 with os.fdopen(w, "wb") as out:
                     out.write(self._snapshot())

@@ -179,6 +179,12 @@ def _upsert(table: str, n: int) -> str:
 
 
 _SELECT = f"SELECT {', '.join(_COLS)} FROM {CALLS_FROM}"
+#: A ledger's sums by task and what a filter tests (`task_sums`): task, source, model, project, mode, the four
+#: token kinds, calls, cost of the priced ones, unpriced calls. ``total``: SQLite's ``total``, PostgreSQL's
+#: ``sum`` (over no priced call, 0 where SQLite's ``sum`` and PostgreSQL's give NULL: wrapped in coalesce).
+TASK_SUMS = """SELECT task, source, model, project, mode, sum(input_tokens), sum(output_tokens),
+    sum(cache_creation_tokens), sum(cache_read_tokens), count(*), coalesce({total}(cost), 0),
+    count(*) - count(cost) FROM {calls} WHERE {where} GROUP BY task, source, model, project, mode"""
 
 
 class Snapshot(msgspec.Struct, array_like=True):
@@ -788,6 +794,23 @@ class Ledger(LedgerBase):
         self.index_times()
         return self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql} ORDER BY ts DESC LIMIT ?",
                                (*span(lo, hi), *self.scope_args, limit)).fetchall()
+
+    @_locked
+    def task_sums(self, lo: float | None, hi: float | None, session: str | None = None) -> list[tuple[Any, ...]]:
+        """Sums of the calls with ``lo <= ts < hi`` (of one session when given) within the current roots, by task,
+        source, model, project and mode (see `TASK_SUMS`): a few hundred rows where every call is tens of
+        thousands (`report.by_task`)."""
+        one = ("", ()) if session is None else (" AND session = ?", (session,))
+        if lo is None and hi is None:
+            where, args = f"{self.scope_sql}{one[0]}", (*self.scope_args, *one[1])
+        else:
+            self.index_times()
+            where, args = f"ts >= ? AND ts < ? AND {self.scope_sql}{one[0]}", (*span(lo, hi), *self.scope_args,
+                                                                             *one[1])
+        internal = self.internal_project
+        return [(task, source, model, project or internal, *rest) for task, source, model, project, *rest
+                in self.db.execute(TASK_SUMS.format(calls="calls JOIN paths ON paths.id = calls.path_id",
+                                                    where=where, total="total"), args)]
 
     @_locked
     def _call_rows(self, lo: float | None, hi: float | None, session: str | None = None) -> list[Any]:

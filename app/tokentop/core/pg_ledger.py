@@ -16,7 +16,7 @@ from typing import Any
 
 from .aggregate import CellKey
 from .filters import DayNamer
-from .ledger import LedgerBase, LedgerError, _call, fold_rollup, span
+from .ledger import TASK_SUMS, LedgerBase, LedgerError, _call, fold_rollup, span
 from .records import Call
 from .tail import FileState
 from .team import (
@@ -30,6 +30,7 @@ from .team import (
     describe_url,
     lock_pushes,
     stage,
+    task_sum_rows,
 )
 
 _LEDGER_COLS = COLUMNS[2:-1]  # the SQLite ledger's columns without root: what `_call` reads
@@ -174,6 +175,15 @@ class PgLedger(LedgerBase):
         if session is not None:
             where, args = f"{where} AND session = %s", [*args, session]
         yield from self._select(f"ts >= %s AND ts < %s AND {where}", (*span(lo, hi), *args))
+
+    def task_sums(self, lo: float | None, hi: float | None, session: str | None = None) -> list[tuple[Any, ...]]:
+        """Sums by task, source, model, project and mode (see `Ledger.task_sums`)."""
+        where, args = self._scope()
+        if session is not None:
+            where, args = f"{where} AND session = %s", [*args, session]
+        rows = self._q(TASK_SUMS.format(calls="tokentop.calls", where=f"ts >= %s AND ts < %s AND {where}",
+                                        total="sum"), (*span(lo, hi), *args)).fetchall()
+        return task_sum_rows(rows, self.internal_project)
 
     def newest_calls(self, lo: float | None, hi: float | None, limit: int) -> list[Call]:
         """Up to ``limit`` calls with ``lo <= ts < hi`` (within the current roots), the newest first."""

@@ -454,6 +454,19 @@ def _planned_cells(plan: Plan, flt: Filter, group: int | None) -> Iterable[tuple
 def by_task(cube: Cube, flt: Filter) -> list[Row]:
     """Totals per task: internal ``task_id``; Claude Code: the tools the message invoked, ``(text)`` if none."""
     groups: dict[str, list[float]] = {}
+    summed = None if cube.task_source is None else cube.task_source(*flt.day_bounds(), flt.session)
+    if summed is not None:  # from a ledger: its sums by task and what the filter tests (not every call)
+        test = _Predicate(flt)
+        for task, src, model, proj, mode, *sums in summed:
+            if test(src, model, proj, flt.session, mode):
+                acc = groups.get(task)
+                if acc is None:
+                    acc = groups[task] = new_cell()
+                for i, v in enumerate(sums):  # IN, OUT, CW, CR, CALLS, COST, UNPRICED
+                    acc[i] += v
+                if mode == LOCAL:
+                    acc[LOCAL_CALLS] += sums[CALLS]
+        return _rows(_by_cost(groups), "task")
     for c in matching_calls(cube, flt):
         acc = groups.get(c.task)
         if acc is None:

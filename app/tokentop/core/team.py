@@ -32,7 +32,7 @@ from typing import Any
 
 from .aggregate import BUCKET_SECONDS
 from .errors import TeamError
-from .ledger import CALLS_FROM, calls_column, span
+from .ledger import CALLS_FROM, TASK_SUMS, calls_column, span
 from .records import Call
 from .report import Groups
 
@@ -274,6 +274,12 @@ def stage(conn: Any, rows: Iterable[tuple[Any, ...]]) -> None:
             cp.write_row(r)
 
 
+def task_sum_rows(rows: Iterable[Any], internal_project: str = "") -> list[tuple[Any, ...]]:
+    """`TASK_SUMS` rows from PostgreSQL as SQLite gives them: its sums of bigint are numeric (Decimal here)."""
+    return [(task, source, model, project or internal_project, mode, int(i), int(o), int(cw), int(cr), n, cost,
+             unpriced) for task, source, model, project, mode, i, o, cw, cr, n, cost, unpriced in rows]
+
+
 class TeamStore:
     """The shared database: schema, pushes, rollup reads, single calls, budgets."""
 
@@ -375,6 +381,15 @@ class TeamStore:
     def calls(self, lo: float | None, hi: float | None, machines: Iterable[str] | None = None,
               users: Iterable[str] | None = None) -> list[Call]:
         """Single calls with ``lo <= ts < hi`` of the given machines and users (None = all)."""
+        where, args = self._calls_where(lo, hi, machines, users)
+        q = (f"SELECT source, ts, model, project, session, mode, input_tokens, output_tokens, cache_creation_tokens,"
+             f" cache_read_tokens, cost, CASE WHEN keyed THEN key END, task, cache_write_1h, web_search_requests,"
+             f" speed, geo, file, \"offset\" FROM tokentop.calls WHERE {where}")
+        return self._run(lambda conn: [Call(*r) for r in conn.execute(q, args)])
+
+    @staticmethod
+    def _calls_where(lo: float | None, hi: float | None, machines: Iterable[str] | None,
+                     users: Iterable[str] | None) -> tuple[str, list[Any]]:
         where, args = ["ts >= %s", "ts < %s"], [*span(lo, hi)]
         if machines is not None:
             where.append("machine = ANY(%s)")
@@ -382,10 +397,14 @@ class TeamStore:
         if users is not None:
             where.append('"user" = ANY(%s)')
             args.append(list(users))
-        q = (f"SELECT source, ts, model, project, session, mode, input_tokens, output_tokens, cache_creation_tokens,"
-             f" cache_read_tokens, cost, CASE WHEN keyed THEN key END, task, cache_write_1h, web_search_requests,"
-             f" speed, geo, file, \"offset\" FROM tokentop.calls WHERE {' AND '.join(where)}")
-        return self._run(lambda conn: [Call(*r) for r in conn.execute(q, args)])
+        return " AND ".join(where), args
+
+    def task_sums(self, lo: float | None, hi: float | None, machines: Iterable[str] | None = None,
+                  users: Iterable[str] | None = None) -> list[tuple[Any, ...]]:
+        """Sums by task, source, model, project and mode of the calls `calls` returns (see `Ledger.task_sums`)."""
+        where, args = self._calls_where(lo, hi, machines, users)
+        q = TASK_SUMS.format(calls="tokentop.calls", where=where, total="sum")
+        return self._run(lambda conn: task_sum_rows(conn.execute(q, args).fetchall()))
 
     def count(self, machine: str | None = None) -> int:
         """Calls stored (of one machine)."""

@@ -33,6 +33,8 @@ class TeamEngine(Engine):
         self.machines: frozenset[str] | None = None
         self.users: frozenset[str] | None = None
         self.cube.call_source = lambda lo, hi, _session: self.store.calls(lo, hi, self.machines, self.users)
+        self.cube.task_source = lambda lo, hi, session: (  # a drill-down's session: read its calls instead
+            None if session is not None else self.store.task_sums(lo, hi, self.machines, self.users))
         self.listening = False
         self.listen_error = ""
 
