@@ -161,6 +161,12 @@ _ROLLUP_DELTA = """INSERT INTO rollup VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 #: The order rows are bound in: a Call's fields (`msgspec.structs.astuple`), then what the ledger adds. The
 #: statement leaves the path out (its parameter is bound, never read): a row is one tuple concatenation.
 _ROW_COLS = (*Call.__struct_fields__, "keyed", "path_id", "price_id")
+#: The connection's page cache (negative: KiB).
+CACHE_KIB = -65536
+#: While an index is built: sort runs of 1 MB (the page cache's size sets them) on up to this many helper threads
+#: besides the caller: a 193k-call ledger's key index 0.35 -> 0.16 s (one 64 MB run sorts slower than 1 MB
+#: runs merged, even on one thread: 0.23 s).
+SORT_THREADS, SORT_CACHE_KIB = 2, -1000
 #: Rows per INSERT statement when many are written: SQLite runs its insert program once per statement, so a
 #: statement of 64 rows costs ~20 % less CPU per row than one row per statement (a cold ingest's largest part).
 ROWS_PER_INSERT = 64
@@ -468,7 +474,7 @@ class Ledger(LedgerBase):
                                       timeout=BUSY_TIMEOUT_MS / 1000)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA cache_size=-65536")
+            self.db.execute(f"PRAGMA cache_size={CACHE_KIB}")
             # An SQLite before 3.32 (Ubuntu 20.04's) takes at most 999 parameters in a statement
             self._rows_per_insert = max(1, min(ROWS_PER_INSERT, self.db.getlimit(
                 sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_ROW_COLS)))
@@ -569,9 +575,10 @@ class Ledger(LedgerBase):
             return
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            for name, sql in _INDEXES.items():
-                if name != "calls_ts":
-                    self.db.execute(sql)
+            with self._sorting():
+                for name, sql in _INDEXES.items():
+                    if name != "calls_ts":
+                        self.db.execute(sql)
             if "calls_again" in names:
                 self.db.execute("INSERT OR REPLACE INTO calls SELECT * FROM calls_again")
                 self.db.execute("DROP TABLE calls_again")
@@ -579,6 +586,17 @@ class Ledger(LedgerBase):
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    @contextlib.contextmanager
+    def _sorting(self) -> Iterator[None]:
+        """Index builds in this block sort in small runs, on helper threads (see `SORT_THREADS`)."""
+        self.db.execute(f"PRAGMA threads={SORT_THREADS}")
+        self.db.execute(f"PRAGMA cache_size={SORT_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            self.db.execute("PRAGMA threads=0")
+            self.db.execute(f"PRAGMA cache_size={CACHE_KIB}")
 
     def _error(self, e: Exception) -> LedgerError:
         return (LedgerBusy if _is_lock_wait(e) else LedgerError)(self._advice(e))
@@ -837,7 +855,7 @@ class Ledger(LedgerBase):
         if names:
             return  # a first ingest is going on (indexes come after it)
         try:
-            with self._not_waiting():
+            with self._not_waiting(), self._sorting():
                 self.db.execute(_INDEXES["calls_ts"])
             self._times_indexed = True
         except sqlite3.OperationalError as e:
