@@ -10,6 +10,7 @@
   alternating runs (the floor on this machine: Python and Textual starting);
 - filter key redraw: in that terminal, over the whole history, from a key to the first byte of the frame it
   caused and to the last byte of the frames it caused;
+- views from the ledger: top tasks, recent calls and a drill-down's top tasks as a warm start computes them;
 - live CPU: the dashboard's CPU (from /proc) while idle, then while new calls arrive at 2 and 10 per second.
 """
 
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import termios
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,42 @@ def first_frame(cmd: list[str], marker: str, timeout: float = 20.0,
     if found is None:
         raise SystemExit(f"first frame: {marker!r} never appeared")
     return found, redraws
+
+
+def ledger_views(corpus: Path, ledger: Path) -> str:
+    """The views that read single calls or their sums from the ledger after a warm start (nothing but the cells
+    is in memory then): top tasks for all time and for 7 days, recent calls, and a drill-down's top tasks for the
+    busiest session; median of 5 each."""
+    from datetime import timedelta
+
+    from tokentop.cli import open_ledger
+    from tokentop.core.engine import Engine, Sources
+    from tokentop.core.filters import Filter, parse_tz
+    from tokentop.core.pricing import PriceBook
+    from tokentop.core.report import recent_calls, top_tasks
+
+    tz = parse_tz("UTC")
+    sources = Sources([corpus / "claude"], corpus / "wb", "work-buddy")
+    engine = Engine(sources, PriceBook(), tz, ledger=open_ledger(argparse.Namespace(ledger=str(ledger)), sources))
+    engine.start()
+    base = Filter(tz=tz)
+    newest = max(day for day, *_ in engine.cube.cells)
+    week = base.with_(since=date.fromisoformat(newest) - timedelta(days=6), until=date.fromisoformat(newest))
+    busiest = max(engine.report(base)["sessions"], key=lambda s: s["calls"])["session"]
+    views = {"top tasks (all time)": lambda: top_tasks(engine.cube, base),
+             "top tasks (7 days)": lambda: top_tasks(engine.cube, week),
+             "recent calls (all time)": lambda: recent_calls(engine.cube, base),
+             "busiest session's top tasks": lambda: top_tasks(engine.cube, base.with_(session=busiest))}
+    parts = []
+    for name, view in views.items():
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            view()
+            times.append(time.perf_counter() - t)
+        parts.append(f"{name} {statistics.median(times) * 1000:.0f} ms")
+    engine.ledger.close()
+    return ", ".join(parts)
 
 
 def live_cpu(corpus: Path, ledger: Path, rates: tuple[float, ...] = (2, 10), seconds: float = 10) -> str:
@@ -222,6 +260,7 @@ def main() -> int:
     subprocess.run([TOKENTOP, "report", "--json", "--tz", "UTC", "--claude-dir", str(corpus / "claude"),
                     "--data-root", str(corpus / "wb"), "--internal-project", "work-buddy", "--ledger", str(ledger)],
                    check=True, capture_output=True)  # make sure the ledger is warm
+    print("views read from the ledger after a warm start: " + ledger_views(corpus, ledger))
     marker = f"{len(engine.files):,} files"  # the status line, once the ledger's data is drawn
     frames: list[float] = []
     bare: list[float] = []
