@@ -609,6 +609,104 @@ def test_top_tasks_from_the_ledgers_sums_by_task_equal_those_of_every_call(claud
     e.ledger.close()
 
 
+def test_a_postgresql_ledger_whose_server_goes_away_pauses_counting_and_catches_up_exactly_once_back(
+        claude_dir, data_root, cluster, team_url, monkeypatch, capsys) -> None:
+    import asyncio
+
+    import psycopg
+    from tokentop.core import live, pg_ledger
+    from tokentop.core.ledger import LedgerUnreachable
+    from tokentop.ui.app import TokentopApp
+
+    monkeypatch.setattr(pg_ledger, "RECONNECT_SECONDS", 0.0)  # every update tries to connect again
+    db = team_url.rsplit("/", 1)[1]
+
+    def server_away(away: bool) -> None:  # no new connection to the database; the ledger's own one cut
+        with psycopg.connect(cluster.url, autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {db} ALLOW_CONNECTIONS {str(not away).lower()}")
+            if away:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+
+    history(claude_dir, data_root)
+    e = engine(claude_dir, data_root, team_url)
+    e.start(workers=1)
+    flt = Filter(tz=UTC)
+    before = e.report(flt)["totals"]
+    server_away(True)
+    with (project_dir(claude_dir) / "a.jsonl").open("a") as f:  # a new message, and m1's later snapshot: it
+        f.write(cc_line("m4", output=7) + "\n" + cc_line("m1", output=900) + "\n")  # merges with the stored m1
+    with (data_root / "agents" / "s1" / "llm_costs.jsonl").open("a") as f:
+        f.write(internal_row(cost=1.0) + "\n")
+    for _ in range(2):  # no error, the numbers as they were, and why
+        assert e.update() == 0
+        assert e.ledger_behind and isinstance(e.ledger_trouble, LedgerUnreachable)
+        assert e.report(flt)["totals"] == before
+    notice = TokentopApp(e).notice_text()
+    assert f"the ledger {e.ledger.path} cannot be reached" in notice and "retrying" in notice
+
+    async def follow_until_stored() -> None:  # the live loop, while away, then back, with no change to a file
+        stop = asyncio.Event()
+        task = asyncio.create_task(live.follow(e, lambda batch: None, stop))
+        await asyncio.sleep(1.5)  # its first catch-up (0.5 s) and its retries fail meanwhile
+        assert e.ledger_behind
+        server_away(False)
+        for _ in range(100):
+            if not e.ledger_behind:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+
+    monkeypatch.setattr(live, "LEDGER_RETRY_SECONDS", 0.2)
+    asyncio.run(follow_until_stored())
+    assert not e.ledger_behind and e.ledger_trouble is None
+    want = report(claude_dir, data_root, capsys, "--no-ledger")["totals"]  # every file read from scratch
+    assert want["calls"] == before["calls"] + 2 and want["output_tokens"] == before["output_tokens"] + 7 + 600 + 100
+    assert rounded(e.report(flt)["totals"]) == rounded(want)
+    assert e.ledger.count() == want["calls"]
+    assert rounded(report(claude_dir, data_root, capsys, "--ledger", team_url)["totals"]) == rounded(want)
+    e.ledger.close()
+
+
+async def test_the_dashboard_keeps_running_while_its_postgresql_ledger_is_away(claude_dir, data_root, cluster,
+                                                                              team_url, monkeypatch) -> None:
+    import psycopg
+    from tokentop.core import pg_ledger
+    from tokentop.core.report import top_tasks
+    from tokentop.ui.app import TokentopApp
+
+    from tests.tui_support import loaded
+
+    monkeypatch.setattr(pg_ledger, "RECONNECT_SECONDS", 0.0)
+    db = team_url.rsplit("/", 1)[1]
+    history(claude_dir, data_root)
+    engine(claude_dir, data_root, team_url).start(workers=1)
+    e = engine(claude_dir, data_root, team_url)  # warm: top tasks come from the ledger
+    app = TokentopApp(e, live=False, clock=lambda: datetime(2026, 11, 20, 12, tzinfo=timezone.utc).timestamp())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(app, pilot)
+        with psycopg.connect(cluster.url, autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {db} ALLOW_CONNECTIONS false")
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+        await pilot.press("v", "v")  # top tasks: read from the ledger, which is away
+        await pilot.pause()
+        table = app.screen.query_one("#breakdown")
+        assert app.panel == "tasks" and table.row_count == 0 and app.is_running
+        assert e.update() == 0  # what the file watcher does on a change meanwhile
+        app.refresh_view()
+        await pilot.pause()
+        assert "cannot be reached" in str(app.screen.query_one("#notice").render())
+        with psycopg.connect(cluster.url, autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {db} ALLOW_CONNECTIONS true")
+        e.update()
+        app.refresh_view()
+        await pilot.pause()
+        assert not app.screen.query_one("#notice").display
+        assert [str(table.get_row_at(i)[0]).strip() for i in range(table.row_count)] == [
+            t["task"] for t in top_tasks(e.cube, app.current_filter())] != []
+    e.ledger.close()
+
+
 def test_a_failure_at_the_end_of_a_cold_ingest_reaches_the_caller(claude_dir, data_root, sqlite_ledger,
                                                                    monkeypatch) -> None:
     from tokentop.core.ledger import LedgerError

@@ -217,8 +217,11 @@ class Engine:
         #: ledger's time index, if a first ingest left it for later, in its own thread or process, not a redraw.
         self.reads_by_time = False
         #: The last update's commit found the ledger locked by another tokentop for longer than it waits: its calls
-        #: are counted (in the cube) and not yet stored; the next update reads them again and stores them.
+        #: are counted (in the cube) and not yet stored; the next update reads them again and stores them. Also
+        #: while a PostgreSQL ledger cannot be reached (`ledger_trouble` says so): then nothing new is read until
+        #: it is back (a call is merged with its stored copy, which only the ledger has after a warm start).
         self.ledger_behind = False
+        self.ledger_trouble: LedgerBusy | None = None  # why (LedgerUnreachable: the server is away)
         self._finishing: threading.Thread | None = None  # see finish_ingest
         self._finish_error: BaseException | None = None
         #: The latest plan-limit hit Claude Code reported, per window (five_hour, seven_day, unknown).
@@ -319,23 +322,27 @@ class Engine:
             was folded again, or the groups are missing: a new snapshot is due).
         """
         assert self.ledger is not None
-        with self.lock:
+        with self.lock:  # everything read before anything changes: a ledger that fails midway leaves all as it was
             self.ledger.others_wrote()  # the baseline: what is loaded now is all there is
-            self.cube.clear()
             snap = self.ledger.snapshot(self.cube.day_of)
-            if snap is None:
-                self.cube.cells = self.ledger.cells(self.cube.day_of)
-                self.files = {s.path: s for s in self.ledger.file_states()}
+            cells = self.ledger.cells(self.cube.day_of) if snap is None else None
+            states = self.ledger.file_states() if snap is None else snap.states()
+            warnings = self.ledger.warnings()
+            hits = msgspec.convert(self.ledger.meta("limit_hits") or [], list[claude_code.LimitHit])
+            self.cube.clear()
+            if cells is not None:
+                self.cube.cells = cells
             else:
+                assert snap is not None
                 self.cube.defer_cells(functools.partial(_cells_of, snap, self.ledger, self.cube.day_of))
-                self.files = {s.path: s for s in snap.states()}
                 self.sources.listings = snap.listings
+            self.files = {s.path: s for s in states}
             self.cube.version += 1
             if snap is not None and snap.groups is not None:
                 self.cube.memo = (self.cube.version, snap.groups)
             self.warnings.clear()
-            self.warnings.update(self.ledger.warnings())
-            self.note_limits(msgspec.convert(self.ledger.meta("limit_hits") or [], list[claude_code.LimitHit]))
+            self.warnings.update(warnings)
+            self.note_limits(hits)
             return snap is not None and snap.groups is not None  # else a snapshot (with groups) is saved
 
     def start_in_child(self) -> threading.Thread:
@@ -508,7 +515,14 @@ class Engine:
         Returns:
             The number of calls read (before de-duplication).
         """
-        if self.ledger is not None and (self.ledger.others_wrote() or self.ledger_behind):
+        try:
+            return self._update(paths)
+        except LedgerBusy as e:  # a lock held elsewhere, or a server away: read again (and stored) later
+            self.ledger_behind, self.ledger_trouble = True, e
+            return 0
+
+    def _update(self, paths: Iterable[str] | None) -> int:
+        if self.ledger is not None and (self.ledger_behind or self.ledger.others_wrote()):
             # Another tokentop on this ledger (a `report` next to the TUI) committed calls and read offsets:
             # they may replace calls this cube counts from its warm start, so start again from the ledger.
             # After a commit that found the ledger locked: what it held is read again, from the ledger's offsets.
@@ -535,11 +549,12 @@ class Engine:
             if self.ledger is not None and (batch.changed or batch.states or batch.reset):
                 try:
                     self.ledger.commit(batch.changed, batch.states, self._meta(), batch.reset, batch.replaced)
-                except LedgerBusy:  # another tokentop kept it locked: counted here, stored by the next update
-                    self.ledger_behind = True
+                except LedgerBusy as e:  # another tokentop kept it locked: counted here, stored by the next update
+                    self.ledger_behind, self.ledger_trouble = True, e
                     return n
-                self.ledger_behind = False
                 self._committed = True
+        if self.ledger is not None:
+            self.ledger_behind, self.ledger_trouble = False, None
         return n
 
     def _update_file(self, path: str, kind: str, batch: _Batch, stat: os.stat_result | None = None) -> int:

@@ -310,6 +310,11 @@ class LedgerBusy(LedgerError):
     """Another tokentop held the ledger's write lock for longer than `BUSY_TIMEOUT_MS`."""
 
 
+class LedgerUnreachable(LedgerBusy):
+    """The ledger's server cannot be reached just now (it restarts, the network dropped): as with a lock held
+    elsewhere, what is new waits in the files, and is read and stored once the server is back."""
+
+
 def _is_lock_wait(e: Exception) -> bool:
     """Whether SQLite gave up waiting for another connection's lock ("database is locked")."""
     return "locked" in str(e) or "busy" in str(e)

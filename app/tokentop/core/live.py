@@ -28,6 +28,9 @@ ROOT_CHECK_SECONDS = 2.0
 CATCH_UP_SECONDS = 0.5
 #: Files read per engine update, so a burst of thousands of new files is applied in bounded batches.
 MAX_FILES_PER_BATCH = 200
+#: While new calls wait to be stored (a PostgreSQL ledger's server is away, another tokentop holds the SQLite
+#: ledger's lock), a catch-up is tried this often even if no file changes: once it works they are read and stored.
+LEDGER_RETRY_SECONDS = 5.0
 
 
 @dataclass
@@ -68,41 +71,52 @@ async def follow(
     polling = bool(force_polling)
     previous: set[str] | None = None  # roots watched before (None: the initial scan read them)
     catch_up: asyncio.Task[None] | None = None
-    while not stop.is_set():
-        roots = watch_roots(engine)
-        existing = [str(r) for r in roots if r.is_dir()]
-        missing = [r for r in roots if not r.is_dir()]
-        if previous is not None and set(existing) - previous:
-            # A root appeared: read what it already holds now, and once more when the new watcher is surely up
-            # (a file written in between would otherwise wait for its next change). Reading twice is harmless.
-            await _apply(engine, None, on_batch, polling)
-            catch_up = asyncio.create_task(_later(0.5, engine, on_batch, polling))
-        elif previous is None:  # lines written between the initial scan and the watcher's start: read them once
-            catch_up = asyncio.create_task(_catch_up(CATCH_UP_SECONDS, engine, on_batch, polling))
-        previous = set(existing)
-        if not existing:
-            await _wait(stop, ROOT_CHECK_SECONDS)
-            continue
-        appeared = asyncio.Event()
-        watcher_stop = asyncio.Event()
-        helpers = [asyncio.create_task(_look_for(missing, appeared, watcher_stop)),
-                   asyncio.create_task(_relay(stop, watcher_stop))]
-        try:
-            async for changes in awatch(*existing, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=watcher_stop,
-                                        force_polling=polling, poll_delay_ms=500, recursive=True,
-                                        ignore_permission_denied=True):
-                paths = _expand({p for kind, p in changes if kind != Change.deleted})
-                await _apply(engine, paths, on_batch, polling)
-        except OSError:
-            if polling:
-                raise
-            polling = True  # inotify unavailable or its watch limit reached: poll instead (announced)
-            await _maybe_await(on_batch(Batch(0, 0, False, True)))
-        finally:
-            for h in helpers:
-                h.cancel()
-    if catch_up is not None:
-        catch_up.cancel()
+
+    async def retry_ledger() -> None:
+        while not stop.is_set():
+            await _wait(stop, LEDGER_RETRY_SECONDS)
+            if engine.ledger_behind and not stop.is_set():
+                await _apply(engine, None, on_batch, polling)
+
+    retrying = asyncio.create_task(retry_ledger())
+    try:
+        while not stop.is_set():
+            roots = watch_roots(engine)
+            existing = [str(r) for r in roots if r.is_dir()]
+            missing = [r for r in roots if not r.is_dir()]
+            if previous is not None and set(existing) - previous:
+                # A root appeared: read what it already holds now, and once more when the new watcher is surely up
+                # (a file written in between would otherwise wait for its next change). Reading twice is harmless.
+                await _apply(engine, None, on_batch, polling)
+                catch_up = asyncio.create_task(_later(0.5, engine, on_batch, polling))
+            elif previous is None:  # lines written between the initial scan and the watcher's start: read them once
+                catch_up = asyncio.create_task(_catch_up(CATCH_UP_SECONDS, engine, on_batch, polling))
+            previous = set(existing)
+            if not existing:
+                await _wait(stop, ROOT_CHECK_SECONDS)
+                continue
+            appeared = asyncio.Event()
+            watcher_stop = asyncio.Event()
+            helpers = [asyncio.create_task(_look_for(missing, appeared, watcher_stop)),
+                       asyncio.create_task(_relay(stop, watcher_stop))]
+            try:
+                async for changes in awatch(*existing, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=watcher_stop,
+                                            force_polling=polling, poll_delay_ms=500, recursive=True,
+                                            ignore_permission_denied=True):
+                    paths = _expand({p for kind, p in changes if kind != Change.deleted})
+                    await _apply(engine, paths, on_batch, polling)
+            except OSError:
+                if polling:
+                    raise
+                polling = True  # inotify unavailable or its watch limit reached: poll instead (announced)
+                await _maybe_await(on_batch(Batch(0, 0, False, True)))
+            finally:
+                for h in helpers:
+                    h.cancel()
+    finally:
+        retrying.cancel()
+        if catch_up is not None:
+            catch_up.cancel()
 
 
 async def _later(delay: float, engine: Engine, on_batch: Callable[[Batch], Awaitable[None] | None],

@@ -16,7 +16,7 @@ from typing import Any
 
 from .aggregate import CellKey
 from .filters import DayNamer
-from .ledger import TASK_SUMS, LedgerBase, LedgerError, _call, fold_rollup, span
+from .ledger import TASK_SUMS, LedgerBase, LedgerError, LedgerUnreachable, _call, fold_rollup, span
 from .records import Call
 from .tail import FileState
 from .team import (
@@ -33,6 +33,9 @@ from .team import (
     task_sum_rows,
 )
 
+#: After the connection was lost, at most one attempt to connect again in this many seconds (each waits up to
+#: `team.connect`'s timeout); in between, the ledger says at once that it is unreachable.
+RECONNECT_SECONDS = 2.0
 _LEDGER_COLS = COLUMNS[2:-1]  # the SQLite ledger's columns without root: what `_call` reads
 _REPLACE = f"""INSERT INTO tokentop.calls AS c ({_COLS_SQL}) SELECT {_COLS_SQL} FROM stage
     ON CONFLICT (machine, source, key) DO UPDATE SET
@@ -55,6 +58,7 @@ class PgLedger(LedgerBase):
         self.user = user or default_user()
         self.lock = threading.RLock()
         self._seen_commits: int | None = None  # see others_wrote
+        self._lost_at: float | None = None  # when the connection was lost (see `_connected`)
         try:
             self.store = TeamStore(url)
         except TeamError as e:
@@ -65,10 +69,43 @@ class PgLedger(LedgerBase):
         import psycopg
 
         with self.lock:
+            self._connected()
             try:
                 return self.conn.execute(sql, args)
             except psycopg.Error as e:
-                raise LedgerError(f"the ledger {self.path}: {' '.join(str(e).split())}") from None
+                raise self._error(e) from None
+
+    def _connected(self) -> None:
+        """A connection lost earlier is made again (at most every `RECONNECT_SECONDS`); LedgerUnreachable until
+        that works."""
+        import time
+
+        if self._lost_at is None:
+            return
+        if time.monotonic() - self._lost_at < RECONNECT_SECONDS:
+            raise LedgerUnreachable(self._unreachable("the connection was lost"))
+        try:
+            store = TeamStore(self.url, create=False)
+        except TeamError as e:
+            self._lost_at = time.monotonic()
+            raise LedgerUnreachable(self._unreachable(str(e))) from None
+        self.conn.close()
+        self.store, self.conn, self._lost_at = store, store.conn, None
+
+    def _error(self, e: Exception) -> LedgerError:
+        """A server's error as the ledger's: LedgerUnreachable when it cost the connection (the server went
+        away), else LedgerError (the message says what)."""
+        import time
+
+        reason = " ".join(str(e).split())
+        if self.conn.closed or self.conn.broken:
+            self._lost_at = time.monotonic()
+            return LedgerUnreachable(self._unreachable(reason))
+        return LedgerError(f"the ledger {self.path}: {reason}")
+
+    def _unreachable(self, reason: str) -> str:
+        return (f"the ledger {self.path} cannot be reached ({reason}): new calls are counted once it is back; "
+                "retrying")
 
     def _scope(self) -> tuple[str, list[Any]]:
         if self.roots:
@@ -111,6 +148,7 @@ class PgLedger(LedgerBase):
                  c.cache_read_tokens, c.cost, c.task, c.cache_write_1h, c.web_search_requests, c.speed, c.geo,
                  c.file, c.offset, self.priced_with, self.root_of(c.file)) for c in calls]
         with self.lock:
+            self._connected()
             try:
                 with self.conn.transaction():
                     lock_pushes(self.conn)
@@ -138,7 +176,7 @@ class PgLedger(LedgerBase):
                                 "DO UPDATE SET value = excluded.value",
                                 [(self.machine, k, json.dumps(v)) for k, v in warnings.items()])
             except psycopg.Error as e:
-                raise LedgerError(f"the ledger {self.path}: {' '.join(str(e).split())}") from None
+                raise self._error(e) from None
             if self._seen_commits is not None and int(n) == self._seen_commits + 1:
                 self._seen_commits = int(n)  # ours, and nobody else's in between
 

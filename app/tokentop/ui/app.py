@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Static
@@ -30,7 +31,7 @@ from ..core.budgets import status as budget_status
 from ..core.claude_code import DEFAULT_CLEANUP_DAYS, cleanup_period_days
 from ..core.engine import Engine
 from ..core.filters import Filter, tz_name
-from ..core.ledger import LedgerError
+from ..core.ledger import LedgerBusy, LedgerError, LedgerUnreachable
 from ..core.live import Batch, follow
 from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
 from ..core.records import CLAUDE_CODE, INTERNAL
@@ -92,9 +93,16 @@ class SingleCallsView:
         self.at = 0.0  # time.monotonic() when computed
         self.value: Any = None
 
-    def get(self, key: Any, version: int, compute: Callable[[], Any], throttled: bool = False) -> Any:
+    def get(self, key: Any, version: int, compute: Callable[[], Any], throttled: bool = False,
+            unread: Any = None) -> Any:
+        """The view for ``key``; ``unread`` when it cannot be read now (a PostgreSQL ledger's server is away: the
+        notice line says so) and none was read for this key before (else that one: shown until it can be read)."""
         if key != self.key or (version != self.version and not (throttled and self.fresh())):
-            self.key, self.version, self.at, self.value = key, version, time.monotonic(), compute()
+            try:
+                value = compute()
+            except LedgerBusy:
+                return self.value if key == self.key else unread
+            self.key, self.version, self.at, self.value = key, version, time.monotonic(), value
         return self.value
 
     def fresh(self) -> bool:
@@ -493,7 +501,7 @@ class TokentopApp(App[None]):
             with self.engine.lock:
                 return rows(self.engine.cube, flt)
 
-        return self.single_calls.get((self.panel, flt), self.engine.cube.version, compute, self.drawing_live)
+        return self.single_calls.get((self.panel, flt), self.engine.cube.version, compute, self.drawing_live, [])
 
     def budget_statuses(self, now: float) -> list[dict[str, Any]]:
         """Every budget's gauge, for the whole history (not the current filter)."""
@@ -565,7 +573,10 @@ class TokentopApp(App[None]):
         calls whose transcripts are gone, and a Claude Code that deletes transcripts sooner than its default
         (``cleanupPeriodDays``)."""
         parts = []
-        if self.engine.ledger_behind:
+        trouble = self.engine.ledger_trouble
+        if isinstance(trouble, LedgerUnreachable):
+            parts.append(f"[yellow]{escape(str(trouble))}[/]")
+        elif self.engine.ledger_behind:
             parts.append("[yellow]another tokentop keeps the ledger locked: the latest calls are counted here and "
                          "stored at the next change[/]")
         if self.engine.ledger_only:

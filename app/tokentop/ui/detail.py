@@ -66,7 +66,7 @@ class ScopeScreen(FilterKeys, Screen[None]):
             with a.engine.lock:
                 return top_tasks(a.engine.cube, flt)
 
-        self.tasks = a.single_calls.get(("scope tasks", flt), a.engine.cube.version, compute, a.drawing_live)
+        self.tasks = a.single_calls.get(("scope tasks", flt), a.engine.cube.version, compute, a.drawing_live, [])
         total = v["totals"]["cost_usd"]
         with self.app.batch_update():
             self.query_one(Cards).update_view(v)
