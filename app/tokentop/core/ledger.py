@@ -823,13 +823,7 @@ class Ledger(LedgerBase):
         """Sums of the calls with ``lo <= ts < hi`` (of one session when given) within the current roots, by task,
         source, model, project and mode (see `TASK_SUMS`): a few hundred rows where every call is tens of
         thousands (`report.by_task`)."""
-        one = ("", ()) if session is None else (" AND session = ?", (session,))
-        if lo is None and hi is None:
-            where, args = f"{self.scope_sql}{one[0]}", (*self.scope_args, *one[1])
-        else:
-            self.index_times()
-            where, args = f"ts >= ? AND ts < ? AND {self.scope_sql}{one[0]}", (*span(lo, hi), *self.scope_args,
-                                                                             *one[1])
+        where, args = self._range(lo, hi, session)
         internal = self.internal_project
         return [(task, source, model, project or internal, *rest) for task, source, model, project, *rest
                 in self.db.execute(TASK_SUMS.format(calls="calls JOIN paths ON paths.id = calls.path_id",
@@ -837,13 +831,18 @@ class Ledger(LedgerBase):
 
     @_locked
     def _call_rows(self, lo: float | None, hi: float | None, session: str | None = None) -> list[Any]:
+        where, args = self._range(lo, hi, session)
+        return self.db.execute(f"{_SELECT} WHERE {where}", args).fetchall()
+
+    def _range(self, lo: float | None, hi: float | None, session: str | None) -> tuple[str, tuple[Any, ...]]:
+        """The condition (with its arguments) for the calls within the current roots with ``lo <= ts < hi``, of
+        one session when given. Without bounds, none on ``ts``: the whole table is read in its order (through
+        the time index it is slower)."""
         one = ("", ()) if session is None else (" AND session = ?", (session,))  # SQLite skips the others' rows
-        if lo is None and hi is None:  # the whole table, in its order (through an index, it is slower)
-            return self.db.execute(f"{_SELECT} WHERE {self.scope_sql}{one[0]}", (*self.scope_args, *one[1])
-                                   ).fetchall()
+        if lo is None and hi is None:
+            return f"{self.scope_sql}{one[0]}", (*self.scope_args, *one[1])
         self.index_times()
-        return self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql}{one[0]}",
-                               (*span(lo, hi), *self.scope_args, *one[1])).fetchall()
+        return f"ts >= ? AND ts < ? AND {self.scope_sql}{one[0]}", (*span(lo, hi), *self.scope_args, *one[1])
 
     @_locked
     def index_times(self) -> None:

@@ -209,19 +209,21 @@ class PgLedger(LedgerBase):
 
     def calls(self, lo: float | None = None, hi: float | None = None, session: str | None = None) -> Iterator[Call]:
         """Every call within the current roots, or those with ``lo <= ts < hi``; of one session when given."""
-        where, args = self._scope()
-        if session is not None:
-            where, args = f"{where} AND session = %s", [*args, session]
-        yield from self._select(f"ts >= %s AND ts < %s AND {where}", (*span(lo, hi), *args))
+        yield from self._select(*self._range(lo, hi, session))
 
     def task_sums(self, lo: float | None, hi: float | None, session: str | None = None) -> list[tuple[Any, ...]]:
         """Sums by task, source, model, project and mode (see `Ledger.task_sums`)."""
+        where, args = self._range(lo, hi, session)
+        rows = self._q(TASK_SUMS.format(calls="tokentop.calls", where=where, total="sum"), args).fetchall()
+        return task_sum_rows(rows, self.internal_project)
+
+    def _range(self, lo: float | None, hi: float | None, session: str | None) -> tuple[str, tuple[Any, ...]]:
+        """The condition (with its arguments) for the calls within the current roots with ``lo <= ts < hi``, of
+        one session when given."""
         where, args = self._scope()
         if session is not None:
             where, args = f"{where} AND session = %s", [*args, session]
-        rows = self._q(TASK_SUMS.format(calls="tokentop.calls", where=f"ts >= %s AND ts < %s AND {where}",
-                                        total="sum"), (*span(lo, hi), *args)).fetchall()
-        return task_sum_rows(rows, self.internal_project)
+        return f"ts >= %s AND ts < %s AND {where}", (*span(lo, hi), *args)
 
     def newest_calls(self, lo: float | None, hi: float | None, limit: int) -> list[Call]:
         """Up to ``limit`` calls with ``lo <= ts < hi`` (within the current roots), the newest first."""
