@@ -609,23 +609,29 @@ def test_top_tasks_from_the_ledgers_sums_by_task_equal_those_of_every_call(claud
     e.ledger.close()
 
 
+def database_away(cluster: Any, url: str, away: bool) -> None:
+    """A server outage for one database: no new connection to it, and (``away``) its open ones cut."""
+    import psycopg
+
+    db = url.rsplit("/", 1)[1]
+    with psycopg.connect(cluster.url, autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {db} ALLOW_CONNECTIONS {str(not away).lower()}")
+        if away:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+
+
 def test_a_postgresql_ledger_whose_server_goes_away_pauses_counting_and_catches_up_exactly_once_back(
         claude_dir, data_root, cluster, team_url, monkeypatch, capsys) -> None:
     import asyncio
 
-    import psycopg
     from tokentop.core import live, pg_ledger
     from tokentop.core.ledger import LedgerUnreachable
     from tokentop.ui.app import TokentopApp
 
     monkeypatch.setattr(pg_ledger, "RECONNECT_SECONDS", 0.0)  # every update tries to connect again
-    db = team_url.rsplit("/", 1)[1]
 
-    def server_away(away: bool) -> None:  # no new connection to the database; the ledger's own one cut
-        with psycopg.connect(cluster.url, autocommit=True) as admin:
-            admin.execute(f"ALTER DATABASE {db} ALLOW_CONNECTIONS {str(not away).lower()}")
-            if away:
-                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+    def server_away(away: bool) -> None:
+        database_away(cluster, team_url, away)
 
     history(claude_dir, data_root)
     e = engine(claude_dir, data_root, team_url)
@@ -670,7 +676,6 @@ def test_a_postgresql_ledger_whose_server_goes_away_pauses_counting_and_catches_
 
 async def test_the_dashboard_keeps_running_while_its_postgresql_ledger_is_away(claude_dir, data_root, cluster,
                                                                               team_url, monkeypatch) -> None:
-    import psycopg
     from tokentop.core import pg_ledger
     from tokentop.core.report import top_tasks
     from tokentop.ui.app import TokentopApp
@@ -678,16 +683,13 @@ async def test_the_dashboard_keeps_running_while_its_postgresql_ledger_is_away(c
     from tests.tui_support import loaded
 
     monkeypatch.setattr(pg_ledger, "RECONNECT_SECONDS", 0.0)
-    db = team_url.rsplit("/", 1)[1]
     history(claude_dir, data_root)
     engine(claude_dir, data_root, team_url).start(workers=1)
     e = engine(claude_dir, data_root, team_url)  # warm: top tasks come from the ledger
     app = TokentopApp(e, live=False, clock=lambda: datetime(2026, 11, 20, 12, tzinfo=timezone.utc).timestamp())
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(app, pilot)
-        with psycopg.connect(cluster.url, autocommit=True) as admin:
-            admin.execute(f"ALTER DATABASE {db} ALLOW_CONNECTIONS false")
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+        database_away(cluster, team_url, True)
         await pilot.press("v", "v")  # top tasks: read from the ledger, which is away
         await pilot.pause()
         table = app.screen.query_one("#breakdown")
@@ -696,8 +698,7 @@ async def test_the_dashboard_keeps_running_while_its_postgresql_ledger_is_away(c
         app.refresh_view()
         await pilot.pause()
         assert "cannot be reached" in str(app.screen.query_one("#notice").render())
-        with psycopg.connect(cluster.url, autocommit=True) as admin:
-            admin.execute(f"ALTER DATABASE {db} ALLOW_CONNECTIONS true")
+        database_away(cluster, team_url, False)
         e.update()
         app.refresh_view()
         await pilot.pause()
