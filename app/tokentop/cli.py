@@ -648,6 +648,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     def emit(lines: int) -> None:
         line: dict[str, Any] = {"applied_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                                 "lines": lines, "totals": engine.totals(flt)}
+        if engine.ledger_behind:  # new lines wait (a server away) or are counted and not stored yet (a lock)
+            line["ledger_behind"] = engine.ledger_notice()
         if syncer is not None:
             st = syncer.status
             line["sync"] = {"state": st.state, "backlog": st.backlog, "pushed": st.pushed, "error": st.error}
@@ -664,9 +666,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
             threading.Thread(target=syncer.run_forever, args=(sync_stop, sync_wake), daemon=True).start()
         emit(engine.lines_applied)
 
+        behind = False
+
         def applied(batch: Batch) -> None:
+            nonlocal behind
             sync_wake.set()
-            if batch.calls_read or batch.files:
+            changed = engine.ledger_behind != behind
+            if changed:  # said once on stderr, and in each line while it lasts
+                behind = engine.ledger_behind
+                sys.stderr.write(f"tokentop: {engine.ledger_notice() or 'the ledger has every call again'}\n")
+            if batch.calls_read or batch.files or changed:
                 emit(batch.calls_read)
             if batch.polling and batch.files == 0 and batch.calls_read == 0:
                 sys.stderr.write("tokentop: inotify unavailable, polling\n")

@@ -708,6 +708,72 @@ async def test_the_dashboard_keeps_running_while_its_postgresql_ledger_is_away(c
     e.ledger.close()
 
 
+async def test_a_rescan_asked_for_while_the_postgresql_ledger_is_away_is_done_once_it_is_back(
+        claude_dir, data_root, cluster, team_url, monkeypatch) -> None:
+    from tokentop.core import pg_ledger
+    from tokentop.ui.app import TokentopApp
+
+    from tests.tui_support import loaded
+
+    monkeypatch.setattr(pg_ledger, "RECONNECT_SECONDS", 0.0)
+    history(claude_dir, data_root)
+    engine(claude_dir, data_root, team_url).start(workers=1)
+    e = engine(claude_dir, data_root, team_url)
+    app = TokentopApp(e, live=False, clock=lambda: datetime(2026, 11, 20, 12, tzinfo=timezone.utc).timestamp())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(app, pilot)
+        totals = e.totals(Filter(tz=UTC))
+        (project_dir(claude_dir) / "a.jsonl").unlink()  # Claude Code's cleanup meanwhile,
+        e.update()  # seen by a catch-up
+        database_away(cluster, team_url, True)
+        await pilot.press("r")
+        await loaded(app, pilot)
+        notice = app.screen.query_one("#notice")
+        assert app.return_code is None and "cannot be reached" in str(notice.render())  # not ended
+        assert e.totals(Filter(tz=UTC)) == totals
+        database_away(cluster, team_url, False)
+        e.update()  # what the live loop's retry does
+        app.refresh_view()
+        await pilot.pause()
+        assert e.ledger_only == 2  # the rescan ran: m1 and m2 are kept only in the ledger
+        assert str(notice.render()).startswith("2 calls kept only in the ledger")
+        assert e.totals(Filter(tz=UTC)) == totals
+    e.ledger.close()
+
+
+def test_watch_json_says_while_its_postgresql_ledger_is_away_and_counts_what_waited_once_back(
+        claude_dir, data_root, cluster, team_url) -> None:
+    import signal
+
+    history(claude_dir, data_root)
+    p = subprocess.Popen([sys.executable, "-m", "tokentop.cli", "watch", "--json", "--tz", "UTC", "--claude-dir",
+                          str(claude_dir), "--data-root", str(data_root), "--internal-project", "app", "--ledger",
+                          team_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(p.stdout.readline())
+        assert first["totals"]["calls"] == 5 and "ledger_behind" not in first
+        time.sleep(1.0)  # the watcher is up, its first catch-up done
+        database_away(cluster, team_url, True)
+        with (project_dir(claude_dir) / "a.jsonl").open("a") as f:
+            f.write(cc_line("m4", output=7) + "\n")
+        away = json.loads(p.stdout.readline())
+        assert away["lines"] == 0 and away["totals"] == first["totals"]  # waits in the file
+        assert "cannot be reached" in away["ledger_behind"]
+        assert "cannot be reached" in p.stderr.readline()  # said once
+        database_away(cluster, team_url, False)
+        lines = [json.loads(p.stdout.readline())]  # the retry (every 5 s) reads it
+        while "ledger_behind" in lines[-1] and len(lines) < 5:
+            lines.append(json.loads(p.stdout.readline()))
+        assert lines[-1]["totals"]["calls"] == 6 and lines[-1]["totals"]["output_tokens"] > first["totals"][
+            "output_tokens"]
+        assert sum(line["lines"] for line in lines) == 1  # read once
+        assert "has every call again" in p.stderr.readline()
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+    finally:
+        p.kill()
+
+
 def test_a_failure_at_the_end_of_a_cold_ingest_reaches_the_caller(claude_dir, data_root, sqlite_ledger,
                                                                    monkeypatch) -> None:
     from tokentop.core.ledger import LedgerError

@@ -18,7 +18,7 @@ import msgspec
 from . import claude_code, internal_log
 from .aggregate import CellKey, Cube
 from .filters import DayNamer, Filter
-from .ledger import Ledger, LedgerBusy, Snapshot
+from .ledger import Ledger, LedgerBusy, LedgerUnreachable, Snapshot
 from .pricing import PriceBook
 from .records import CLAUDE_CODE, Call
 from .report import build_report, unfiltered_groups
@@ -222,6 +222,8 @@ class Engine:
         #: it is back (a call is merged with its stored copy, which only the ledger has after a warm start).
         self.ledger_behind = False
         self.ledger_trouble: LedgerBusy | None = None  # why (LedgerUnreachable: the server is away)
+        #: A rescan (`r`) asked for and not yet stored: the next update that reaches the ledger does it.
+        self._rescan_due = False
         self._finishing: threading.Thread | None = None  # see finish_ingest
         self._finish_error: BaseException | None = None
         #: The latest plan-limit hit Claude Code reported, per window (five_hour, seven_day, unknown).
@@ -235,6 +237,15 @@ class Engine:
         self.cube.call_source = ledger.calls
         self.cube.newest_source = ledger.newest_calls
         self.cube.task_source = ledger.task_sums
+
+    def ledger_notice(self) -> str | None:
+        """Why the latest calls are not stored yet (`ledger_behind`), for a status line; None when they are."""
+        if not self.ledger_behind:
+            return None
+        if isinstance(self.ledger_trouble, LedgerUnreachable):
+            return str(self.ledger_trouble)
+        return ("another tokentop keeps the ledger locked: the latest calls are counted here and stored at the next "
+                "change")
 
     def price(self, c: Call) -> float | None:
         """Price one call with this engine's book."""
@@ -425,13 +436,8 @@ class Engine:
                 self.warnings.clear()
             self.scan(progress=progress)
             return
-        with self.lock:
-            self.warnings.clear()
-            for path, st in self.files.items():  # an unknown identity: each file reads as replaced
-                self.files[path] = msgspec.structs.replace(st, dev=-1, ino=-1)
+        self._rescan_due = True  # done by this update; by a later one if the ledger is locked or away now
         self.update()
-        with self.lock:  # transcripts Claude Code deleted since the start
-            self._count_ledger_only()
         if progress:
             progress(1, 1, 1, 1)
 
@@ -529,6 +535,12 @@ class Engine:
             if self.ledger_behind:
                 paths = None
             self._load_ledger()
+        if self._rescan_due:
+            paths = None
+            with self.lock:
+                self.warnings.clear()
+                for path, st in self.files.items():  # an unknown identity: each file reads as replaced
+                    self.files[path] = msgspec.structs.replace(st, dev=-1, ino=-1)
         stats: dict[str, os.stat_result] = {}
         if paths is None:
             targets = {p: k for p, _, k in self.sources.discover(stats)}
@@ -555,6 +567,10 @@ class Engine:
                 self._committed = True
         if self.ledger is not None:
             self.ledger_behind, self.ledger_trouble = False, None
+            if self._rescan_due:
+                with self.lock:  # transcripts Claude Code deleted since the start
+                    self._count_ledger_only()
+                self._rescan_due = False
         return n
 
     def _update_file(self, path: str, kind: str, batch: _Batch, stat: os.stat_result | None = None) -> int:

@@ -31,7 +31,7 @@ from ..core.budgets import status as budget_status
 from ..core.claude_code import DEFAULT_CLEANUP_DAYS, cleanup_period_days
 from ..core.engine import Engine
 from ..core.filters import Filter, tz_name
-from ..core.ledger import LedgerBusy, LedgerError, LedgerUnreachable
+from ..core.ledger import LedgerBusy, LedgerError
 from ..core.live import Batch, follow
 from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
 from ..core.records import CLAUDE_CODE, INTERNAL
@@ -573,12 +573,9 @@ class TokentopApp(App[None]):
         calls whose transcripts are gone, and a Claude Code that deletes transcripts sooner than its default
         (``cleanupPeriodDays``)."""
         parts = []
-        trouble = self.engine.ledger_trouble
-        if isinstance(trouble, LedgerUnreachable):
-            parts.append(f"[yellow]{escape(str(trouble))}[/]")
-        elif self.engine.ledger_behind:
-            parts.append("[yellow]another tokentop keeps the ledger locked: the latest calls are counted here and "
-                         "stored at the next change[/]")
+        behind = self.engine.ledger_notice()
+        if behind:
+            parts.append(f"[yellow]{escape(behind)}[/]")
         if self.engine.ledger_only:
             parts.append(f"{self.engine.ledger_only:,} calls kept only in the ledger (their transcripts are gone)")
         days = self.cleanup_days
