@@ -571,6 +571,36 @@ async def test_text_that_keeps_its_width_is_redrawn_without_laying_the_screen_ou
         assert "max $1,212 11-18" in str(label.render())
 
 
+async def test_a_filter_key_that_resizes_chips_labels_and_the_scrollbar_lays_the_screen_out_once(
+        tmp_path: Path) -> None:
+    from tokentop.ui.widgets import SessionsTable
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        screen, table = app.screen, app.screen.query_one(SessionsTable)
+        await pilot.press(*"ddddd")  # once around (Textual sizes a scrollbar the first time it shows: a layout)
+        await pilot.pause(0.1)
+        assert app.preset == "7d"
+        layouts: list[str] = []
+        refresh_layout = screen._refresh_layout
+
+        def spy(*a: Any, **kw: Any) -> Any:
+            layouts.append(app.preset)
+            return refresh_layout(*a, **kw)
+
+        screen._refresh_layout = spy  # type: ignore[method-assign]
+        widths, bars = set(), set()
+        for _ in range(4):  # 7d -> 30d -> week -> all time -> today
+            await pilot.press("d")
+            await pilot.pause(0.1)
+            widths.add(tuple(c.size.width for c in screen.query(Chip) if c.display))
+            bars.add(table.show_vertical_scrollbar)
+        assert len(widths) > 1 and bars == {True, False}  # chips changed widths; the scrollbar came and went
+        assert sorted(layouts) == sorted(["30d", "week", "all", "today"])  # one layout for each key
+        screen._refresh_layout = refresh_layout  # type: ignore[method-assign]
+
+
 async def test_the_sessions_table_moves_scrolls_and_opens_from_keys_and_clicks(tmp_path: Path) -> None:
     from tokentop.ui.widgets import SessionsTable
 
@@ -584,6 +614,9 @@ async def test_the_sessions_table_moves_scrolls_and_opens_from_keys_and_clicks(t
         sessions = app.view["sessions"]
         n = len(sessions)
         assert table.row_count == n > table.size.height  # more rows than fit: it scrolls
+        # ... up and down only: the columns fit beside the vertical scrollbar (no horizontal one takes a row)
+        assert table.show_vertical_scrollbar and not table.show_horizontal_scrollbar
+        assert sum(c.width for c in table.columns) == table.scrollable_content_region.width
         assert [r[1] for r in table_rows(app, "#sessions")] == [  # the UUID's head; an internal id's tail
             s["session"][-4:] if s["source"] == "internal" else s["session"][:4] for s in sessions]
         await pilot.press("down", "down")

@@ -3,8 +3,26 @@
 from __future__ import annotations
 
 from rich.cells import cell_len
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.visual import VisualType
-from textual.widgets import Static
+from textual.widgets import Label, Static
+
+
+class LaidOutOnce:
+    """Mixed into a widget that never scrolls: when a layout changes its size, the screen is not laid out again.
+
+    Textual lays the whole screen out a second time, and draws the widget again, after any widget's size (its
+    ``virtual_size``) changed in a layout, for the scrollbars it may now need. A widget without scrollbars gains
+    nothing from either (the layout that sized it drew it); a filter key that changed the width of a chip or a
+    label drew a second and a third frame up to ~40 ms after its first.
+    """
+
+    virtual_size = Reactive(Size(0, 0), layout=False, repaint=False)
+
+
+class FlatLabel(LaidOutOnce, Label):
+    """A `Label` that never scrolls (see `LaidOutOnce`)."""
 
 
 def set_content(widget: Static, content: VisualType, layout: bool = True) -> None:

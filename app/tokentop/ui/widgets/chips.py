@@ -11,10 +11,10 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Label, Static
 
-from .base import set_content
+from .base import FlatLabel, LaidOutOnce, set_content
 
 
-class Chip(Static):
+class Chip(LaidOutOnce, Static):
     """One model chip."""
 
     @dataclass
@@ -51,7 +51,7 @@ class Chip(Static):
                                        self.parent.id if self.parent else None))
 
 
-class ChipBar(Horizontal):
+class ChipBar(LaidOutOnce, Horizontal):
     """Chips in family order; a hint when nothing is selected.
 
     Its widgets are kept and reused: a warning hint, then a (family label, chip) pair per chip slot, then the end
@@ -68,10 +68,10 @@ class ChipBar(Horizontal):
         self._slots: list[tuple[Label, Chip]] = []
 
     def compose(self) -> ComposeResult:
-        none = Label(f"no {self.noun} selected — 0 shows all", classes="chip-hint -warn", id="hint-none")
+        none = FlatLabel(f"no {self.noun} selected — 0 shows all", classes="chip-hint -warn", id="hint-none")
         none.display = False
         yield none
-        yield Label("no data yet", classes="chip-hint", id="hint-end")
+        yield FlatLabel("no data yet", classes="chip-hint", id="hint-end")
 
     def on_resize(self) -> None:
         """Across 110 columns chips lose or gain their family labels: draw them again."""
@@ -91,7 +91,7 @@ class ChipBar(Horizontal):
         with self.app.batch_update():
             end = self.query_one("#hint-end", Label)
             if len(chips) > len(self._slots):  # more chips than ever: new slots before the end hint
-                new = [(Label("", classes="family"), Chip(i, chips[i], False, compact))
+                new = [(FlatLabel("", classes="family"), Chip(i, chips[i], False, compact))
                        for i in range(len(self._slots), len(chips))]
                 self._slots += new
                 self.mount_all([w for pair in new for w in pair], before=end)

@@ -113,7 +113,7 @@ class SessionsTable(ScrollView, can_focus=True):
         self.cells: list[list[str]] = []  # each row's cells, as shown
         self.active: list[bool] = []
         self.cursor_row = 0
-        self._layout: tuple[int, bool] | None = None  # (`layout_of` the width, team)
+        self._layout: tuple[int, bool, int] | None = None  # see `_layout_for`
         self._shown: tuple[list[dict[str, Any]], float] = ([], 0.0)  # what `show` drew last
 
     # -- data -----------------------------------------------------------------------------------------
@@ -127,7 +127,9 @@ class SessionsTable(ScrollView, can_focus=True):
         """One row's cells as shown, without their padding (the first is the activity dot)."""
         return [c.strip() for c in self.cells[index]]
 
-    def _columns(self, layout: int, team: bool) -> list[Column]:
+    def _columns(self, layout: int, team: bool, room: int) -> list[Column]:
+        """The columns of a table ``room`` cells wide (less the scrollbar): at its narrowest (48 cells) beside a
+        scrollbar, the project column gives up the cell it takes."""
         wide = layout > 0
         cols = [Column("dot", " ", 2), Column("session", "session" if wide else "id", 9 if wide else 5),
                 Column("project", "project", (11, 15, 21)[layout])]
@@ -141,17 +143,27 @@ class SessionsTable(ScrollView, can_focus=True):
                                   ("cost", "cost", 9 if wide else 8), ("last", "last", 5)):
             if width:  # numbers are right-aligned with one space after: so are their headers
                 cols.append(Column(key, label, width, right=True))
+        over = sum(c.width for c in cols) - room
+        if over > 0:
+            project = next(c for c in cols if c.key == "project")
+            project.width = max(4, project.width - over)
         return cols
+
+    def _layout_for(self, rows: int, team: bool) -> tuple[int, bool, int]:
+        """(`layout_of` the width, team, the cells left beside the vertical scrollbar ``rows`` may need)."""
+        bar = self.styles.scrollbar_size_vertical if rows + 1 > self.size.height else 0  # + the header
+        return layout_of(self.size.width), team, self.size.width - bar
 
     def show(self, sessions: list[dict[str, Any]], now: float) -> None:
         """Replace the rows (the cursor stays on its session, unless it is on the top row: it then follows the
         newest)."""
         self._shown = (sessions, now)
-        layout = layout_of(self.size.width)
         team = bool(sessions) and "machine" in sessions[0]
-        if (layout, team) != self._layout:
-            self.columns = self._columns(layout, team)
-            self._layout = (layout, team)
+        key = self._layout_for(min(len(sessions), MAX_ROWS), team)
+        layout = key[0]
+        if key != self._layout:
+            self.columns = self._columns(*key)
+            self._layout = key
         model_width = next((c.width - 1 for c in self.columns if c.key == "model"), 0)
         current = self.keys[self.cursor_row] if 0 < self.cursor_row < len(self.keys) else None
         self.keys, self.cells, self.active = [], [], []
@@ -177,6 +189,9 @@ class SessionsTable(ScrollView, can_focus=True):
             self.active.append(bool(s["active"]))
         self.cursor_row = self.keys.index(current) if current in self.keys else 0
         self.virtual_size = Size(sum(c.width for c in self.columns), len(self.cells) + 1)  # + the header
+        # Whether the rows now need a scrollbar, decided before the layout this redraw asks for (Textual decides it
+        # after a layout, and lays the screen out again when it changed: a second frame ~30 ms after the first)
+        self._refresh_scrollbars()
         self._scroll_to_cursor()
         self.refresh()
 
@@ -192,8 +207,9 @@ class SessionsTable(ScrollView, can_focus=True):
         return text + " "
 
     def on_resize(self) -> None:
-        """Across `WIDE` or `ROOMY` columns the columns change: draw the same sessions again."""
-        if self._layout is not None and layout_of(self.size.width) != self._layout[0]:
+        """When the size changes the columns (across `WIDE` or `ROOMY` columns, or a height that makes the rows
+        need a scrollbar or not): draw the same sessions again."""
+        if self._layout is not None and self._layout_for(len(self.cells), self._layout[1]) != self._layout:
             self.show(*self._shown)
 
     # -- drawing --------------------------------------------------------------------------------------

@@ -7,16 +7,20 @@ from textual.containers import Horizontal
 from textual.widgets import Label, Sparkline
 
 from ...core import fmt
-from .base import set_content
+from .base import FlatLabel, LaidOutOnce, set_content
 
 
-class SparkRow(Horizontal):
+class _Sparkline(LaidOutOnce, Sparkline):
+    pass
+
+
+class SparkRow(LaidOutOnce, Horizontal):
     """``$/day ▁▂▅█▃  max $212 on 11-19 · 11-01 → 11-27``."""
 
     def compose(self) -> ComposeResult:
-        yield Label("$/day", id="spark-title")
-        yield Sparkline([], id="spark")
-        yield Label("", id="spark-labels")
+        yield FlatLabel("$/day", id="spark-title")
+        yield _Sparkline([], id="spark")
+        yield FlatLabel("", id="spark-labels")
 
     def show(self, series: list[tuple[str, float]], hourly: bool) -> None:
         """Draw a series of (label, cost)."""
