@@ -508,6 +508,44 @@ async def test_v_cycles_views_whose_rows_match_report(tmp_path: Path) -> None:
         assert app.panel == "sessions" and not table.display
 
 
+async def test_a_tall_screen_shows_the_cost_by_project_under_the_side_panels(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        assert not app.screen.query("#side-projects")  # 24 rows: no room (and nothing made)
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause()
+        side = app.screen.query_one("#side-projects")
+
+        def shown() -> list[tuple[str, str, str]]:
+            return [(str(r[0]).strip(), str(r[1]).strip(), str(r[3]).strip())
+                    for r in (side.get_row_at(i) for i in range(side.row_count))]
+
+        def expected_rows() -> list[tuple[str, str, str]]:
+            rep = app.engine.report(app.current_filter(), now=NOW)
+            return [(p["project"], fmt.count(p["calls"]), fmt.money(p["cost_usd"], p["unpriced_calls"], p["calls"]))
+                    for p in rep["by_project"]]
+
+        assert side.display and len(shown()) > 1 and shown() == expected_rows()
+        assert side.region.y > app.screen.query_one("#budgets").region.bottom  # below the other side panels
+        await pilot.press("exclamation_mark")  # solo model 1: it follows the filter
+        await pilot.pause()
+        assert shown() == expected_rows() and sum(int(r[1]) for r in shown()) == app.view["totals"]["calls"]
+        await pilot.press("v")  # the main view shows the projects: not twice
+        await pilot.pause()
+        assert app.panel == "projects" and not side.display
+        main = app.screen.query_one("#breakdown")
+        assert main.display and main.parent.id == "main" and main.row_count == len(app.view["by_project"])
+        await pilot.press("v")
+        await pilot.pause()
+        assert side.display and not side.can_focus  # the keys stay with the main view
+        side.show("projects", [{**app.view["by_project"][0], "project": "[wip] api"}], 1.0, app.tz)
+        assert side.render_line(1).text.startswith("[wip] api ")  # a cell is plain text, not markup
+        await pilot.resize_terminal(160, 30)
+        await pilot.pause()
+        assert not side.display
+
+
 async def test_the_footer_is_rebuilt_only_when_its_keys_change(tmp_path: Path) -> None:
     from textual.widgets._footer import FooterKey
     from tokentop.ui.widgets import KeysFooter

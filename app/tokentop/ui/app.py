@@ -118,6 +118,10 @@ def breakpoint_class(screen: type[Screen[Any]], width: int) -> str:
     return max((w, name) for w, name in screen.HORIZONTAL_BREAKPOINTS or () if width >= w)[1]
 
 
+#: From this many rows the side column (rate limits, budgets) also shows the cost by project below them.
+TALL_ROWS = 40
+
+
 class MainScreen(FilterKeys, Screen[None]):
     """The dashboard. Its bindings live here so modal screens (picker, help) keep their own keys."""
 
@@ -157,8 +161,16 @@ class MainScreen(FilterKeys, Screen[None]):
         yield StatusLine(id="status")
         yield KeysFooter()
 
+    #: Whether the last redraw found the screen tall (`TALL_ROWS`): the side column showed the cost by project.
+    drawn_tall = False
+
     def on_mount(self) -> None:
         self.tapp.main_screen_mounted()
+
+    def on_resize(self) -> None:
+        """Across `TALL_ROWS` rows the side column gains or loses the cost by project."""
+        if self.tapp.updated_at is not None and (self.size.height >= TALL_ROWS) != self.drawn_tall:
+            self.tapp.refresh_view()
 
     # -- chips (the model bar; in team mode also the machine and user bars: `g` moves the keys between them) -----
 
@@ -451,21 +463,40 @@ class TokentopApp(App[None]):
             for which in ("machines", "users") if self.team else ():
                 bar = screen.query_one(f"#{which[:-1]}-chips", ChipBar)
                 bar.show(v[f"{which[:-1]}_chips"], none_selected=getattr(self, which) == ())
-            sessions, found = screen.query_one(SessionsTable), screen.query(BreakdownTable)
+            sessions, found = screen.query_one(SessionsTable), screen.query("#breakdown")
             sessions.display = self.panel == "sessions"
             if sessions.display:
                 found.set(display=False)
                 sessions.show(v["sessions"], now)
             else:
-                breakdown = found.first() if found else BreakdownTable(id="breakdown")  # made when first shown
+                breakdown = found.first(BreakdownTable) if found else BreakdownTable(id="breakdown")  # made when shown
                 breakdown.display = True
                 breakdown.show(self.panel, self.breakdown_rows(flt), v["totals"]["cost_usd"], self.tz)
                 if not found:
                     screen.query_one("#main").mount(breakdown, after=sessions)
+            self.draw_side_projects(screen, v)
             set_content(screen.query_one(FilterBar), self.filter_text(flt, now), layout=False)  # one line, full width
             screen.query_one(BudgetPanel).show(self.budget_statuses(now))
             self.draw_status()
             self.draw_rate_limits()
+
+    def draw_side_projects(self, screen: MainScreen, v: dict[str, Any]) -> None:
+        """On a tall screen, the cost by project under the rate limits and budgets (where the side column is
+        empty otherwise), unless the main view shows it already. Made when first shown."""
+        screen.drawn_tall = screen.size.height >= TALL_ROWS
+        found = screen.query("#side-projects")
+        shown = screen.drawn_tall and self.panel != "projects"
+        if not shown:
+            found.set(display=False)
+            return
+        table = found.first(BreakdownTable) if found else BreakdownTable(id="side-projects")
+        table.display = True
+        table.show("projects", v["by_project"], v["totals"]["cost_usd"], self.tz)
+        if not found:
+            table.can_focus = False  # a summary: the keys stay with the sessions
+            table.show_cursor = False
+            table.border_title = "By project"
+            screen.query_one("#side").mount(table)
 
     def current_block(self, flt: Filter, now: float) -> dict[str, Any] | None:
         """The current 5-hour block, from the last day of calls (a chain longer than that is not expected).

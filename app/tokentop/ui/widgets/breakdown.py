@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from rich.text import Text
 from textual.widgets import DataTable
 
 from ...core import fmt
@@ -25,16 +26,19 @@ class BreakdownTable(DataTable):
         if kind != self.kind:
             self.clear(columns=True)
             for label, width, right in columns:
-                self.add_column(label.rjust(width - 1) + " " if right else label, key=label, width=width)
+                self.add_column(Text(label.rjust(width - 1) + " " if right else label, no_wrap=True, end=""),
+                                key=label, width=width)
             self.kind = kind
         else:
             self.clear()
         self._widths = columns
 
-    def _row(self, values: list[str]) -> list[str]:
+    def _row(self, values: list[str]) -> list[Text]:
+        """The cells, cut to their columns, numbers right-aligned; plain text (a string cell is markup: a task or
+        project named ``[wip] …`` lost its bracket)."""
         out = []
         for v, (_, width, right) in zip(values, self._widths, strict=True):
-            out.append(v.rjust(width - 1)[: width - 1] + " " if right else v[: width - 1])
+            out.append(Text(v.rjust(width - 1)[: width - 1] + " " if right else v[: width - 1], no_wrap=True, end=""))
         return out
 
     def show(self, kind: str, rows: list[dict[str, Any]], total_cost: float, tz: Any) -> None:
