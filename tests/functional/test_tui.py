@@ -802,3 +802,33 @@ async def test_views_of_single_calls_are_read_again_at_most_every_few_seconds_wh
         assert app.single_calls.value == recent_calls(app.engine.cube, app.current_filter())
         assert app.single_calls.value[0]["time"].startswith("2026-11-18T11:00:39")
         assert table_rows(app, "#breakdown")[0][0] == "11-18 11:00"
+
+
+async def test_names_with_brackets_show_as_written_not_as_markup(tmp_path: Path) -> None:
+    from tokentop.core.engine import Engine, Sources
+    from tokentop.core.filters import parse_tz
+    from tokentop.core.pricing import PriceBook
+
+    from tests.builders import project_dir, write_lines
+
+    cwd = "/home/dev/src/[wip]api"  # a project, a model and a session whose names read as markup tags
+    write_lines(project_dir(tmp_path / "claude", cwd) / "a.jsonl",
+                [cc_line("m1", cwd=cwd, session="[s]-1"), cc_line("m2", cwd=cwd, session="[s]-1", model="[b]x")])
+    engine = Engine(Sources([tmp_path / "claude"], tmp_path / "data", "app"), PriceBook(), parse_tz("UTC"))
+    app = TokentopApp(engine, live=False, clock=lambda: datetime.fromisoformat("2026-11-20T12:00:00+00:00").timestamp())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ready(app, pilot)
+        assert [str(c.render()) for c in app.screen.query(Chip) if c.display] == ["1 Sonnet 4.5 100%", "2 [b]x 0%"]
+        await pilot.press("p")
+        await pilot.pause()
+        assert isinstance(app.screen, ProjectPicker)
+        options = app.screen.query_one("#picker-list")
+        assert "[wip]api" in options.render_line(1).text
+        await pilot.press("w", "i", "p", "enter")
+        await pilot.pause()
+        assert app.project == "[wip]api" and "project [wip]api ·" in text_of(app, "#filterbar")
+        app.screen.query_one("#sessions").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ScopeScreen)
+        assert "session [s]-1 · project [wip]api" in text_of(app, "#scope-title")

@@ -562,7 +562,7 @@ class TokentopApp(App[None]):
                 shown.append(f"{len(self.models)} model{'s' if len(self.models) != 1 else ''}")
             return " · ".join(shown)
         parts.insert(0, "[b]tokentop[/b]" if self.panel == "sessions" else f"[b]{TITLES[self.panel]}[/b]")
-        parts.insert(3, f"project {self.project}" if self.project else "all projects")
+        parts.insert(3, f"project {escape(self.project)}" if self.project else "all projects")
         text = " · ".join(parts)
         if self.source == INTERNAL:
             t = self.view.get("totals", {})
@@ -590,7 +590,7 @@ class TokentopApp(App[None]):
                 head += " [yellow](polling: inotify unavailable)[/]"
         if self.syncer is not None:
             st = self.syncer.status
-            head += f" · [{'red' if st.state == 'offline' else 'green'}]{st.text()}[/]"
+            head += f" · [{'red' if st.state == 'offline' else 'green'}]{escape(st.text())}[/]"
         when = (datetime.fromtimestamp(self.updated_at, self.tz).strftime("%H:%M:%S")
                 if self.updated_at else "–")
         warn = f"[red]{bad:,} unparsable[/]" if bad else "0 unparsable"

@@ -11,6 +11,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -77,10 +78,10 @@ class ScopeScreen(FilterKeys, Screen[None]):
             tasks = self.query_one("#scope-tasks", BreakdownTable)
             tasks.border_title = "Top tasks"
             tasks.show("tasks", self.tasks, total, a.tz)
-            label = self.scope_name[:8] if self.kind == "session" else self.scope_name
+            label = escape(self.scope_name[:8] if self.kind == "session" else self.scope_name)  # names, not markup
             extra = ""
             if self.kind == "session" and v["sessions"]:
-                extra = f" · project {v['sessions'][0]['project']}"
+                extra = f" · project {escape(v['sessions'][0]['project'])}"
             self.query_one("#scope-title", Static).update(
                 f"[b]{self.kind} {label}[/b]{extra} · {a.filter_text(flt, now, scope=True)}")
 

@@ -6,6 +6,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.fuzzy import Matcher
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
@@ -43,7 +44,7 @@ class ProjectPicker(ModalScreen[str | None]):
         else:
             names = self.projects
             opts.add_option(Option("(all projects)", id=ALL_PROJECTS))
-        opts.add_options([Option(p, id=p) for p in names])
+        opts.add_options([Option(Content(p), id=p) for p in names])  # a name, not markup
         if opts.option_count:
             opts.highlighted = 0
 

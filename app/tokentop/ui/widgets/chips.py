@@ -8,6 +8,7 @@ from typing import Any
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Label, Static
 
@@ -36,7 +37,7 @@ class Chip(LaidOutOnce, Static):
         share = "local" if chip["family"] == "Local" else f"{chip['share'] * 100:.0f}%"
         number = f"{index + 1} " if index < 9 else ""
         name = chip["name"][:12] + "…" if compact and len(chip["name"]) > 13 else chip["name"]
-        return f"{number}{name} {share}"
+        return f"{number}{escape(name)} {share}"  # a name (a model's, a machine's), not markup
 
     def set_chip(self, chip: dict[str, Any], focused: bool, compact: bool) -> None:
         """Show another state of the same chip (its share, whether selected or focused)."""
@@ -104,7 +105,7 @@ class ChipBar(LaidOutOnce, Horizontal):
                 starts = chip["family"] != family and not compact  # compact: the chip's own name says it
                 family = chip["family"]
                 if starts:
-                    set_content(label, family)
+                    set_content(label, escape(family))
                 label.display = starts
                 chip_widget.display = True
                 chip_widget.set_chip(chip, i == self.focus_index, compact)
