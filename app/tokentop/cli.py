@@ -73,8 +73,8 @@ class _Parser(argparse.ArgumentParser):
 def _source_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sources")
     g.add_argument("--claude-dir", action="append", type=Path, metavar="DIR",
-                   help="a Claude config dir holding projects/ (repeatable; default: $CLAUDE_CONFIG_DIR, "
-                        "else ~/.claude and ~/.config/claude)")
+                   help="a Claude config dir holding projects/, or that folder (repeatable; default: "
+                        "$CLAUDE_CONFIG_DIR, else ~/.claude and ~/.config/claude)")
     g.add_argument("--data-root", type=Path, metavar="DIR",
                    help="app data root holding agents/ and runtime/ (env TOKENTOP_DATA_ROOT)")
     g.add_argument("--internal-project", metavar="NAME",
@@ -224,9 +224,22 @@ def _demo_args(d: argparse.ArgumentParser) -> None:
 
 
 def make_sources(args: argparse.Namespace, settings: Settings) -> Sources:
-    """Sources from options, environment and settings."""
-    claude_dirs = args.claude_dir or default_claude_dirs()
+    """Sources from options, environment and settings. A ``--claude-dir`` may name the ``projects/`` folder
+    itself; one that holds none, or a ``--data-root`` that does not exist, gets a note on stderr (a typo would
+    otherwise read as an empty history; live mode still waits for them to appear)."""
+    claude_dirs = []
+    for d in args.claude_dir or ():
+        d = d.expanduser()
+        if d.name == "projects" and not (d / "projects").is_dir() and d.is_dir():
+            d = d.parent  # ~/.claude/projects for ~/.claude
+        if not (d / "projects").is_dir():
+            sys.stderr.write(f"tokentop: note: --claude-dir {d} holds no projects/ folder: no Claude Code "
+                             "transcripts there\n")
+        claude_dirs.append(d)
+    claude_dirs = claude_dirs or default_claude_dirs()
     data_root = args.data_root or default_data_root()
+    if args.data_root is not None and not args.data_root.expanduser().is_dir():
+        sys.stderr.write(f"tokentop: note: --data-root {args.data_root} does not exist: no calls logged there\n")
     return Sources(claude_dirs=list(claude_dirs), data_root=data_root,
                    internal_project=args.internal_project or settings.internal_project)
 

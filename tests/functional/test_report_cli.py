@@ -144,6 +144,23 @@ def test_empty_machine_reports_zero(report) -> None:
     assert rep["totals"]["cost_usd"] == 0
 
 
+def test_a_claude_dir_may_name_its_projects_folder_and_a_missing_source_gets_a_note(mixed, claude_dir: Path,
+                                                                                     data_root: Path, capsys) -> None:
+    def run(claude: Path, data: Path) -> tuple[dict, str]:
+        code, out, err = run_cli(["report", "--json", "--no-ledger", "--claude-dir", str(claude), "--data-root",
+                                  str(data)], capsys)
+        assert code == 0, err
+        return json.loads(out), err
+
+    whole, err = run(claude_dir, data_root)
+    assert err == "" and whole["totals"]["calls"] > 0
+    assert run(claude_dir / "projects", data_root) == (whole, "")  # ~/.claude/projects for ~/.claude
+    typo, err = run(claude_dir.parent / "cluade", data_root.parent / "dta")  # typos: a note each, no silence
+    assert typo["totals"]["calls"] == 0
+    assert f"--claude-dir {claude_dir.parent / 'cluade'} holds no projects/ folder" in err
+    assert f"--data-root {data_root.parent / 'dta'} does not exist" in err
+
+
 def test_report_path_imports_neither_textual_nor_genai_prices_nor_typing_extensions(tmp_path: Path) -> None:
     code = (
         "import sys\nfrom tokentop import cli\n"
