@@ -609,7 +609,7 @@ async def test_text_that_keeps_its_width_is_redrawn_without_laying_the_screen_ou
         assert "max $1,212 11-18" in str(label.render())
 
 
-async def test_a_filter_key_that_resizes_chips_labels_and_the_scrollbar_lays_the_screen_out_once(
+async def test_a_filter_key_that_resizes_chips_labels_and_the_scrollbar_lays_out_and_draws_once(
         tmp_path: Path) -> None:
     from tokentop.ui.widgets import SessionsTable
 
@@ -621,22 +621,31 @@ async def test_a_filter_key_that_resizes_chips_labels_and_the_scrollbar_lays_the
         await pilot.pause(0.1)
         assert app.preset == "7d"
         layouts: list[str] = []
-        refresh_layout = screen._refresh_layout
+        frames: list[str] = []
+        refresh_layout, display = screen._refresh_layout, app._display
 
-        def spy(*a: Any, **kw: Any) -> Any:
+        def spy_layout(*a: Any, **kw: Any) -> Any:
             layouts.append(app.preset)
             return refresh_layout(*a, **kw)
 
-        screen._refresh_layout = spy  # type: ignore[method-assign]
+        def spy_display(*a: Any, **kw: Any) -> Any:
+            frames.append(app.preset)
+            return display(*a, **kw)
+
+        screen._refresh_layout = spy_layout  # type: ignore[method-assign]
+        app._display = spy_display  # type: ignore[method-assign]
         widths, bars = set(), set()
         for _ in range(4):  # 7d -> 30d -> week -> all time -> today
             await pilot.press("d")
             await pilot.pause(0.1)
             widths.add(tuple(c.size.width for c in screen.query(Chip) if c.display))
             bars.add(table.show_vertical_scrollbar)
+            if table.show_vertical_scrollbar:  # it measures the rows shown (and the header)
+                assert table.vertical_scrollbar.window_virtual_size == table.row_count + 1
         assert len(widths) > 1 and bars == {True, False}  # chips changed widths; the scrollbar came and went
         assert sorted(layouts) == sorted(["30d", "week", "all", "today"])  # one layout for each key
-        screen._refresh_layout = refresh_layout  # type: ignore[method-assign]
+        assert sorted(frames) == sorted(layouts)  # and one frame
+        screen._refresh_layout, app._display = refresh_layout, display  # type: ignore[method-assign]
 
 
 async def test_the_sessions_table_moves_scrolls_and_opens_from_keys_and_clicks(tmp_path: Path) -> None:

@@ -189,9 +189,10 @@ class SessionsTable(ScrollView, can_focus=True):
             self.active.append(bool(s["active"]))
         self.cursor_row = self.keys.index(current) if current in self.keys else 0
         self.virtual_size = Size(sum(c.width for c in self.columns), len(self.cells) + 1)  # + the header
-        # Whether the rows now need a scrollbar, decided before the layout this redraw asks for (Textual decides it
-        # after a layout, and lays the screen out again when it changed: a second frame ~30 ms after the first)
-        self._refresh_scrollbars()
+        # The scrollbars for these rows (shown or not, their thumbs), set before the layout this redraw asks for, so
+        # that its frame draws them. Textual sets them after a layout: laying the screen out again when a scrollbar
+        # came or went, drawing them again in any case (a second frame, ~30 ms after the first).
+        self._scroll_update(self.virtual_size)
         self._scroll_to_cursor()
         self.refresh()
 
@@ -205,6 +206,13 @@ class SessionsTable(ScrollView, can_focus=True):
         if col.right:
             text = text.rstrip().rjust(n)
         return text + " "
+
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
+        """A layout placed the table: the scrollbars are set again only when its size changed (`show` set them for
+        its rows)."""
+        if size == self._size and container_size == self.container_size:
+            return False
+        return super()._size_updated(size, virtual_size, container_size, layout)
 
     def on_resize(self) -> None:
         """When the size changes the columns (across `WIDE` or `ROOMY` columns, or a height that makes the rows
