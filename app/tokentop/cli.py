@@ -368,16 +368,14 @@ def _progress_printer() -> Any:
 def _table(rows: list[dict[str, Any]], name: str, title: str) -> list[str]:
     header = (title.upper(), "COST", "CALLS", "INPUT", "OUTPUT", "CACHE WRITE", "CACHE READ")
     body = [
-        (str(r[name])[:40], fmt.money(r["cost_usd"], r["unpriced_calls"], r["calls"]), fmt.count(r["calls"]),
+        (fmt.fit(str(r[name]), 40), fmt.money(r["cost_usd"], r["unpriced_calls"], r["calls"]), fmt.count(r["calls"]),
          fmt.tokens(r["input_tokens"]), fmt.tokens(r["output_tokens"]),
          fmt.tokens(r["cache_creation_tokens"]), fmt.tokens(r["cache_read_tokens"]))
         for r in rows
     ]
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-    out = ["  ".join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i]) for i, h in enumerate(header))]
-    for b in body:
-        out.append("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(b)))
-    return out
+    widths = [max(fmt.cells(c) for c in column) for column in zip(header, *body, strict=True)]  # in cells: names
+    return ["  ".join(fmt.pad(c, widths[i], right=i > 0) for i, c in enumerate(line))  # may be CJK
+            for line in (header, *body)]
 
 
 def render_report_table(rep: dict[str, Any], group_by: str) -> str:
@@ -494,8 +492,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _recent_line(r: dict[str, Any]) -> str:
     tokens = r["input_tokens"] + r["output_tokens"] + r["cache_creation_tokens"] + r["cache_read_tokens"]
     cost = fmt.money(r["cost_usd"]) if r["cost_usd"] is not None else "unpriced"
-    return (f"{r['time'][:19].replace('T', ' ')}  {r['source']:<11} {r['model'][:26]:<26} {r['project'][:14]:<14} "
-            f"{fmt.tokens(tokens):>7}  {cost:>9}")
+    return (f"{r['time'][:19].replace('T', ' ')}  {r['source']:<11} {fmt.pad(fmt.fit(r['model'], 26), 26)} "
+            f"{fmt.pad(fmt.fit(r['project'], 14), 14)} {fmt.tokens(tokens):>7}  {cost:>9}")
 
 
 def report_calls(engine: Engine, flt: Filter) -> Any:
@@ -583,7 +581,8 @@ def cmd_budget(args: argparse.Namespace) -> int:
     else:
         for s in statuses:
             sys.stdout.write(
-                f"{s['scope']:<20} {s['period']:<8} {fmt.money(s['spent_usd']):>9} of {fmt.money(s['amount']):<9}"
+                f"{fmt.pad(s['scope'], 20)} {s['period']:<8} {fmt.money(s['spent_usd']):>9} of "
+                f"{fmt.money(s['amount']):<9}"
                 f" {s['percent']:5.1f}%  {s['level']:<6} projected {fmt.money(s['projected_usd'])}"
                 f"{'  HARD STOP EXCEEDED' if s in over else ''}\n")
     if args.budget_command == "check" and over:

@@ -102,6 +102,28 @@ def test_table_output_formats_money_and_calls(mixed, claude_dir: Path, data_root
     assert "claude-experimental-9" in out and "unpriced" in out.split("claude-experimental-9")[1].split("\n")[0]
 
 
+def test_table_columns_line_up_under_wide_characters(claude_dir: Path, data_root: Path, capsys) -> None:
+    import unicodedata
+
+    def cells(text: str) -> int:  # as a terminal draws it
+        return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+                   for c in text)
+
+    for cwd in ("/src/web", "/src/プロジェクト長い名前", "/src/cafe\u0301"):  # CJK: 2 cells each; a combining accent: 0
+        write_lines(project_dir(claude_dir, cwd) / "s.jsonl", [cc_line(f"m-{cwd}", cwd=cwd, session=cwd)])
+    code, out, _ = run_cli(["report", "--tz", "UTC", "--no-ledger", "--claude-dir", str(claude_dir), "--data-root",
+                            str(data_root), "--group-by", "project"], capsys)
+    assert code == 0
+    table = out[out.index("PROJECT"):].splitlines()
+    assert sorted(line.split()[0] for line in table[1:]) == sorted(["web", "プロジェクト長い名前", "cafe\u0301"])
+    ends = {cells(line[:line.index("$")]) for line in table[1:]}  # where the cost column starts, in cells
+    assert len({cells(line) for line in table}) == 1 and len(ends) == 1
+    code, out, _ = run_cli(["report", "--tz", "UTC", "--no-ledger", "--claude-dir", str(claude_dir), "--data-root",
+                            str(data_root), "--recent"], capsys)
+    recent = out[out.index("RECENT CALLS"):].splitlines()[1:]
+    assert len(recent) == 3 and len({cells(line) for line in recent}) == 1
+
+
 def test_costs_from_100_dollars_drop_the_cents(claude_dir: Path, data_root: Path, capsys) -> None:
     write_lines(project_dir(claude_dir) / "s.jsonl", [cc_line("m", model=OPUS, input=0, output=50_000_000)])
     code, out, _ = run_cli(["report", "--tz", "UTC", "--claude-dir", str(claude_dir), "--data-root",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 
 def money(cost: float, unpriced: int = 0, calls: int | None = None) -> str:
     """``$84.20``; from $100 on no cents and thousands separators (``$1,284``); "unpriced" is never $0."""
@@ -43,3 +45,24 @@ def duration(seconds: float) -> str:
     if s >= 60:
         return f"{s // 60}m"
     return f"{s}s"
+
+
+def cells(text: str) -> int:
+    """Terminal cells ``text`` takes: East Asian wide and fullwidth characters two, combining marks none."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to at most ``width`` cells."""
+    while cells(text) > width:
+        text = text[:-1]
+    return text
+
+
+def pad(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded with spaces to ``width`` cells, on the left when ``right`` (numbers)."""
+    space = " " * max(0, width - cells(text))
+    return space + text if right else text + space
