@@ -21,6 +21,7 @@ from typing import Any
 from .core.files import write_atomic
 from .core.internal_log import LOG_NAME
 from .core.rate_limits import FILE_NAME as RATE_LIMITS_FILE
+from .core.records import MAX_CALL_COST_USD, MAX_TOKENS
 
 PRICED_WITH = "tokentop"
 _process_session: str | None = None
@@ -100,8 +101,11 @@ def record(
     for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens),
                         ("cache_read_tokens", cache_read_tokens), ("cache_creation_tokens", cache_creation_tokens),
                         ("cache_write_1h_tokens", cache_write_1h_tokens)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_TOKENS:
+            raise ValueError(f"{name} must be a whole number from 0 to {MAX_TOKENS:,}, not {value!r}")
+    if cost_usd is not None and (isinstance(cost_usd, bool) or not isinstance(cost_usd, int | float)
+                                 or not 0 <= cost_usd <= MAX_CALL_COST_USD):  # NaN fails it too
+        raise ValueError(f"cost_usd must be a number from 0 to {MAX_CALL_COST_USD:,.0f}, not {cost_usd!r}")
     if cache_write_1h_tokens > cache_creation_tokens:
         raise ValueError("cache_write_1h_tokens is part of cache_creation_tokens and cannot exceed it")
     at = (when or datetime.now(timezone.utc)).astimezone()

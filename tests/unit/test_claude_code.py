@@ -135,6 +135,21 @@ def test_hostile_lines_are_skipped_and_counted(claude_dir: Path, report) -> None
     assert rep["warnings"]["unparsable_lines"] == 4
 
 
+def test_impossible_token_counts_are_skipped_and_counted_not_summed(claude_dir: Path, report) -> None:
+    ok = cc_line("msg_a", output=5)
+    write_lines(project_dir(claude_dir) / "s.jsonl", [
+        ok,
+        cc_line("msg_b", output=6).replace('"output_tokens":6', f'"output_tokens":{2**70}'),  # past any counter
+        cc_line("msg_c", output=6).replace('"output_tokens":6', '"output_tokens":-6'),
+        cc_line("msg_d", output=6).replace('"output_tokens":6', '"output_tokens":1e300'),
+        cc_line("msg_e", output=6).replace('"output_tokens":6', '"output_tokens":1000000001'),
+        cc_line("msg_f", output=1_000_000_000),  # a billion: the most one call may report
+    ])
+    rep = report()  # used to end with OverflowError while a scan job handed its calls back
+    assert rep["totals"]["calls"] == 2 and rep["totals"]["output_tokens"] == 1_000_000_005
+    assert rep["warnings"]["unparsable_lines"] == 4
+
+
 def test_half_written_last_line_is_not_a_line_yet(claude_dir: Path, report) -> None:
     write_lines(project_dir(claude_dir) / "s.jsonl", [cc_line("msg_a", output=5), cc_line("msg_b", output=7)],
                 final_newline=False)

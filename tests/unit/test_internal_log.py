@@ -50,6 +50,14 @@ def test_project_field_wins_else_internal_project_else_data_root_name(data_root:
     assert {p["project"] for p in report("--internal-project", "work-buddy")["by_project"]} == {"mine", "work-buddy"}
 
 
+def test_impossible_token_counts_and_costs_are_skipped_and_counted(data_root: Path, report) -> None:
+    log(data_root, "s", [internal_row(input=7, cost=0.5), internal_row(input=2**70), internal_row(input=-1),
+                         internal_row(cost=-0.5), internal_row(cost=1e300), internal_row(input=2.5)])
+    rep = report()
+    assert rep["totals"]["calls"] == 1 and rep["totals"]["input_tokens"] == 7 and rep["totals"]["cost_usd"] == 0.5
+    assert rep["warnings"]["unparsable_lines"] == 5
+
+
 def test_bad_rows_are_skipped_and_counted(data_root: Path, report) -> None:
     log(data_root, "s", [internal_row(), "{oops", '{"model": "x"}', internal_row()], final_newline=False)
     rep = report()

@@ -50,12 +50,21 @@ def test_local_and_unknown_models_are_zero_and_null_never_invented(data_root: Pa
     assert record("claude-haiku-4-5", 10, 10, cost_usd=0.5, data_root=data_root)["estimated_cost_usd"] == 0.5
 
 
-@pytest.mark.parametrize("kw", [{"mode": "hybrid"}, {"cache_write_1h_tokens": 5}])
+@pytest.mark.parametrize("kw", [{"mode": "hybrid"}, {"cache_write_1h_tokens": 5}, {"output_tokens": 10**9 + 1},
+                                {"cost_usd": -0.5}, {"cost_usd": float("nan")}, {"cost_usd": 2e6}, {"cost_usd": "1"}])
 def test_bad_values_are_refused(data_root: Path, kw: dict) -> None:
     with pytest.raises(ValueError):
-        record("m", 1, 1, data_root=data_root, **kw)
+        record("m", 1, **{"output_tokens": 1, "data_root": data_root, **kw})
     with pytest.raises(ValueError):
         record("m", -1, 1, data_root=data_root)
+    assert not list(data_root.rglob("llm_costs.jsonl"))  # nothing written
+
+
+def test_the_largest_values_a_log_line_may_hold_are_recorded_and_read_back(data_root: Path, report) -> None:
+    record("m", 10**9, 10**9, cost_usd=1e6, data_root=data_root)
+    rep = report()
+    assert rep["totals"]["input_tokens"] == 10**9 and rep["totals"]["cost_usd"] == 1e6
+    assert rep["warnings"]["unparsable_lines"] == 0
 
 
 def test_concurrent_log_writers_never_tear_lines(data_root: Path) -> None:

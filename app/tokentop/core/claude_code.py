@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from .records import CLAUDE_CODE, CLOUD, Call
+from .records import CLAUDE_CODE, CLOUD, Call, Tokens
 from .warnings import INVALID_UTF8, UNPARSABLE, Warnings
 
 USAGE = b'"usage"'
@@ -148,19 +148,19 @@ def discover_files(roots: Iterable[Path], stats: dict[str, os.stat_result] | Non
 
 
 class _CacheCreation(msgspec.Struct):
-    ephemeral_5m_input_tokens: int | None = None
-    ephemeral_1h_input_tokens: int | None = None
+    ephemeral_5m_input_tokens: Tokens | None = None
+    ephemeral_1h_input_tokens: Tokens | None = None
 
 
 class _ServerToolUse(msgspec.Struct):
-    web_search_requests: int | None = None
+    web_search_requests: Tokens | None = None
 
 
 class _Usage(msgspec.Struct):
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_creation_input_tokens: int | None = None
-    cache_read_input_tokens: int | None = None
+    input_tokens: Tokens | None = None
+    output_tokens: Tokens | None = None
+    cache_creation_input_tokens: Tokens | None = None
+    cache_read_input_tokens: Tokens | None = None
     cache_creation: _CacheCreation | None = None
     server_tool_use: _ServerToolUse | None = None
     inference_geo: str | None = None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from .records import CLOUD, INTERNAL, LOCAL, Call
+from .records import CLOUD, INTERNAL, LOCAL, Call, CostUsd, Tokens
 from .warnings import INVALID_UTF8, NULL_TOKENS, UNPARSABLE, Warnings
 
 LOG_NAME = "llm_costs.jsonl"
@@ -21,11 +21,11 @@ class InternalRow(msgspec.Struct, omit_defaults=True):
     timestamp: datetime
     model: str | None = None
     task_id: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_tokens: int | None = None
-    cache_creation_tokens: int | None = None
-    estimated_cost_usd: float | None = None
+    input_tokens: Tokens | None = None
+    output_tokens: Tokens | None = None
+    cache_read_tokens: Tokens | None = None
+    cache_creation_tokens: Tokens | None = None
+    estimated_cost_usd: CostUsd | None = None
     cached: bool | None = None
     execution_mode: str | None = None
     priced_with: str | None = None

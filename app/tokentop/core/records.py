@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
+
+#: The most tokens of one kind one call can report (a billion: far beyond any context window). A larger or negative
+#: count is a damaged line, counted as unparsable: it would swamp the totals (or, past 2**64, not fit a counter).
+MAX_TOKENS = 1_000_000_000
+#: The most one logged call can cost (USD): a larger or negative logged cost is a damaged line too.
+MAX_CALL_COST_USD = 1_000_000.0
+#: A token count as read from a log line (see `MAX_TOKENS`).
+Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
+#: A logged cost (see `MAX_CALL_COST_USD`).
+CostUsd = Annotated[float, msgspec.Meta(ge=0, le=MAX_CALL_COST_USD)]
 
 CLAUDE_CODE = "claude_code"
 INTERNAL = "internal"
