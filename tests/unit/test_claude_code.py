@@ -129,10 +129,11 @@ def test_hostile_lines_are_skipped_and_counted(claude_dir: Path, report) -> None
         "",  # blank lines are fine
         user_line(),
         '["an array"]',
+        cc_line("msg_d", output=7).replace(f'"model":"{SONNET}"', '"model":null'),  # usage of no model
     ])
     rep = report()
     assert rep["totals"]["calls"] == 1
-    assert rep["warnings"]["unparsable_lines"] == 4
+    assert rep["warnings"]["unparsable_lines"] == 5
 
 
 def test_impossible_token_counts_are_skipped_and_counted_not_summed(claude_dir: Path, report) -> None:

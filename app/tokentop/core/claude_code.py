@@ -428,6 +428,8 @@ def parse_lines(
                         if call.key is None:
                             call.offset = base + pos
                         out.append(call)
+                elif type(msg) is _Message and msg.usage is not None and not msg.model and not env.isApiErrorMessage:
+                    warnings[UNPARSABLE] += 1  # usage of no model: a damaged line, not a call to guess the price of
         elif end > pos:
             if not (buf[pos] == 0x7B and buf[end - 1] == 0x7D) and not _is_json_object(buf[pos:end]):
                 if buf[pos:end].strip():
