@@ -841,3 +841,29 @@ async def test_names_with_brackets_show_as_written_not_as_markup(tmp_path: Path)
         await pilot.pause()
         assert isinstance(app.screen, ScopeScreen)
         assert "session [s]-1 · project [wip]api" in text_of(app, "#scope-title")
+
+
+async def test_an_empty_sessions_table_says_where_tokentop_looked_or_how_to_widen_the_filter(tmp_path: Path) -> None:
+    from tokentop.core.engine import Engine, Sources
+    from tokentop.core.filters import parse_tz
+    from tokentop.core.pricing import PriceBook
+    from tokentop.ui.widgets import SessionsTable
+
+    def said(app: TokentopApp) -> str:
+        table = app.screen.query_one(SessionsTable)
+        return " ".join(table.render_line(y).text.strip() for y in range(1, table.size.height)).strip()
+
+    nothing = Engine(Sources([tmp_path / "claude"], tmp_path / "data", None), PriceBook(), parse_tz("UTC"))
+    app = TokentopApp(nothing, live=False, clock=lambda: NOW)
+    async with app.run_test(size=(120, 30)) as pilot:  # a first run, or --claude-dir pointing elsewhere
+        await ready(app, pilot)
+        assert said(app).startswith("No Claude Code transcripts or app logs found yet in")  # wrapped to the width
+        text = app.screen.query_one(SessionsTable).empty_text
+        assert str(tmp_path / "claude" / "projects") in text and str(tmp_path / "data" / "agents") in text
+    app = make_app(tmp_path / "demo")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        assert app.view["sessions"] and "No sessions" not in said(app)  # rows, no text
+        await pilot.press("d", "d", "d", "d", *["left_square_bracket"] * 60)  # a day long before the history
+        await pilot.pause()
+        assert app.view["sessions"] == [] and said(app).startswith("No sessions under this filter: d changes")

@@ -25,6 +25,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
+from ..core import internal_log
 from ..core.blocks import blocks_report
 from ..core.budgets import Budget
 from ..core.budgets import status as budget_status
@@ -467,7 +468,7 @@ class TokentopApp(App[None]):
             sessions.display = self.panel == "sessions"
             if sessions.display:
                 found.set(display=False)
-                sessions.show(v["sessions"], now)
+                sessions.show(v["sessions"], now, self.no_sessions_text())
             else:
                 breakdown = found.first(BreakdownTable) if found else BreakdownTable(id="breakdown")  # made when shown
                 breakdown.display = True
@@ -479,6 +480,18 @@ class TokentopApp(App[None]):
             screen.query_one(BudgetPanel).show(self.budget_statuses(now))
             self.draw_status()
             self.draw_rate_limits()
+
+    def no_sessions_text(self) -> str:
+        """What the sessions table says when it has no rows: where tokentop looked, when it found nothing at all
+        (a first run, or a source option that points elsewhere), else how to widen the filter."""
+        sources = getattr(self.engine, "sources", None)
+        if sources is not None and not self.team and not self.scanning and self.engine.files_watched() == 0:
+            places = [str(r) for r in sources.claude_roots]
+            if sources.data_root is not None:
+                places.append(str(internal_log.agents_dir(sources.data_root)))
+            return (f"No Claude Code transcripts or app logs found yet in {' or '.join(places)}; new ones show as "
+                    "they are written (tokentop --help: --claude-dir, --data-root).")
+        return "No sessions under this filter: d changes the dates, 0 shows every model, s every source."
 
     def draw_side_projects(self, screen: MainScreen, v: dict[str, Any]) -> None:
         """On a tall screen, the cost by project under the rate limits and budgets (where the side column is

@@ -7,6 +7,7 @@ filter key's redraw on the 470 MB corpus (~70 of ~150 ms on a 2-core VM).
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -114,7 +115,8 @@ class SessionsTable(ScrollView, can_focus=True):
         self.active: list[bool] = []
         self.cursor_row = 0
         self._layout: tuple[int, bool, int] | None = None  # see `_layout_for`
-        self._shown: tuple[list[dict[str, Any]], float] = ([], 0.0)  # what `show` drew last
+        self._shown: tuple[list[dict[str, Any]], float, str] = ([], 0.0, "")  # what `show` drew last
+        self.empty_text = ""  # shown, dim, under the header when there are no rows
 
     # -- data -----------------------------------------------------------------------------------------
 
@@ -154,10 +156,13 @@ class SessionsTable(ScrollView, can_focus=True):
         bar = self.styles.scrollbar_size_vertical if rows + 1 > self.size.height else 0  # + the header
         return layout_of(self.size.width), team, self.size.width - bar
 
-    def show(self, sessions: list[dict[str, Any]], now: float) -> None:
+    def show(self, sessions: list[dict[str, Any]], now: float, empty: str = "") -> None:
         """Replace the rows (the cursor stays on its session, unless it is on the top row: it then follows the
-        newest)."""
-        self._shown = (sessions, now)
+        newest); ``empty``: what the table says when there are none."""
+        if empty != self.empty_text:
+            self.empty_text = empty
+            self.refresh()
+        self._shown = (sessions, now, empty)
         team = bool(sessions) and "machine" in sessions[0]
         key = self._layout_for(min(len(sessions), MAX_ROWS), team)
         layout = key[0]
@@ -235,6 +240,9 @@ class SessionsTable(ScrollView, can_focus=True):
             return Strip(segments).crop_extend(scroll_x, scroll_x + width, style)
         row = scroll_y + y - 1
         if row >= len(self.cells):
+            lines = textwrap.wrap(self.empty_text, max(10, width - 2), break_on_hyphens=False) if not self.cells else []
+            if row < len(lines):
+                return Strip([Segment(" " + lines[row], base + Style(dim=True))]).crop_extend(0, width, base)
             return Strip.blank(width, base)
         style = base
         if row == self.cursor_row:
