@@ -47,18 +47,24 @@ def duration(seconds: float) -> str:
     return f"{s}s"
 
 
+def _cell(ch: str) -> int:
+    return 0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
 def cells(text: str) -> int:
     """Terminal cells ``text`` takes: East Asian wide and fullwidth characters two, combining marks none."""
-    if text.isascii():
-        return len(text)
-    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
-               for ch in text)
+    return len(text) if text.isascii() else sum(map(_cell, text))
 
 
 def fit(text: str, width: int) -> str:
     """``text`` cut to at most ``width`` cells."""
-    while cells(text) > width:
-        text = text[:-1]
+    if text.isascii():
+        return text[:width]
+    used = 0
+    for i, ch in enumerate(text):
+        used += _cell(ch)
+        if used > width:
+            return text[:i]
     return text
 
 
