@@ -536,14 +536,26 @@ def test_recent_calls_read_newest_first_from_the_ledger_equal_the_newest_of_ever
     e = engine(claude_dir, data_root, ledger_path)
     e.start(workers=1)
     assert e.cube.newest_source is not None
+    newest, rows_read = e.cube.newest_source, []
+
+    def counted(*a: Any, **kw: Any) -> list:
+        rows = newest(*a, **kw)
+        rows_read.append(len(rows))
+        return rows
+
+    e.cube.newest_source = counted
     for flt in (Filter(tz=UTC), Filter(tz=UTC, models=(OPUS,)), Filter(tz=UTC, source="internal"),
-                Filter(tz=UTC, since=date(2026, 11, 1), until=date(2026, 11, 1)), Filter(tz=UTC, models=())):
+                Filter(tz=UTC, since=date(2026, 11, 1), until=date(2026, 11, 1)), Filter(tz=UTC, models=()),
+                Filter(tz=UTC, mode="local"), Filter(tz=UTC, mode="cloud", source="claude_code"),
+                Filter(tz=UTC, session="sess-1", models=(OPUS,))):
         every = heapq.nlargest(20, matching_calls(e.cube, flt), key=lambda c: c.ts)  # every call of the range
         got = recent_calls(e.cube, flt)
         assert [(r["time"], r["model"], r["output_tokens"]) for r in got] == [
             (datetime.fromtimestamp(c.ts, UTC).isoformat(timespec="seconds"), c.model, c.output_tokens)
             for c in every], flt
+    rows_read.clear()
     assert len(recent_calls(e.cube, Filter(tz=UTC, source="internal"))) == 3
+    assert rows_read == [3]  # the few old internal rows in one read, not the 700 newer ones first
     e.ledger.close()
 
 

@@ -49,7 +49,7 @@ class Cube:
         #: (``session``: only those of that session, or more: a source may leave the test to the caller.)
         self.call_source: Callable[[float | None, float | None, str | None], Iterable[Call]] | None = None
         #: There too: up to ``limit`` calls with ``lo <= ts < hi``, the newest first (`report.recent_calls`).
-        self.newest_source: Callable[[float | None, float | None, int], list[Call]] | None = None
+        self.newest_source: Callable[..., list[Call]] | None = None  # (lo, hi, limit, source=, mode=, session=)
         #: There too: the calls' sums by task, source, model, project and mode (`Ledger.task_sums`); of one
         #: session when given, exactly (`report.by_task`).
         self.task_source: Callable[[float | None, float | None, str | None], list[tuple[Any, ...]] | None] | None \

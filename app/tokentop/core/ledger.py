@@ -431,7 +431,8 @@ class LedgerBase:
     def calls(self, lo: float | None = None, hi: float | None = None, session: str | None = None) -> Iterator[Call]:
         raise NotImplementedError
 
-    def newest_calls(self, lo: float | None, hi: float | None, limit: int) -> list[Call]:
+    def newest_calls(self, lo: float | None, hi: float | None, limit: int, source: str | None = None,
+                     mode: str | None = None, session: str | None = None) -> list[Call]:
         raise NotImplementedError
 
     def commit(self, calls: Iterable[Call] = (), states: Iterable[FileState] = (), warnings: dict[str, Any] | None
@@ -808,15 +809,21 @@ class Ledger(LedgerBase):
         for r in self._call_rows(lo, hi, session):
             yield _call(r, self.internal_project)
 
-    def newest_calls(self, lo: float | None, hi: float | None, limit: int) -> list[Call]:
-        """Up to ``limit`` calls with ``lo <= ts < hi`` (within the current roots), the newest first."""
-        return [_call(r, self.internal_project) for r in self._newest_rows(lo, hi, limit)]
+    def newest_calls(self, lo: float | None, hi: float | None, limit: int, source: str | None = None,
+                     mode: str | None = None, session: str | None = None) -> list[Call]:
+        """Up to ``limit`` calls with ``lo <= ts < hi`` (within the current roots), the newest first; of one
+        source, mode or session when given (tested in SQL: a rare one is found without reading every call)."""
+        return [_call(r, self.internal_project) for r in self._newest_rows(lo, hi, limit, source, mode, session)]
 
     @_locked
-    def _newest_rows(self, lo: float | None, hi: float | None, limit: int) -> list[Any]:
+    def _newest_rows(self, lo: float | None, hi: float | None, limit: int, source: str | None, mode: str | None,
+                     session: str | None) -> list[Any]:
         self.index_times()
-        return self.db.execute(f"{_SELECT} WHERE ts >= ? AND ts < ? AND {self.scope_sql} ORDER BY ts DESC LIMIT ?",
-                               (*span(lo, hi), *self.scope_args, limit)).fetchall()
+        where, args = self._range(lo, hi, session)
+        for column, value in (("source", source), ("mode", mode)):
+            if value is not None:
+                where, args = f"{where} AND calls.{column} = ?", (*args, value)
+        return self.db.execute(f"{_SELECT} WHERE {where} ORDER BY ts DESC LIMIT ?", (*args, limit)).fetchall()
 
     @_locked
     def task_sums(self, lo: float | None, hi: float | None, session: str | None = None) -> list[tuple[Any, ...]]:

@@ -225,11 +225,15 @@ class PgLedger(LedgerBase):
             where, args = f"{where} AND session = %s", [*args, session]
         return f"ts >= %s AND ts < %s AND {where}", (*span(lo, hi), *args)
 
-    def newest_calls(self, lo: float | None, hi: float | None, limit: int) -> list[Call]:
-        """Up to ``limit`` calls with ``lo <= ts < hi`` (within the current roots), the newest first."""
-        where, args = self._scope()
-        return self._select(f"ts >= %s AND ts < %s AND {where} ORDER BY ts DESC LIMIT %s",
-                            (*span(lo, hi), *args, limit))
+    def newest_calls(self, lo: float | None, hi: float | None, limit: int, source: str | None = None,
+                     mode: str | None = None, session: str | None = None) -> list[Call]:
+        """Up to ``limit`` calls with ``lo <= ts < hi`` (within the current roots), the newest first; of one
+        source, mode or session when given."""
+        where, args = self._range(lo, hi, session)
+        for column, value in (("source", source), ("mode", mode)):
+            if value is not None:
+                where, args = f"{where} AND {column} = %s", (*args, value)
+        return self._select(f"{where} ORDER BY ts DESC LIMIT %s", (*args, limit))
 
     def file_states(self) -> list[FileState]:
         """Recorded read state of this machine's files (under the current roots)."""

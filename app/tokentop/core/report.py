@@ -513,8 +513,8 @@ def newest_matching(cube: Cube, flt: Filter, n: int) -> list[Call]:
     lo, hi = flt.day_bounds()
     test = _Predicate(flt)
     limit = max(8 * n, 256)
-    while True:
-        rows = source(lo, hi, limit)
+    while True:  # source, mode and session are tested by the ledger too: a rare one is found in one read
+        rows = source(lo, hi, limit, source=test.source, mode=flt.mode, session=flt.session)
         picked = [c for c in rows if test(c.source, c.model, c.project, c.session, c.mode)]
         if len(picked) >= n or len(rows) < limit:
             return picked[:n]
