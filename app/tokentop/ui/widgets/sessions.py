@@ -159,9 +159,7 @@ class SessionsTable(ScrollView, can_focus=True):
     def show(self, sessions: list[dict[str, Any]], now: float, empty: str = "") -> None:
         """Replace the rows (the cursor stays on its session, unless it is on the top row: it then follows the
         newest); ``empty``: what the table says when there are none."""
-        if empty != self.empty_text:
-            self.empty_text = empty
-            self.refresh()
+        self.empty_text = empty  # drawn by the refresh at the end
         self._shown = (sessions, now, empty)
         team = bool(sessions) and "machine" in sessions[0]
         key = self._layout_for(min(len(sessions), MAX_ROWS), team)
