@@ -621,6 +621,39 @@ def test_top_tasks_from_the_ledgers_sums_by_task_equal_those_of_every_call(claud
     e.ledger.close()
 
 
+def test_top_tasks_read_the_ledger_once_per_date_range_and_again_when_calls_arrive(claude_dir, data_root,
+                                                                                  ledger_path) -> None:
+    from tokentop.core.report import top_tasks
+
+    internal = data_root / "agents" / "s1" / "llm_costs.jsonl"
+    write_lines(internal, [internal_row(task="embed", cost=0.25), internal_row(task="plan", cost=1.0, mode="local")])
+    engine(claude_dir, data_root, ledger_path).start(workers=1)  # the ingest
+    e = engine(claude_dir, data_root, ledger_path)
+    e.start(workers=1)  # a warm start: the sums by task come from the ledger
+    reads: list[tuple[Any, ...]] = []
+    source = e.cube.task_source
+    assert source is not None
+    e.cube.task_source = lambda *scope: reads.append(scope) or source(*scope)
+
+    def tasks(flt: Filter) -> dict[str, float]:
+        return {t["task"]: t["cost_usd"] for t in top_tasks(e.cube, flt)}
+
+    assert tasks(Filter(tz=UTC)) == {"plan": 1.0, "embed": 0.25}
+    assert tasks(Filter(tz=UTC, mode="cloud")) == {"embed": 0.25}  # another test of the same sums
+    assert tasks(Filter(tz=UTC, source="claude_code")) == {}
+    assert len(reads) == 1
+    day = date(2026, 11, 20)
+    assert tasks(Filter(tz=UTC, since=day, until=day)) == {"plan": 1.0, "embed": 0.25}
+    assert len(reads) == 2  # other dates: another read
+
+    with internal.open("a") as f:
+        f.write(internal_row(task="embed", cost=0.5) + "\n")
+    e.update()
+    assert tasks(Filter(tz=UTC)) == {"plan": 1.0, "embed": 0.75}  # the new call is counted
+    assert len(reads) == 3
+    e.ledger.close()
+
+
 def database_away(cluster: Any, url: str, away: bool) -> None:
     """A server outage for one database: no new connection to it, and (``away``) its open ones cut."""
     import psycopg

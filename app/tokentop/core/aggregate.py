@@ -61,6 +61,9 @@ class Cube:
         self.plan: Any = None
         #: The model chips' sums for one version and filter (`views.chips`): (version, filter, value).
         self.chips_memo: tuple[int, Any, Any] | None = None
+        #: ``task_source``'s rows for one version and (bounds, session): the keys that change the source, model,
+        #: project or mode filter test them again, without another read (`report.by_task`).
+        self.tasks_memo: tuple[int, Any, list[tuple[Any, ...]] | None] | None = None
 
     @property
     def cells(self) -> dict[CellKey, list[float]]:

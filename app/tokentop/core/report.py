@@ -454,7 +454,7 @@ def _planned_cells(plan: Plan, flt: Filter, group: int | None) -> Iterable[tuple
 def by_task(cube: Cube, flt: Filter) -> list[Row]:
     """Totals per task: internal ``task_id``; Claude Code: the tools the message invoked, ``(text)`` if none."""
     groups: dict[str, list[float]] = {}
-    summed = None if cube.task_source is None else cube.task_source(*flt.day_bounds(), flt.session)
+    summed = None if cube.task_source is None else _task_sums(cube, (*flt.day_bounds(), flt.session))
     if summed is not None:  # from a ledger: its sums by task and what the filter tests (not every call)
         test = _Predicate(flt)
         for task, src, model, proj, mode, *sums in summed:
@@ -483,6 +483,15 @@ def by_task(cube: Cube, flt: Filter) -> list[Row]:
         if c.mode == LOCAL:
             acc[LOCAL_CALLS] += 1
     return _rows(_by_cost(groups), "task")
+
+
+def _task_sums(cube: Cube, scope: tuple[float | None, float | None, str | None]) -> list[tuple[Any, ...]] | None:
+    """``cube.task_source(*scope)``, read once per version and scope (see `Cube.tasks_memo`)."""
+    memo = cube.tasks_memo
+    if memo is None or memo[0] != cube.version or memo[1] != scope:
+        assert cube.task_source is not None
+        memo = cube.tasks_memo = (cube.version, scope, cube.task_source(*scope))
+    return memo[2]
 
 
 def top_tasks(cube: Cube, flt: Filter, n: int = 15) -> list[Row]:
