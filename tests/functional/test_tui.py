@@ -648,6 +648,41 @@ async def test_a_filter_key_that_resizes_chips_labels_and_the_scrollbar_lays_out
         screen._refresh_layout, app._display = refresh_layout, display  # type: ignore[method-assign]
 
 
+async def test_a_filter_key_in_the_recent_calls_view_draws_once_with_its_scrollbar_right(tmp_path: Path) -> None:
+    from tokentop.ui.widgets.breakdown import BreakdownTable
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        screen = app.screen
+        await pilot.press(*"vvv", *"12340")  # recent calls; the scrollbar gone and back (Textual sizes it once)
+        await pilot.pause(0.1)
+        table = screen.query_one("#breakdown", BreakdownTable)
+        assert app.panel == "recent"
+        frames: list[str] = []
+        display = app._display
+        pressed = ""
+
+        def spy_display(*a: Any, **kw: Any) -> Any:
+            frames.append(pressed)
+            return display(*a, **kw)
+
+        app._display = spy_display  # type: ignore[method-assign]
+        bars = set()
+        for i, key in enumerate("ms12340"):  # cloud, claude code; every model off, one by one (no row left); all
+            pressed = f"{key}{i}"
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            bars.add(table.show_vertical_scrollbar)
+            assert table.show_vertical_scrollbar == (table.row_count + 1 > table.size.height)  # + the header
+            if table.show_vertical_scrollbar:
+                assert table.vertical_scrollbar.window_virtual_size == table.row_count + 1
+        assert bars == {True, False}  # the scrollbar came and went
+        # one frame for each key that changed the screen (claude code has three models: "4" changes nothing)
+        assert frames == [f"{k}{i}" for i, k in enumerate("ms12340") if k != "4"]
+        app._display = display  # type: ignore[method-assign]
+
+
 async def test_the_sessions_table_moves_scrolls_and_opens_from_keys_and_clicks(tmp_path: Path) -> None:
     from tokentop.ui.widgets import SessionsTable
 

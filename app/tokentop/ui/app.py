@@ -22,7 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from ..core import internal_log
@@ -284,17 +284,17 @@ class MainScreen(FilterKeys, Screen[None]):
         """Read every file again from the start."""
         self.tapp.start_scan(rescan=True)
 
-    @on(SessionsTable.Selected)
+    @on(SessionsTable.Selected, "#sessions")
     def drill_into_session(self, event: SessionsTable.Selected) -> None:
         """``enter`` on a sessions row opens that session's detail screen."""
-        self.drill(ScopeScreen("session", event.session))
+        self.drill(ScopeScreen("session", self.query_one(SessionsTable).keys[event.row][1]))
 
-    @on(DataTable.RowSelected, "#breakdown")
-    def drill_into_project(self, event: DataTable.RowSelected) -> None:
+    @on(BreakdownTable.Selected, "#breakdown")
+    def drill_into_project(self, event: BreakdownTable.Selected) -> None:
         """``enter`` on a by-project row opens that project's detail screen."""
         rows = self.tapp.view.get("by_project", [])
-        if self.tapp.panel == "projects" and event.cursor_row < len(rows):
-            self.drill(ScopeScreen("project", rows[event.cursor_row]["project"]))
+        if self.tapp.panel == "projects" and event.row < len(rows):
+            self.drill(ScopeScreen("project", rows[event.row]["project"]))
 
     def drill(self, scope: ScopeScreen) -> None:
         """Open a detail screen; back here, redraw (its filter keys may have changed the filter)."""

@@ -8,13 +8,13 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ...core import fmt
-from .base import set_content
+from .base import LaidOutOnce, set_content
 from .rate_limits import bar
 
 COLORS = {"green": "green", "yellow": "yellow", "orange": "dark_orange", "red": "bold red"}
 
 
-class BudgetPanel(Static):
+class BudgetPanel(LaidOutOnce, Static):
     """One gauge per budget."""
 
     def show(self, statuses: list[dict[str, Any]]) -> None:

@@ -10,7 +10,7 @@ from textual.widgets import Static
 from ...core import fmt
 from ...core.rate_limits import KIND_LABELS
 from ...core.views import display_name
-from .base import set_content
+from .base import LaidOutOnce, set_content
 
 
 def bar(frac: float, width: int = 10) -> str:
@@ -29,7 +29,7 @@ def countdown(seconds: float | None) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
-class RateLimitPanel(Static):
+class RateLimitPanel(LaidOutOnce, Static):
     """Renders the rate-limit view model (``RateLimits.as_json``)."""
 
     def show(self, view: dict[str, Any]) -> None:
