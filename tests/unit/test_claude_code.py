@@ -95,6 +95,17 @@ def test_progress_line_alone_still_counts_its_message(claude_dir: Path, report) 
     assert rep["sessions"][0]["session"] == "sess-9"
 
 
+def test_a_progress_copy_without_its_own_time_takes_the_lines(claude_dir: Path, report) -> None:
+    inner = json.loads(cc_line("msg_sub", output=30, sidechain=True))
+    del inner["timestamp"]
+    progress = json.dumps({"type": "progress", "sessionId": "sess-9", "cwd": "/x/proj",
+                           "timestamp": "2026-11-21T10:00:01.000Z", "data": {"message": inner}})
+    write_lines(project_dir(claude_dir) / "sess-9.jsonl", [progress])
+    rep = report()
+    assert rep["totals"]["output_tokens"] == 30 and rep["warnings"]["unparsable_lines"] == 0
+    assert [d["day"] for d in rep["by_day"]] == ["2026-11-21"]
+
+
 def test_synthetic_and_api_error_rows_are_not_calls(claude_dir: Path, report) -> None:
     write_lines(project_dir(claude_dir) / "s.jsonl", [
         cc_line("67e7-uuid", model="<synthetic>", input=0, output=0, request_id=None),
@@ -130,10 +141,12 @@ def test_hostile_lines_are_skipped_and_counted(claude_dir: Path, report) -> None
         user_line(),
         '["an array"]',
         cc_line("msg_d", output=7).replace(f'"model":"{SONNET}"', '"model":null'),  # usage of no model
+        cc_line("msg_e", output=8).replace('"timestamp":"2026-11-20T10:00:00.000Z",', ''),  # usage of no time
     ])
     rep = report()
     assert rep["totals"]["calls"] == 1
-    assert rep["warnings"]["unparsable_lines"] == 5
+    assert rep["warnings"]["unparsable_lines"] == 6
+    assert [d["day"] for d in rep["by_day"]] == ["2026-11-20"]  # nothing counted on 1970-01-01
 
 
 def test_impossible_token_counts_are_skipped_and_counted_not_summed(claude_dir: Path, report) -> None:

@@ -274,9 +274,9 @@ def _call_of(env: _Envelope, path: str, fallback_session: str, fallback_project:
     if type(msg) is not _Message:
         return None
     u = msg.usage
-    if u is None or env.isApiErrorMessage or msg.model == NOT_A_MODEL or not msg.model:
+    if u is None or env.isApiErrorMessage or msg.model == NOT_A_MODEL or not msg.model or env.timestamp is None:
         return None
-    epoch = 0.0 if env.timestamp is None else _epoch(env.timestamp)
+    epoch = _epoch(env.timestamp)
     writes = u.cache_creation_input_tokens or 0
     w1h = 0
     cc = u.cache_creation
@@ -420,6 +420,8 @@ def parse_lines(
                         limits.append(hit)
                 elif env.type == "progress" and env.data is not None and isinstance(env.data.message, _Envelope):
                     inner = env.data.message
+                    if inner.timestamp is None:  # a copy without its own time: the line's
+                        inner.timestamp = env.timestamp
                     call = _call_of(inner, path, env.sessionId or session,
                                     project_of_cwd(env.cwd) if env.cwd else project)
                     if call is not None:
@@ -428,8 +430,10 @@ def parse_lines(
                         if call.key is None:
                             call.offset = base + pos
                         out.append(call)
-                elif type(msg) is _Message and msg.usage is not None and not msg.model and not env.isApiErrorMessage:
-                    warnings[UNPARSABLE] += 1  # usage of no model: a damaged line, not a call to guess the price of
+                elif (type(msg) is _Message and msg.usage is not None and not env.isApiErrorMessage
+                      and (not msg.model or env.timestamp is None)):
+                    # usage of no model, or of no time: a damaged line, not a call to guess the price or day of
+                    warnings[UNPARSABLE] += 1
         elif end > pos:
             if not (buf[pos] == 0x7B and buf[end - 1] == 0x7D) and not _is_json_object(buf[pos:end]):
                 if buf[pos:end].strip():
