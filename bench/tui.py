@@ -11,7 +11,9 @@
 - filter key redraw: in that terminal, over the whole history, from a key to the first byte of the frame it
   caused and to the last byte of the frames it caused;
 - views from the ledger: top tasks, recent calls and a drill-down's top tasks as a warm start computes them;
-- live CPU: the dashboard's CPU (from /proc) while idle, then while new calls arrive at 2 and 10 per second.
+- filter keys in the other views (by project, top tasks, recent calls) the same way;
+- live CPU: the dashboard's CPU (from /proc) while idle, then while new calls arrive at 2 and 10 per second; the
+  same in the top-tasks view over all time (its sums come from the ledger).
 """
 
 from __future__ import annotations
@@ -150,10 +152,11 @@ def ledger_views(corpus: Path, ledger: Path) -> str:
     return ", ".join(parts)
 
 
-def live_cpu(corpus: Path, ledger: Path, rates: tuple[float, ...] = (2, 10), seconds: float = 10) -> str:
-    """CPU of `tokentop` (80x24 pseudo-terminal, warm start over ``corpus``) while idle, then while new calls
-    arrive at each of ``rates`` per second (one line each, in a second Claude dir: the corpus stays as generated),
-    in % of one core, from /proc."""
+def live_cpu(corpus: Path, ledger: Path, rates: tuple[float, ...] = (2, 10), seconds: float = 10,
+             keys: str = "") -> str:
+    """CPU of `tokentop` (80x24 pseudo-terminal, warm start over ``corpus``, ``keys`` pressed first) while idle,
+    then while new calls arrive at each of ``rates`` per second (one line each, in a second Claude dir: the corpus
+    stays as generated), in % of one core, from /proc."""
     import shutil
     import tempfile
     import threading
@@ -186,6 +189,9 @@ def live_cpu(corpus: Path, ledger: Path, rates: tuple[float, ...] = (2, 10), sec
         threading.Thread(target=drain, daemon=True).start()
         try:
             time.sleep(8)  # warm start, catch-up, watcher up, the scan's objects frozen
+            for key in keys:
+                os.write(master, key.encode())
+                time.sleep(0.5)
 
             def share(work: Any) -> float:
                 c0, t0 = cpu_seconds(p.pid), time.perf_counter()
@@ -278,7 +284,14 @@ def main() -> int:
           f"{statistics.median(f for _, f, _ in timed) * 1000:.0f} ms; to the last frame it caused: median "
           f"{statistics.median(t for _, _, t in timed) * 1000:.0f} ms; " +
           " ".join(f"{k}={f * 1000:.0f}/{t * 1000:.0f}" for k, f, t in timed))
+    for view, presses in (("by project", "v"), ("top tasks", "vv"), ("recent calls", "vvv")):
+        _, redraws = first_frame(tui_cmd(corpus, ledger), marker, keys="ddd" + presses + "sssmmm")
+        timed = redraws[3 + len(presses):]
+        print(f"filter key in the {view} view (all time), key to its first frame: median "
+              f"{statistics.median(f for _, f, _ in timed) * 1000:.0f} ms; to the last frame: median "
+              f"{statistics.median(t for _, _, t in timed) * 1000:.0f} ms")
     print(f"dashboard CPU in % of one core (warm start, {a.size} corpus): " + live_cpu(corpus, ledger))
+    print("top-tasks view over all time, CPU in % of one core: " + live_cpu(corpus, ledger, keys="dddvv"))
     return 0
 
 

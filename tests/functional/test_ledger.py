@@ -621,12 +621,16 @@ def test_top_tasks_from_the_ledgers_sums_by_task_equal_those_of_every_call(claud
     e.ledger.close()
 
 
-def test_top_tasks_read_the_ledger_once_per_date_range_and_again_when_calls_arrive(claude_dir, data_root,
-                                                                                  ledger_path) -> None:
+def test_top_tasks_read_the_ledger_once_per_date_range_and_fold_in_calls_as_they_arrive(claude_dir, data_root,
+                                                                                       ledger_path) -> None:
     from tokentop.core.report import top_tasks
+
+    def tool(name: str) -> list[dict[str, Any]]:
+        return [{"type": "tool_use", "id": "t1", "name": name, "input": {}}]
 
     internal = data_root / "agents" / "s1" / "llm_costs.jsonl"
     write_lines(internal, [internal_row(task="embed", cost=0.25), internal_row(task="plan", cost=1.0, mode="local")])
+    transcript = write_lines(project_dir(claude_dir) / "a.jsonl", [cc_line("m1", output=10)])
     engine(claude_dir, data_root, ledger_path).start(workers=1)  # the ingest
     e = engine(claude_dir, data_root, ledger_path)
     e.start(workers=1)  # a warm start: the sums by task come from the ledger
@@ -635,23 +639,36 @@ def test_top_tasks_read_the_ledger_once_per_date_range_and_again_when_calls_arri
     assert source is not None
     e.cube.task_source = lambda *scope: reads.append(scope) or source(*scope)
 
-    def tasks(flt: Filter) -> dict[str, float]:
-        return {t["task"]: t["cost_usd"] for t in top_tasks(e.cube, flt)}
+    def tasks(cube_of: Engine, flt: Filter) -> list[tuple[str, int, int, int]]:
+        return [(t["task"], t["calls"], t["output_tokens"], round(t["cost_usd"] * 1e6))
+                for t in top_tasks(cube_of.cube, flt)]
 
-    assert tasks(Filter(tz=UTC)) == {"plan": 1.0, "embed": 0.25}
-    assert tasks(Filter(tz=UTC, mode="cloud")) == {"embed": 0.25}  # another test of the same sums
-    assert tasks(Filter(tz=UTC, source="claude_code")) == {}
+    everything = Filter(tz=UTC)
+    assert [t[0] for t in tasks(e, everything)] == ["plan", "embed", "(text)"]
+    assert [t[0] for t in tasks(e, Filter(tz=UTC, mode="cloud"))] == ["embed", "(text)"]  # the same sums, tested
+    assert tasks(e, Filter(tz=UTC, source="internal", mode="local")) == [("plan", 1, 100, 1_000_000)]
     assert len(reads) == 1
     day = date(2026, 11, 20)
-    assert tasks(Filter(tz=UTC, since=day, until=day)) == {"plan": 1.0, "embed": 0.25}
+    assert len(tasks(e, Filter(tz=UTC, since=day, until=day))) == 3
     assert len(reads) == 2  # other dates: another read
 
-    with internal.open("a") as f:
+    with internal.open("a") as f:  # while the app runs: a new row, a new message, a later copy of m1 (a tool now)
         f.write(internal_row(task="embed", cost=0.5) + "\n")
+    with transcript.open("a") as f:
+        f.write(cc_line("m2", output=7, content=tool("Grep")) + "\n")
+        f.write(cc_line("m1", output=40, content=tool("Edit")) + "\n")
+        f.write(cc_line("m3", output=5, ts="2026-11-24T10:00:00.000Z") + "\n")  # outside the day asked for
     e.update()
-    assert tasks(Filter(tz=UTC)) == {"plan": 1.0, "embed": 0.75}  # the new call is counted
-    assert len(reads) == 3
-    e.ledger.close()
+    shown = tasks(e, Filter(tz=UTC, since=day, until=day))
+    assert len(reads) == 2  # folded into the sums read for that day, not read again
+    fresh = engine(claude_dir, data_root, ledger_path)
+    fresh.start(workers=1)
+    assert shown == tasks(fresh, Filter(tz=UTC, since=day, until=day))  # what the ledger now says
+    assert {t[0]: t[2] for t in shown} == {"embed": 200, "plan": 100, "Edit": 40, "Grep": 7}  # m1 moved to Edit
+    assert len(tasks(e, everything)) == 5 and len(reads) == 3
+    for x in (e, fresh):
+        assert x.ledger is not None
+        x.ledger.close()
 
 
 def database_away(cluster: Any, url: str, away: bool) -> None:

@@ -62,7 +62,8 @@ class Cube:
         #: The model chips' sums for one version and filter (`views.chips`): (version, filter, value).
         self.chips_memo: tuple[int, Any, Any] | None = None
         #: ``task_source``'s rows for one version and (bounds, session): the keys that change the source, model,
-        #: project or mode filter test them again, without another read (`report.by_task`).
+        #: project or mode filter test them again, without another read (`report.by_task`); calls that `apply`
+        #: adds or replaces are folded in (`fold_task_sums`), so live changes need no read either.
         self.tasks_memo: tuple[int, Any, list[tuple[Any, ...]] | None] | None = None
 
     @property
@@ -172,6 +173,9 @@ class Cube:
             The calls that changed the cube, as they now stand (merged where a key was known).
         """
         changed: list[Call] = []
+        if replaced is None:
+            replaced = []
+        first_replaced = len(replaced)  # the caller's list may hold earlier batches' already
         by_key = self.by_key
         lookup = self.lookup
         for c in calls:
@@ -198,10 +202,13 @@ class Cube:
             by_key[k] = m
             self._bump(m, 1)
             changed.append(m)
-            if replaced is not None:
-                replaced.append(prev)
+            replaced.append(prev)
         if changed:
+            memo = self.tasks_memo
             self.version += 1
+            if memo is not None and memo[0] == self.version - 1 and memo[2] is not None:
+                rows = fold_task_sums(memo[2], memo[1], changed, replaced[first_replaced:])
+                self.tasks_memo = (self.version, memo[1], rows)
         return changed
 
     def remove(self, calls: Iterable[Call]) -> None:
@@ -225,6 +232,33 @@ class Cube:
         self.by_key.clear()
         self.plain.clear()
         self.version += 1
+
+
+def fold_task_sums(rows: list[tuple[Any, ...]], scope: tuple[float | None, float | None, str | None],
+                   added: Iterable[Call], removed: Iterable[Call]) -> list[tuple[Any, ...]]:
+    """Sums by task, source, model, project and mode (`Ledger.task_sums`'s rows, of the calls with ``lo <= ts <
+    hi``, of one session when given: ``scope``) with ``added`` counted and ``removed`` taken out."""
+    lo, hi, session = scope
+    acc = {tuple(r[:5]): list(r[5:]) for r in rows}  # (task, source, model, project, mode) -> IN OUT CW CR CALLS
+    for sign, calls in ((1, added), (-1, removed)):  # COST UNPRICED
+        for c in calls:
+            if (lo is not None and c.ts < lo) or (hi is not None and c.ts >= hi) or \
+                    (session is not None and c.session != session):
+                continue
+            key = (c.task, c.source, c.model, c.project, c.mode)
+            sums = acc.get(key)
+            if sums is None:
+                sums = acc[key] = [0, 0, 0, 0, 0, 0.0, 0]
+            sums[IN] += sign * c.input_tokens
+            sums[OUT] += sign * c.output_tokens
+            sums[CW] += sign * c.cache_creation_tokens
+            sums[CR] += sign * c.cache_read_tokens
+            sums[CALLS] += sign
+            if c.cost is None:
+                sums[UNPRICED] += sign
+            else:
+                sums[COST] += sign * c.cost
+    return [(*key, *sums) for key, sums in acc.items() if sums[CALLS]]
 
 
 def _ignore(_: object) -> None:
