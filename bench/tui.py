@@ -192,6 +192,7 @@ def live_cpu(corpus: Path, ledger: Path, rates: tuple[float, ...] = (2, 10), sec
             for key in keys:
                 os.write(master, key.encode())
                 time.sleep(0.5)
+            time.sleep(3 if keys else 0)  # what the keys read and drew, done
 
             def share(work: Any) -> float:
                 c0, t0 = cpu_seconds(p.pid), time.perf_counter()

@@ -74,6 +74,9 @@ FOLLOW_DELAY = 0.25
 #: Live changes are drawn at most this often (seconds): the first one after a pause at once, those of a burst
 #: (parallel agents streaming: a change every 50 ms) together at the end of the interval. A redraw costs ~20 ms.
 LIVE_REDRAW_INTERVAL = 0.25
+#: A costlier redraw (all time over a 2 GB history: ~130 ms to sum its cells again) waits this many times its cost
+#: before the next live one, so that drawing live changes takes at most about a tenth of a core.
+LIVE_REDRAW_COST_FACTOR = 10
 #: Seconds without live changes before the cells are numbered again for filter keys (`prepare_views`).
 PLAN_DELAY = 1.0
 SOLO_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign", "circumflex_accent",
@@ -362,6 +365,7 @@ class TokentopApp(App[None]):
         self.single_calls = SingleCallsView()  # the tasks or recent-calls view, or a drill-down's top tasks
         self._stop = asyncio.Event()
         self._live_drawn = 0.0  # time.monotonic() of the last live redraw
+        self._live_interval = LIVE_REDRAW_INTERVAL  # until the next one (see `LIVE_REDRAW_COST_FACTOR`)
         self.drawing_live = False  # in a redraw for live changes (`SingleCallsView` may keep its view)
         self._live_timer: Timer | None = None  # a live redraw due at the end of the interval
         self._plan_timer: Timer | None = None
@@ -791,7 +795,7 @@ class TokentopApp(App[None]):
         self.updated_at = self.clock()
         if self._live_timer is not None:  # a burst: its redraw is already due
             return
-        wait = self._live_drawn + LIVE_REDRAW_INTERVAL - time.monotonic()
+        wait = self._live_drawn + self._live_interval - time.monotonic()
         if wait > 0:
             self._live_timer = self.set_timer(wait, self._draw_live)
         else:
@@ -799,12 +803,14 @@ class TokentopApp(App[None]):
 
     def _draw_live(self) -> None:
         self._live_timer = None
-        self._live_drawn = time.monotonic()
+        self._live_drawn = start = time.monotonic()
         self.drawing_live = True
         try:
             self.refresh_view()
         finally:
             self.drawing_live = False
+        cost = time.monotonic() - start
+        self._live_interval = max(LIVE_REDRAW_INTERVAL, LIVE_REDRAW_COST_FACTOR * cost)
         if self._plan_timer is not None:  # numbering the cells again after each change of a burst is wasted
             self._plan_timer.stop()
         self._plan_timer = self.set_timer(PLAN_DELAY, self.prepare_views)
