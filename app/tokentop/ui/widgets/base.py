@@ -21,25 +21,6 @@ class LaidOutOnce:
     virtual_size = Reactive(Size(0, 0), layout=False, repaint=False)
 
 
-class SteadyScrollbars:
-    """Mixed into a scrolling table: its scrollbars are set when its rows' size changes, before the layout that
-    change asks for, and a layout that leaves its size and its container as they were does not set them again.
-
-    Textual sets them after every layout of the screen (a chip's width changed by a filter key): a `ScrollView`
-    compares the virtual size the layout offers (its box) with its own (its rows), which differ whenever it has
-    rows; its scrollbars were drawn again in a second frame ~30 ms after the first, a third when one came or
-    went. Uses Textual's private ``_size_updated`` and ``_scroll_update`` (its hooks for a layout's sizes).
-    """
-
-    def watch_virtual_size(self, size: Size) -> None:
-        self._scroll_update(size)  # type: ignore[attr-defined]
-
-    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
-        if size == self._size and container_size == self.container_size:  # type: ignore[attr-defined]
-            return False
-        return super()._size_updated(size, virtual_size, container_size, layout)  # type: ignore[misc]
-
-
 class FlatLabel(LaidOutOnce, Label):
     """A `Label` that never scrolls (see `LaidOutOnce`)."""
 

@@ -22,8 +22,6 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from .base import SteadyScrollbars
-
 
 @dataclass
 class Column:
@@ -44,7 +42,7 @@ class Column:
         return text + " "
 
 
-class LineTable(SteadyScrollbars, ScrollView, can_focus=True):
+class LineTable(ScrollView, can_focus=True):
     """Rows of cells under a header that stays on top; a row cursor moved by keys and clicks, ``enter`` or a
     click on the highlighted row chooses it (`Selected`)."""
 
@@ -114,11 +112,26 @@ class LineTable(SteadyScrollbars, ScrollView, can_focus=True):
         """Replace the columns and rows (cells made by `Column.cell`), the cursor on ``cursor_row`` (clamped)."""
         self.columns, self.cells = columns, cells
         self.cursor_row = max(0, min(cursor_row, len(cells) - 1))
-        # Set with the rows, before the layout it asks for: the scrollbars they need are drawn in that frame
-        # (`SteadyScrollbars`).
+        # Set with the rows, before the layout it asks for: the scrollbars they need are drawn in that frame.
         self.virtual_size = Size(sum(c.width for c in columns), len(cells) + 1)  # + the header
         self._scroll_to_cursor()
         self.refresh()
+
+    # -- scrollbars ----------------------------------------------------------------------------------
+    # Set when the rows' size changes, before the layout that change asks for; a layout that leaves the table's
+    # size and its container as they were does not set them again. Textual sets them after every layout of the
+    # screen (a chip's width changed by a filter key): a `ScrollView` compares the virtual size the layout offers
+    # (its box) with its own (its rows), which differ whenever it has rows; its scrollbars were drawn again in a
+    # second frame ~30 ms after the first, a third when one came or went. These are Textual's private hooks for
+    # a layout's sizes (`_size_updated`, `_scroll_update`).
+
+    def watch_virtual_size(self, size: Size) -> None:
+        self._scroll_update(size)
+
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
+        if size == self._size and container_size == self.container_size:
+            return False
+        return super()._size_updated(size, virtual_size, container_size, layout)
 
     # -- drawing --------------------------------------------------------------------------------------
 
