@@ -239,26 +239,14 @@ def fold_task_sums(rows: list[tuple[Any, ...]], scope: tuple[float | None, float
     """Sums by task, source, model, project and mode (`Ledger.task_sums`'s rows, of the calls with ``lo <= ts <
     hi``, of one session when given: ``scope``) with ``added`` counted and ``removed`` taken out."""
     lo, hi, session = scope
-    acc = {tuple(r[:5]): list(r[5:]) for r in rows}  # (task, source, model, project, mode) -> IN OUT CW CR CALLS
-    for sign, calls in ((1, added), (-1, removed)):  # COST UNPRICED
+    # (task, source, model, project, mode) -> a cell: IN OUT CW CR CALLS COST UNPRICED, the rows' sums (and two
+    # more the rows have not)
+    acc: dict[tuple[Any, ...], list[float]] = {tuple(r[:5]): [*r[5:], 0, 0.0] for r in rows}
+    for sign, calls in ((1, added), (-1, removed)):
         for c in calls:
-            if (lo is not None and c.ts < lo) or (hi is not None and c.ts >= hi) or \
-                    (session is not None and c.session != session):
-                continue
-            key = (c.task, c.source, c.model, c.project, c.mode)
-            sums = acc.get(key)
-            if sums is None:
-                sums = acc[key] = [0, 0, 0, 0, 0, 0.0, 0]
-            sums[IN] += sign * c.input_tokens
-            sums[OUT] += sign * c.output_tokens
-            sums[CW] += sign * c.cache_creation_tokens
-            sums[CR] += sign * c.cache_read_tokens
-            sums[CALLS] += sign
-            if c.cost is None:
-                sums[UNPRICED] += sign
-            else:
-                sums[COST] += sign * c.cost
-    return [(*key, *sums) for key, sums in acc.items() if sums[CALLS]]
+            if (lo is None or c.ts >= lo) and (hi is None or c.ts < hi) and (session is None or c.session == session):
+                _bump_cell(acc, (c.task, c.source, c.model, c.project, c.mode), c, sign)
+    return [(*key, *sums[:LOCAL_CALLS]) for key, sums in acc.items() if sums[CALLS]]
 
 
 def _ignore(_: object) -> None:
