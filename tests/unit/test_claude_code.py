@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from tokentop.core.claude_code import default_claude_dirs, discover_files, project_of_cwd
 
 from tests.builders import HAIKU, OPUS, SONNET, cc_line, project_dir, user_line, write_lines
@@ -84,26 +85,18 @@ def test_progress_line_repeating_a_subagent_message_adds_nothing(claude_dir: Pat
     assert (t["calls"], t["output_tokens"]) == (1, 30)
 
 
-def test_progress_line_alone_still_counts_its_message(claude_dir: Path, report) -> None:
-    inner = json.loads(cc_line("msg_sub", output=30, sidechain=True))
-    del inner["sessionId"]
-    progress = json.dumps({"type": "progress", "sessionId": "sess-9", "cwd": "/x/proj",
-                           "timestamp": "2026-11-20T10:00:01.000Z", "data": {"message": inner}})
-    write_lines(project_dir(claude_dir) / "sess-9.jsonl", [progress])
-    rep = report()
-    assert rep["totals"]["calls"] == 1
-    assert rep["sessions"][0]["session"] == "sess-9"
-
-
-def test_a_progress_copy_without_its_own_time_takes_the_lines(claude_dir: Path, report) -> None:
-    inner = json.loads(cc_line("msg_sub", output=30, sidechain=True))
-    del inner["timestamp"]
+@pytest.mark.parametrize("missing", ["sessionId", "timestamp"])
+def test_progress_line_alone_still_counts_its_message_with_the_lines_session_and_time(claude_dir: Path, report,
+                                                                                      missing: str) -> None:
+    inner = json.loads(cc_line("msg_sub", output=30, sidechain=True))  # of 2026-11-20, session sess-1
+    del inner[missing]  # what the copy lacks, the line gives
     progress = json.dumps({"type": "progress", "sessionId": "sess-9", "cwd": "/x/proj",
                            "timestamp": "2026-11-21T10:00:01.000Z", "data": {"message": inner}})
     write_lines(project_dir(claude_dir) / "sess-9.jsonl", [progress])
     rep = report()
-    assert rep["totals"]["output_tokens"] == 30 and rep["warnings"]["unparsable_lines"] == 0
-    assert [d["day"] for d in rep["by_day"]] == ["2026-11-21"]
+    assert (rep["totals"]["calls"], rep["totals"]["output_tokens"], rep["warnings"]["unparsable_lines"]) == (1, 30, 0)
+    assert rep["sessions"][0]["session"] == ("sess-9" if missing == "sessionId" else "sess-1")
+    assert [d["day"] for d in rep["by_day"]] == ["2026-11-21" if missing == "timestamp" else "2026-11-20"]
 
 
 def test_synthetic_and_api_error_rows_are_not_calls(claude_dir: Path, report) -> None:
