@@ -508,6 +508,31 @@ async def test_v_cycles_views_whose_rows_match_report(tmp_path: Path) -> None:
         assert app.panel == "sessions" and not table.display
 
 
+async def test_breakdown_names_take_the_room_a_wider_table_has() -> None:
+    from datetime import timezone
+
+    from textual.app import App, ComposeResult
+    from tokentop.ui.widgets.breakdown import BreakdownTable
+
+    name = "summarize:quarterly-report-for-the-board"
+    rows = [{"task": name, "calls": 3, "cost_usd": 1.5, "unpriced_calls": 0, "avg_cost_usd": 0.5}]
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield BreakdownTable()
+
+    app = One()
+    async with app.run_test(size=(46, 10)) as pilot:  # the columns' widths and no more
+        table = app.query_one(BreakdownTable)
+        table.show("tasks", rows, 1.5, timezone.utc)
+        await pilot.pause()
+        assert table.get_row_at(0) == [name[:17], "3", "$1.50", "$0.50"]  # its 18 cells, one a space
+        await pilot.resize_terminal(100, 10)
+        await pilot.pause()
+        assert table.get_row_at(0) == [name, "3", "$1.50", "$0.50"]
+        assert table.columns[0].width == len(name) + 1  # as far as the name needs, not the whole room
+
+
 async def test_a_tall_screen_shows_the_cost_by_project_under_the_side_panels(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -607,6 +632,23 @@ async def test_text_that_keeps_its_width_is_redrawn_without_laying_the_screen_ou
         await pilot.pause()
         assert layouts == [True, False, True, True]
         assert "max $1,212 11-18" in str(label.render())
+
+
+async def test_a_chip_that_grows_twice_before_its_first_layout_request_is_handled_takes_the_last_width(
+        tmp_path: Path) -> None:
+    from tokentop.ui.widgets.base import set_content
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        chip = app.screen.query(Chip).first()
+        set_content(chip, "1 Opus 4.5 5%")  # a request to lay it out, not handled yet (the chip has not idled)
+        chip.parent._clear_arrangement_cache()  # (as mounting it does)
+        app.screen._refresh_layout()  # a layout meanwhile, for another widget's request (as on a busy machine)
+        narrow = chip.size.width
+        set_content(chip, "1 Opus 4.5 35%")  # a digit more, while the first request is still pending
+        await pilot.pause()
+        assert chip.size.width == narrow + 1  # not the first request's width, "35%" cut off
 
 
 async def test_a_filter_key_that_resizes_chips_labels_and_the_scrollbar_lays_out_and_draws_once(

@@ -38,6 +38,12 @@ def set_content(widget: Static, content: VisualType, layout: bool = True) -> Non
         return
     if layout and isinstance(old, str) and isinstance(content, str) and _same_shape(old, content):
         layout = False
+    if layout and widget._layout_required:
+        # Textual counts a layout request only when none is pending (`Widget.refresh`), and keys its box-model
+        # cache on that count: a second change of size before the first request was handled (a widget changed
+        # before its first idle, or twice while the app is busy) kept the size of the first (a chip cut to
+        # "1 Opus 4.5" when its share grew a digit). This one is counted too.
+        widget._layout_updates += 1
     widget.update(content, layout=layout)
 
 

@@ -12,7 +12,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from rich.cells import set_cell_size
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -31,6 +31,7 @@ class Column:
     label: str
     width: int
     right: bool = False
+    grow: bool = False  # takes room the table has beyond its columns' widths, as far as its texts need it
 
     def cell(self, text: str) -> str:
         """The text in this column: cut or padded to the width less one space (in terminal cells), numbers
@@ -107,6 +108,22 @@ class LineTable(ScrollView, can_focus=True):
     def get_row_at(self, index: int) -> list[str]:
         """One row's cells as shown, without their padding."""
         return [c.strip() for c in self.cells[index]]
+
+    def room(self, rows: int) -> int:
+        """The cells a row of ``rows`` rows can take: the width less the vertical scrollbar they may need."""
+        bar = self.styles.scrollbar_size_vertical if rows + 1 > self.size.height else 0  # + the header
+        return self.size.width - bar
+
+    def fit(self, columns: list[Column], values: list[list[str]]) -> list[list[str]]:
+        """``values`` as cells of ``columns``, the growing ones widened into the room beyond the columns' widths
+        (in their order, each as far as its longest text needs)."""
+        spare = self.room(len(values)) - sum(c.width for c in columns)
+        for i, c in enumerate(columns):
+            if c.grow and spare > 0:
+                need = max((cell_len(row[i]) for row in values), default=0) + 1 - c.width
+                c.width += max(0, min(need, spare))
+                spare -= max(0, min(need, spare))
+        return [[c.cell(v) for c, v in zip(columns, row, strict=True)] for row in values]
 
     def set_rows(self, columns: list[Column], cells: list[list[str]], cursor_row: int = 0) -> None:
         """Replace the columns and rows (cells made by `Column.cell`), the cursor on ``cursor_row`` (clamped)."""

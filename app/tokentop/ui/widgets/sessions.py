@@ -85,8 +85,7 @@ class SessionsTable(LineTable):
 
     def _layout_for(self, rows: int, team: bool) -> tuple[int, bool, int]:
         """(`layout_of` the width, team, the cells left beside the vertical scrollbar ``rows`` may need)."""
-        bar = self.styles.scrollbar_size_vertical if rows + 1 > self.size.height else 0  # + the header
-        return layout_of(self.size.width), team, self.size.width - bar
+        return layout_of(self.size.width), team, self.room(rows)
 
     def show(self, sessions: list[dict[str, Any]], now: float, empty: str = "") -> None:
         """Replace the rows (the cursor stays on its session, unless it is on the top row: it then follows the
