@@ -20,7 +20,7 @@ from tokentop.core.filters import Filter, parse_tz
 from tokentop.core.ledger import Ledger
 from tokentop.core.pricing import PriceBook
 
-from tests.builders import OPUS, SONNET, cc_line, internal_row, project_dir, rounded, write_lines
+from tests.builders import HAIKU, OPUS, SONNET, cc_line, internal_row, project_dir, rounded, write_lines
 from tests.conftest import run_cli
 
 UTC = parse_tz("UTC")
@@ -529,8 +529,9 @@ def test_recent_calls_read_newest_first_from_the_ledger_equal_the_newest_of_ever
     def at(i: int) -> str:
         return datetime.fromtimestamp(base + 37 * i, timezone.utc).isoformat()
 
-    write_lines(project_dir(claude_dir) / "a.jsonl", [
-        cc_line(f"m{i}", model=(SONNET, OPUS)[i % 7 == 0], output=i + 1, ts=at(i)) for i in range(700)])
+    write_lines(project_dir(claude_dir) / "a.jsonl", [  # three Haiku calls among the newest
+        cc_line(f"m{i}", model=HAIKU if i in (650, 660, 670) else (SONNET, OPUS)[i % 7 == 0], output=i + 1,
+                ts=at(i)) for i in range(700)])
     write_lines(data_root / "agents" / "s1" / "llm_costs.jsonl",  # few and old: read far back for them
                 [internal_row(ts=at(k - 50), cost=0.01) for k in range(3)])
     e = engine(claude_dir, data_root, ledger_path)
@@ -556,6 +557,13 @@ def test_recent_calls_read_newest_first_from_the_ledger_equal_the_newest_of_ever
     rows_read.clear()
     assert len(recent_calls(e.cube, Filter(tz=UTC, source="internal"))) == 3
     assert rows_read == [3]  # the few old internal rows in one read, not the 700 newer ones first
+    rows_read.clear()
+    assert [r["output_tokens"] for r in recent_calls(e.cube, Filter(tz=UTC, models=(HAIKU,)))] == [671, 661, 651]
+    assert rows_read == [256]  # all three in the first read: none read further back for calls that do not exist
+    rows_read.clear()
+    for nothing in (Filter(tz=UTC, models=()), Filter(tz=UTC, project="nowhere"), Filter(tz=UTC, models=("x",))):
+        assert recent_calls(e.cube, nothing) == []
+    assert rows_read == []  # a filter that passes no call reads nothing (it read every call of the range)
     e.ledger.close()
 
 

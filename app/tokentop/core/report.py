@@ -503,9 +503,9 @@ def top_tasks(cube: Cube, flt: Filter, n: int = 15) -> list[Row]:
     return rows
 
 
-def recent_calls(cube: Cube, flt: Filter, n: int = 20) -> list[Row]:
-    """The last ``n`` calls, newest first."""
-    newest = newest_matching(cube, flt, n)
+def recent_calls(cube: Cube, flt: Filter, n: int = 20, matching: int | None = None) -> list[Row]:
+    """The last ``n`` calls, newest first (``matching``: see `newest_matching`)."""
+    newest = newest_matching(cube, flt, n, matching)
     return [{"time": datetime.fromtimestamp(c.ts, flt.tz).isoformat(timespec="seconds"), "source": c.source,
              "model": c.model, "project": c.project, "session": c.session, "task": c.task,
              "input_tokens": c.input_tokens, "output_tokens": c.output_tokens,
@@ -513,19 +513,27 @@ def recent_calls(cube: Cube, flt: Filter, n: int = 20) -> list[Row]:
              "cost_usd": c.cost} for c in newest]
 
 
-def newest_matching(cube: Cube, flt: Filter, n: int) -> list[Call]:
+def newest_matching(cube: Cube, flt: Filter, n: int, matching: int | None = None) -> list[Call]:
     """The ``n`` newest calls that pass the filter, newest first. From a ledger, read newest first until ``n`` pass
-    (a few hundred rows through its time index, instead of every call of the range: 0.8 s for all of 470 MB)."""
+    (a few hundred rows through its time index, instead of every call of the range: 0.8 s for all of 470 MB), or
+    every call that passes: ``matching`` says how many (the count the caller's view shows; else the cube's). A
+    filter that passes nothing (every model off, a project without calls in the range) reads nothing: it read the
+    whole range, 2-3 s on the 2 GB corpus."""
     source = cube.newest_source
     if source is None:
         return heapq.nlargest(n, matching_calls(cube, flt), key=lambda c: c.ts)
+    if matching is None:
+        matching = quick_totals(cube, flt)[0]["calls"]
+    want = min(n, matching)
+    if want <= 0:
+        return []
     lo, hi = flt.day_bounds()
     test = _Predicate(flt)
     limit = max(8 * n, 256)
     while True:  # source, mode and session are tested by the ledger too: a rare one is found in one read
         rows = source(lo, hi, limit, source=test.source, mode=flt.mode, session=flt.session)
         picked = [c for c in rows if test(c.source, c.model, c.project, c.session, c.mode)]
-        if len(picked) >= n or len(rows) < limit:
+        if len(picked) >= want or len(rows) < limit:
             return picked[:n]
         limit *= 8  # a narrow filter: read further back
 

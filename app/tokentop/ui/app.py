@@ -543,11 +543,15 @@ class TokentopApp(App[None]):
         """The rows of the current breakdown view: the same functions `report` uses."""
         if self.panel == "projects":
             return self.view["by_project"]
-        rows = top_tasks if self.panel == "tasks" else recent_calls
+        matching = self.view["totals"]["calls"]  # of this filter: none, nothing to read
 
         def compute() -> list[dict[str, Any]]:
+            if not matching:
+                return []
             with self.engine.lock:
-                return rows(self.engine.cube, flt)
+                if self.panel == "tasks":
+                    return top_tasks(self.engine.cube, flt)
+                return recent_calls(self.engine.cube, flt, matching=matching)
 
         return self.single_calls.get((self.panel, flt), self.engine.cube.version, compute, self.drawing_live, [])
 
