@@ -290,7 +290,9 @@ class MainScreen(FilterKeys, Screen[None]):
     @on(SessionsTable.Selected, "#sessions")
     def drill_into_session(self, event: SessionsTable.Selected) -> None:
         """``enter`` on a sessions row opens that session's detail screen."""
-        self.drill(ScopeScreen("session", self.query_one(SessionsTable).keys[event.row][1]))
+        table = event.table
+        assert isinstance(table, SessionsTable)
+        self.drill(ScopeScreen("session", table.keys[event.row][1]))  # (source, session)
 
     @on(BreakdownTable.Selected, "#breakdown")
     def drill_into_project(self, event: BreakdownTable.Selected) -> None:
