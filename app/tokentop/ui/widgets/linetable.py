@@ -110,7 +110,8 @@ class LineTable(ScrollView, can_focus=True):
         return [c.strip() for c in self.cells[index]]
 
     def room(self, rows: int) -> int:
-        """The cells a row of ``rows`` rows can take: the width less the vertical scrollbar they may need."""
+        """The cells a row can take in a table of ``rows`` rows: the width less the vertical scrollbar they may
+        need."""
         bar = self.styles.scrollbar_size_vertical if rows + 1 > self.size.height else 0  # + the header
         return self.size.width - bar
 
@@ -121,8 +122,9 @@ class LineTable(ScrollView, can_focus=True):
         for i, c in enumerate(columns):
             if c.grow and spare > 0:
                 need = max((cell_len(row[i]) for row in values), default=0) + 1 - c.width
-                c.width += max(0, min(need, spare))
-                spare -= max(0, min(need, spare))
+                extra = max(0, min(need, spare))
+                c.width += extra
+                spare -= extra
         return [[c.cell(v) for c, v in zip(columns, row, strict=True)] for row in values]
 
     def set_rows(self, columns: list[Column], cells: list[list[str]], cursor_row: int = 0) -> None:
