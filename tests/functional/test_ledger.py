@@ -631,6 +631,7 @@ def test_top_tasks_from_the_ledgers_sums_by_task_equal_those_of_every_call(claud
 
 def test_top_tasks_read_the_ledger_once_per_date_range_and_fold_in_calls_as_they_arrive(claude_dir, data_root,
                                                                                        ledger_path) -> None:
+    from tokentop.core.aggregate import TASK_SCOPES
     from tokentop.core.report import top_tasks
 
     def tool(name: str) -> list[dict[str, Any]]:
@@ -673,7 +674,14 @@ def test_top_tasks_read_the_ledger_once_per_date_range_and_fold_in_calls_as_they
     fresh.start(workers=1)
     assert shown == tasks(fresh, Filter(tz=UTC, since=day, until=day))  # what the ledger now says
     assert {t[0]: t[2] for t in shown} == {"embed": 200, "plan": 100, "Edit": 40, "Grep": 7}  # m1 moved to Edit
-    assert len(tasks(e, everything)) == 5 and len(reads) == 3
+    assert tasks(e, everything) == tasks(fresh, everything) and len(reads) == 2  # kept and folded in too
+    days = [Filter(tz=UTC, since=date(2026, 10, d), until=date(2026, 10, d)) for d in range(1, TASK_SCOPES + 2)]
+    for flt in days:
+        tasks(e, flt)
+    tasks(e, days[-1])
+    assert len(reads) == 2 + len(days)  # each read once
+    tasks(e, everything)
+    assert len(reads) == 3 + len(days)  # the ranges used least lately are let go: TASK_SCOPES are kept
     for x in (e, fresh):
         assert x.ledger is not None
         x.ledger.close()

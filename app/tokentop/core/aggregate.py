@@ -23,6 +23,8 @@ BUCKET_SECONDS = 900
 # Cell layout (a list, for speed): the four token kinds, calls, cost of priced calls, unpriced calls,
 # local calls, last activity (epoch seconds; only ever grows).
 IN, OUT, CW, CR, CALLS, COST, UNPRICED, LOCAL_CALLS, LAST = range(9)
+#: How many date ranges (with a session or not) `Cube.tasks_memo` keeps the sums by task of.
+TASK_SCOPES = 8
 
 CellKey = tuple[str, str, str, str, str, str]  # day, source, model, project, session, mode
 
@@ -61,10 +63,11 @@ class Cube:
         self.plan: Any = None
         #: The model chips' sums for one version and filter (`views.chips`): (version, filter, value).
         self.chips_memo: tuple[int, Any, Any] | None = None
-        #: ``task_source``'s rows for one version and (bounds, session): the keys that change the source, model,
-        #: project or mode filter test them again, without another read (`report.by_task`); calls that `apply`
-        #: adds or replaces are folded in (`fold_task_sums`), so live changes need no read either.
-        self.tasks_memo: tuple[int, Any, list[tuple[Any, ...]] | None] | None = None
+        #: ``task_source``'s rows per (bounds, session), each for one version: the keys that change the source,
+        #: model, project or mode filter test them again, without another read (`report.by_task`); calls that
+        #: `apply` adds or replaces are folded in (`fold_task_sums`), so live changes need no read either. The
+        #: `TASK_SCOPES` last date ranges are kept: the `d` key's windows, once each has been read.
+        self.tasks_memo: dict[Any, tuple[int, list[tuple[Any, ...]] | None]] = {}
 
     @property
     def cells(self) -> dict[CellKey, list[float]]:
@@ -204,11 +207,11 @@ class Cube:
             changed.append(m)
             replaced.append(prev)
         if changed:
-            memo = self.tasks_memo
             self.version += 1
-            if memo is not None and memo[0] == self.version - 1 and memo[2] is not None:
-                rows = fold_task_sums(memo[2], memo[1], changed, replaced[first_replaced:])
-                self.tasks_memo = (self.version, memo[1], rows)
+            for scope, (version, rows) in self.tasks_memo.items():
+                if version == self.version - 1 and rows is not None:
+                    rows = fold_task_sums(rows, scope, changed, replaced[first_replaced:])
+                    self.tasks_memo[scope] = (self.version, rows)
         return changed
 
     def remove(self, calls: Iterable[Call]) -> None:

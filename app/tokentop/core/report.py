@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from .aggregate import CALLS, COST, CR, CW, IN, LAST, LOCAL_CALLS, OUT, UNPRICED, Cube, new_cell
+from .aggregate import CALLS, COST, CR, CW, IN, LAST, LOCAL_CALLS, OUT, TASK_SCOPES, UNPRICED, Cube, new_cell
 from .filters import DayNamer, Filter, tz_name
 from .pricing import normalize_model
 from .records import LOCAL, Call
@@ -488,10 +488,14 @@ def by_task(cube: Cube, flt: Filter) -> list[Row]:
 def _task_sums(cube: Cube, scope: tuple[float | None, float | None, str | None]) -> list[tuple[Any, ...]] | None:
     """``cube.task_source(*scope)``, read once per version and scope (see `Cube.tasks_memo`)."""
     memo = cube.tasks_memo
-    if memo is None or memo[0] != cube.version or memo[1] != scope:
+    kept = memo.pop(scope, None)  # (put back last: the latest used)
+    if kept is None or kept[0] != cube.version:
         assert cube.task_source is not None
-        memo = cube.tasks_memo = (cube.version, scope, cube.task_source(*scope))
-    return memo[2]
+        kept = (cube.version, cube.task_source(*scope))
+    memo[scope] = kept
+    while len(memo) > TASK_SCOPES:
+        del memo[next(iter(memo))]  # the least recently used
+    return kept[1]
 
 
 def top_tasks(cube: Cube, flt: Filter, n: int = 15) -> list[Row]:
