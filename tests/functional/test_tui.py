@@ -925,14 +925,15 @@ async def test_names_with_brackets_show_as_written_not_as_markup(tmp_path: Path)
         assert "session [s]-1 · project [wip]api" in text_of(app, "#scope-title")
 
 
-async def test_an_empty_sessions_table_says_where_tokentop_looked_or_how_to_widen_the_filter(tmp_path: Path) -> None:
+async def test_an_empty_table_says_where_tokentop_looked_or_how_to_widen_the_filter(tmp_path: Path) -> None:
     from tokentop.core.engine import Engine, Sources
     from tokentop.core.filters import parse_tz
     from tokentop.core.pricing import PriceBook
     from tokentop.ui.widgets import SessionsTable
+    from tokentop.ui.widgets.linetable import LineTable
 
-    def said(app: TokentopApp) -> str:
-        table = app.screen.query_one(SessionsTable)
+    def said(app: TokentopApp, table_id: str = "#sessions") -> str:
+        table = app.screen.query_one(table_id, LineTable)
         return " ".join(table.render_line(y).text.strip() for y in range(1, table.size.height)).strip()
 
     nothing = Engine(Sources([tmp_path / "claude"], tmp_path / "data", None), PriceBook(), parse_tz("UTC"))
@@ -949,3 +950,7 @@ async def test_an_empty_sessions_table_says_where_tokentop_looked_or_how_to_wide
         await pilot.press("d", "d", "d", "d", *["left_square_bracket"] * 60)  # a day long before the history
         await pilot.pause()
         assert app.view["sessions"] == [] and said(app).startswith("No sessions under this filter: d changes")
+        for rows in ("projects", "tasks", "calls"):  # the other views say it too
+            await pilot.press("v")
+            await pilot.pause()
+            assert said(app, "#breakdown").startswith(f"No {rows} under this filter: d changes")

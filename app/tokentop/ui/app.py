@@ -474,10 +474,11 @@ class TokentopApp(App[None]):
             sessions.display = self.panel == "sessions"
             if sessions.display:
                 found.set(display=False)
-                sessions.show(v["sessions"], now, self.no_sessions_text())
+                sessions.show(v["sessions"], now, self.empty_text())
             else:
                 breakdown = found.first(BreakdownTable) if found else BreakdownTable(id="breakdown")  # made when shown
                 breakdown.display = True
+                breakdown.empty_text = self.empty_text("calls" if self.panel == "recent" else self.panel)
                 breakdown.show(self.panel, self.breakdown_rows(flt), v["totals"]["cost_usd"], self.tz)
                 if not found:
                     screen.query_one("#main").mount(breakdown, after=sessions)
@@ -487,9 +488,9 @@ class TokentopApp(App[None]):
             self.draw_status()
             self.draw_rate_limits()
 
-    def no_sessions_text(self) -> str:
-        """What the sessions table says when it has no rows: where tokentop looked, when it found nothing at all
-        (a first run, or a source option that points elsewhere), else how to widen the filter."""
+    def empty_text(self, rows: str = "sessions") -> str:
+        """What a table says when it has no ``rows``: where tokentop looked, when it found nothing at all (a first
+        run, or a source option that points elsewhere), else how to widen the filter."""
         sources = getattr(self.engine, "sources", None)
         if sources is not None and not self.team and not self.scanning and self.engine.files_watched() == 0:
             places = [str(r) for r in sources.claude_roots]
@@ -497,7 +498,7 @@ class TokentopApp(App[None]):
                 places.append(str(internal_log.agents_dir(sources.data_root)))
             return (f"No Claude Code transcripts or app logs found yet in {' or '.join(places)}; new ones show as "
                     "they are written (tokentop --help: --claude-dir, --data-root).")
-        return "No sessions under this filter: d changes the dates, 0 shows every model, s every source."
+        return f"No {rows} under this filter: d changes the dates, 0 shows every model, s every source."
 
     def draw_side_projects(self, screen: MainScreen, v: dict[str, Any]) -> None:
         """On a tall screen, the cost by project under the rate limits and budgets (where the side column is
