@@ -3,6 +3,7 @@
     python bench/ab.py --base HEAD~2                       # cold with a new ledger each run, medium, 6 pairs
     python bench/ab.py --base 410dabd --size large --mode cold-no-ledger --runs 4
     python bench/ab.py --base HEAD~1 --mode warm           # unchanged corpus, each tree its own ingested ledger
+    python bench/ab.py --base HEAD~3 --mode live --size large --keys ddd --runs 1   # the TUI's CPU (tui.live_cpu)
 
 On a shared 2-core VM wall times swing by ±30 % from minute to minute; runs of the two trees alternate so both
 see the same machine, and the medians are compared. (For a deterministic count of a warm start's work, see
@@ -25,7 +26,7 @@ sys.path.insert(0, str(HERE))
 from instructions import python_cmd, python_env  # noqa: E402
 from run import checkout, ensure_corpus, tokentop_cmd  # noqa: E402  (byte-compiles this tree on import)
 
-MODES = ("cold-ledger", "cold-no-ledger", "warm")
+MODES = ("cold-ledger", "cold-no-ledger", "warm", "live")
 
 
 def timed(app: Path, args: list[str]) -> float:
@@ -42,15 +43,26 @@ def main() -> int:
     ap.add_argument("--mode", choices=MODES, default="cold-ledger")
     ap.add_argument("--runs", type=int, default=6, help="alternating pairs")
     ap.add_argument("--gen", type=Path, default=HERE.parent.parent / "shared" / "bench" / "gen_corpus.py")
+    ap.add_argument("--keys", default="", help="live: keys pressed before measuring (ddd: the whole history)")
     a = ap.parse_args()
     corpus = ensure_corpus(a.size, a.gen)
     with contextlib.ExitStack() as stack:
         trees = {a.base: stack.enter_context(checkout(a.base)), "this tree": HERE.parent / "app"}
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         ledgers = {name: tmp / f"ledger-{i}.sqlite" for i, name in enumerate(trees)}
-        if a.mode == "warm":  # each tree ingests its own (two commits may store different ledger schemas)
+        if a.mode in ("warm", "live"):  # each tree ingests its own (two commits may store different schemas)
             for name, app in trees.items():
                 timed(app, tokentop_cmd(corpus, ledgers[name])[1:])
+        if a.mode == "live":
+            from tui import live_cpu
+
+            print(f"the TUI's CPU in % of one core, {a.size}, keys {a.keys!r}, alternating runs:")
+            for _ in range(a.runs):
+                for name, app in trees.items():
+                    cpu = live_cpu(corpus, ledgers[name], keys=a.keys, env=python_env(app),
+                                   command=lambda args, app=app: python_cmd(app, args))
+                    print(f"  {name:>12}: {cpu}", flush=True)
+            return 0
         times: dict[str, list[float]] = {name: [] for name in trees}
         for _ in range(a.runs):
             for name, app in trees.items():

@@ -155,10 +155,11 @@ def ledger_views(corpus: Path, ledger: Path) -> str:
 
 
 def live_cpu(corpus: Path, ledger: Path, rates: tuple[float, ...] = (2, 10), seconds: float = 10,
-             keys: str = "") -> str:
+             keys: str = "", command: Any = None, env: dict[str, str] | None = None) -> str:
     """CPU of `tokentop` (80x24 pseudo-terminal, warm start over ``corpus``, ``keys`` pressed first) while idle,
     then while new calls arrive at each of ``rates`` per second (one line each, in a second Claude dir: the corpus
-    stays as generated), in % of one core, from /proc."""
+    stays as generated), in % of one core, from /proc. ``command(args)`` (the command line of ``tokentop args``)
+    and ``env``: another tokentop (`ab.py --mode live`)."""
     import shutil
     import tempfile
     import threading
@@ -174,9 +175,11 @@ def live_cpu(corpus: Path, ledger: Path, rates: tuple[float, ...] = (2, 10), sec
         project.mkdir(parents=True)
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-        cmd = [*tui_cmd(corpus, copy), "--claude-dir", str(extra)]
+        args = [*tui_cmd(corpus, copy)[1:], "--claude-dir", str(extra)]
+        cmd = [TOKENTOP, *args] if command is None else command(args)
         p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-                             env={**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"})
+                             env={**(os.environ if env is None else env), "TERM": "xterm-256color",
+                                  "COLORTERM": "truecolor"})
         os.close(slave)
         done = threading.Event()
 
