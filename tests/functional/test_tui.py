@@ -16,6 +16,7 @@ from tokentop.ui.app import MainScreen, TokentopApp
 from tokentop.ui.detail import ScopeScreen
 from tokentop.ui.screens import HelpScreen, ProjectPicker
 from tokentop.ui.widgets.chips import Chip
+from tokentop.ui.widgets.linetable import LineTable
 
 from tests.builders import cc_line
 from tests.tui_support import NOW, loaded, make_app, text_of
@@ -533,6 +534,22 @@ async def test_breakdown_names_take_the_room_a_wider_table_has() -> None:
         assert table.columns[0].width == len(name) + 1  # as far as the name needs, not the whole room
 
 
+async def test_a_tall_screen_shows_as_many_recent_calls_as_it_has_rows(tmp_path: Path) -> None:
+    from tokentop.core.report import recent_calls
+    from tokentop.ui.app import CHROME_ROWS
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(app, pilot)
+        await pilot.press("v", "v", "v")
+        await pilot.pause()
+        table = app.screen.query_one("#breakdown", LineTable)
+        want = recent_calls(app.engine.cube, app.current_filter(), 48 - CHROME_ROWS)
+        assert app.view["totals"]["calls"] > len(want) > 20  # more than report's 20: as many as fit
+        assert [table.get_row_at(i)[4] for i in range(table.row_count)] == [fmt.money(c["cost_usd"]) for c in want]
+        assert abs(table.row_count + 1 - table.size.height) <= 2  # about a tableful: the header and the rows
+
+
 async def test_a_tall_screen_shows_the_cost_by_project_under_the_side_panels(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -930,7 +947,6 @@ async def test_an_empty_table_says_where_tokentop_looked_or_how_to_widen_the_fil
     from tokentop.core.filters import parse_tz
     from tokentop.core.pricing import PriceBook
     from tokentop.ui.widgets import SessionsTable
-    from tokentop.ui.widgets.linetable import LineTable
 
     def said(app: TokentopApp, table_id: str = "#sessions") -> str:
         table = app.screen.query_one(table_id, LineTable)

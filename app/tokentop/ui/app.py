@@ -122,6 +122,8 @@ def breakpoint_class(screen: type[Screen[Any]], width: int) -> str:
     return max((w, name) for w, name in screen.HORIZONTAL_BREAKPOINTS or () if width >= w)[1]
 
 
+#: Rows of the main screen around its table (bars, cards, sparkline, chips, status line, keys).
+CHROME_ROWS = 10
 #: From this many rows the side column (rate limits, budgets) also shows the cost by project below them.
 TALL_ROWS = 40
 
@@ -547,6 +549,7 @@ class TokentopApp(App[None]):
         if self.panel == "projects":
             return self.view["by_project"]
         matching = self.view["totals"]["calls"]  # of this filter: none, nothing to read
+        key = self.breakdown_key(flt)
 
         def compute() -> list[dict[str, Any]]:
             if not matching:
@@ -554,9 +557,14 @@ class TokentopApp(App[None]):
             with self.engine.lock:
                 if self.panel == "tasks":
                     return top_tasks(self.engine.cube, flt)
-                return recent_calls(self.engine.cube, flt, matching=matching)
+                return recent_calls(self.engine.cube, flt, key[2], matching=matching)
 
-        return self.single_calls.get((self.panel, flt), self.engine.cube.version, compute, self.drawing_live, [])
+        return self.single_calls.get(key, self.engine.cube.version, compute, self.drawing_live, [])
+
+    def breakdown_key(self, flt: Filter) -> tuple[str, Filter, int]:
+        """What the breakdown view's rows depend on: the view, the filter, and how many recent calls to show (about
+        as many as the table has rows, at least `report`'s 20)."""
+        return self.panel, flt, max(20, self.screen.size.height - CHROME_ROWS)
 
     def budget_statuses(self, now: float) -> list[dict[str, Any]]:
         """Every budget's gauge, for the whole history (not the current filter)."""
@@ -696,7 +704,7 @@ class TokentopApp(App[None]):
         elif self._block.behind(version):
             return True
         elif self.panel in ("tasks", "recent"):
-            shown = (self.panel, self.current_filter())
+            shown = self.breakdown_key(self.current_filter())
         else:
             return False
         return self.single_calls.key == shown and self.single_calls.behind(version)
