@@ -814,14 +814,14 @@ async def test_a_wider_terminal_redraws_the_table_and_chips_for_the_room(tmp_pat
         assert "source" not in [c.key for c in table.columns]
 
 
-@pytest.mark.parametrize("cost", [0.0, 0.06])  # a redraw's own cost; 60 ms: a whole huge history's
+@pytest.mark.parametrize("cost", [0.0, 0.06, 0.4])  # a redraw's own cost; 60 ms: a whole huge history's
 async def test_live_changes_are_drawn_as_they_come_and_a_burst_at_most_four_times_a_second(tmp_path: Path,
                                                                                            cost: float) -> None:
-    """... and after a costly redraw, no sooner than ten times its cost."""
+    """... and after a costly redraw, no sooner than ten times its cost, and no later than 2 s."""
     import asyncio
     import time
 
-    from tokentop.ui.app import LIVE_REDRAW_COST_FACTOR, LIVE_REDRAW_INTERVAL
+    from tokentop.ui.app import LIVE_REDRAW_COST_FACTOR, LIVE_REDRAW_INTERVAL, LIVE_REDRAW_MAX_INTERVAL
 
     app = make_app(tmp_path, live=True)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -862,8 +862,11 @@ async def test_live_changes_are_drawn_as_they_come_and_a_burst_at_most_four_time
         assert first >= 1
         burst = drawn[first - 1:]
         assert len(burst) >= 2  # the change before it, then the burst: at most one redraw per interval
-        interval = max(LIVE_REDRAW_INTERVAL, LIVE_REDRAW_COST_FACTOR * cost)
-        assert all(b - a >= interval - 0.01 for a, b in zip(burst, burst[1:], strict=False))
+        interval = min(LIVE_REDRAW_MAX_INTERVAL, max(LIVE_REDRAW_INTERVAL, LIVE_REDRAW_COST_FACTOR * cost))
+        gaps = [b - a for a, b in zip(burst, burst[1:], strict=False)]
+        assert all(gap >= interval - 0.01 for gap in gaps)
+        if cost * LIVE_REDRAW_COST_FACTOR > LIVE_REDRAW_MAX_INTERVAL:  # 4 s uncapped: drawn well before that
+            assert all(gap < LIVE_REDRAW_MAX_INTERVAL + 1.0 for gap in gaps)
 
 
 async def test_views_of_single_calls_are_read_again_at_most_every_few_seconds_while_calls_arrive(

@@ -75,8 +75,11 @@ FOLLOW_DELAY = 0.25
 #: (parallel agents streaming: a change every 50 ms) together at the end of the interval. A redraw costs ~20 ms.
 LIVE_REDRAW_INTERVAL = 0.25
 #: A costlier redraw (all time over a 2 GB history: ~130 ms to sum its cells again) waits this many times its cost
-#: before the next live one, so that drawing live changes takes at most about a tenth of a core.
+#: before the next live one, so that drawing live changes takes at most about a tenth of a core; never more than
+#: `LIVE_REDRAW_MAX_INTERVAL` seconds (a one-off costly redraw, a first read from the ledger, leaves live changes
+#: undrawn no longer than that).
 LIVE_REDRAW_COST_FACTOR = 10
+LIVE_REDRAW_MAX_INTERVAL = 2.0
 #: Seconds without live changes before the cells are numbered again for filter keys (`prepare_views`).
 PLAN_DELAY = 1.0
 SOLO_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign", "circumflex_accent",
@@ -825,7 +828,7 @@ class TokentopApp(App[None]):
         finally:
             self.drawing_live = False
         cost = time.monotonic() - start
-        self._live_interval = max(LIVE_REDRAW_INTERVAL, LIVE_REDRAW_COST_FACTOR * cost)
+        self._live_interval = min(LIVE_REDRAW_MAX_INTERVAL, max(LIVE_REDRAW_INTERVAL, LIVE_REDRAW_COST_FACTOR * cost))
         if self._plan_timer is not None:  # numbering the cells again after each change of a burst is wasted
             self._plan_timer.stop()
         self._plan_timer = self.set_timer(PLAN_DELAY, self.prepare_views)
