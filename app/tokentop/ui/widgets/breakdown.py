@@ -17,11 +17,11 @@ class BreakdownTable(LineTable):
     """By project (or by model, in a drill-down), top tasks or recent calls: every view fits the 48 columns left
     at 80x24; wider, the names take the room they need."""
 
-    kind = ""
     _shown: tuple[str, list[dict[str, Any]], float, Any] | None = None  # what `show` drew last
 
     def show(self, kind: str, rows: list[dict[str, Any]], total_cost: float, tz: Any) -> None:
         """Fill the table with one view's rows (the cursor stays on its row number while the view stays)."""
+        same_view = self._shown is not None and self._shown[0] == kind
         self._shown = (kind, rows, total_cost, tz)
         values: list[list[str]] = []
         if kind in ("projects", "models"):  # a scope's split: one row per project or per model
@@ -51,8 +51,7 @@ class BreakdownTable(LineTable):
                 when = datetime.fromisoformat(r["time"]).astimezone(tz).strftime("%m-%d %H:%M")
                 cost = fmt.money(r["cost_usd"]) if r["cost_usd"] is not None else "unpriced"
                 values.append([when, display_name(r["model"]), r["project"], fmt.tokens(tokens), cost])
-        self.set_rows(columns, self.fit(columns, values), self.cursor_row if kind == self.kind else 0)
-        self.kind = kind
+        self.set_rows(columns, self.fit(columns, values), self.cursor_row if same_view else 0)
 
     def on_resize(self) -> None:
         """Another width: the same rows, their names in the room there is now."""
