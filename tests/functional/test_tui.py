@@ -973,3 +973,13 @@ async def test_an_empty_table_says_where_tokentop_looked_or_how_to_widen_the_fil
             await pilot.press("v")
             await pilot.pause()
             assert said(app, "#breakdown").startswith(f"No {rows} under this filter: d changes")
+
+
+async def test_the_once_a_second_tick_after_the_last_screen_is_gone_does_nothing(tmp_path: Path) -> None:
+    """The 1 s timer can fire once more while the app closes, after its screens are popped (it failed a CI run
+    with "No screens on stack"): the tick then has nothing to draw and must not raise."""
+    app = make_app(tmp_path, live=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+    assert not app.screen_stack
+    app.tick()

@@ -693,6 +693,8 @@ class TokentopApp(App[None]):
     def tick(self) -> None:
         """Once a second: countdowns move while there are fresh observations; the views of single calls catch up
         with the last live changes; nothing else is redrawn."""
+        if not self.screen_stack:  # the app is closing (its last screen is gone; the timer may still fire once)
+            return
         now = self.clock()
         if self._single_calls_behind():
             self.refresh_view()
