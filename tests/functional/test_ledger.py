@@ -687,6 +687,80 @@ def test_top_tasks_read_the_ledger_once_per_date_range_and_fold_in_calls_as_they
         x.ledger.close()
 
 
+def test_sums_by_task_read_in_another_thread_are_the_ledgers_when_the_read_began_with_later_calls_folded_in(
+        claude_dir, data_root, sqlite_ledger) -> None:
+    """What the TUI does instead of reading them on its own thread: the read's own connection sees the ledger as
+    it was when the read began; the calls applied (and committed) meanwhile are folded in when it ends."""
+    import threading
+
+    from tokentop.core.report import top_tasks
+
+    def tool(name: str) -> list[dict[str, Any]]:
+        return [{"type": "tool_use", "id": "t1", "name": name, "input": {}}]
+
+    internal = data_root / "agents" / "s1" / "llm_costs.jsonl"
+    write_lines(internal, [internal_row(task="embed", cost=0.25), internal_row(task="plan", cost=1.0, mode="local")])
+    transcript = write_lines(project_dir(claude_dir) / "a.jsonl", [cc_line("m1", output=10)])
+    engine(claude_dir, data_root, sqlite_ledger).start(workers=1)  # the ingest
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    e.start(workers=1)  # a warm start: the sums by task come from the ledger
+    source = e.cube.task_source
+
+    def not_here(*scope: Any) -> None:
+        raise AssertionError(f"sums by task read on the caller's thread: {scope}")
+
+    e.cube.task_source = not_here  # top_tasks shows what was kept
+    everything = (None, None, None)
+
+    def tasks(x: Engine) -> list[tuple[str, int, int, int]]:
+        return [(t["task"], t["calls"], t["output_tokens"], round(t["cost_usd"] * 1e6))
+                for t in top_tasks(x.cube, Filter(tz=UTC))]
+
+    with e.lock:
+        assert not e.cube.task_sums_current(everything)
+        started = e.cube.start_task_read(everything)
+        assert started is not None
+        assert e.cube.start_task_read(everything) is None  # one read of a scope at a time
+    reading, read = started
+    with internal.open("a") as f:  # committed after the read began: a new row, a new message, m1 as a tool now
+        f.write(internal_row(task="embed", cost=0.5) + "\n")
+    with transcript.open("a") as f:
+        f.write(cc_line("m2", output=7, content=tool("Grep")) + "\n")
+        f.write(cc_line("m1", output=40, content=tool("Edit")) + "\n")
+    e.update()
+    rows: list[Any] = []
+    reader = threading.Thread(target=lambda: rows.extend(read()))
+    reader.start()
+    reader.join()
+    assert {r[0]: r[9] for r in rows} == {"embed": 1, "plan": 1, "(text)": 1}  # calls: the ledger before update
+    with e.lock:
+        assert e.cube.end_task_read(everything, reading, rows)
+        assert e.cube.task_sums_current(everything)
+    fresh = engine(claude_dir, data_root, sqlite_ledger)
+    fresh.start(workers=1)
+    assert tasks(e) == tasks(fresh)  # what the ledger says now, read at once
+    assert {t[0]: t[2] for t in tasks(e)} == {"embed": 200, "plan": 100, "Edit": 40, "Grep": 7}  # m1 moved to Edit
+
+    e.cube.task_source = source
+    day = (*Filter(tz=UTC, since=date(2026, 11, 20), until=date(2026, 11, 20)).day_bounds(), None)
+    with e.lock:
+        first = e.cube.start_task_read(day)
+        assert first is not None
+        e.cube.remove([])  # a change that is not folded in (a truncated file's rows taken out)
+        later = e.cube.start_task_read(day)  # the view asks again: a new read takes the first one's place
+        assert later is not None
+    assert not e.cube.end_task_read(day, first[0], first[1]())  # not kept: the later read's result is
+    assert e.cube.end_task_read(day, later[0], later[1]())
+    with e.lock:
+        stale = e.cube.start_task_read(everything)
+        assert stale is not None
+        e.cube.clear()  # a rescan begins
+    assert not e.cube.end_task_read(everything, stale[0], stale[1]())  # not kept: the cube is another now
+    for x in (e, fresh):
+        assert x.ledger is not None
+        x.ledger.close()
+
+
 def database_away(cluster: Any, url: str, away: bool) -> None:
     """A server outage for one database: no new connection to it, and (``away``) its open ones cut."""
     import psycopg

@@ -412,6 +412,84 @@ async def test_calls_kept_only_in_the_ledger_and_a_short_cleanup_period_are_note
             f"change · {gone:,} calls kept only in the ledger")
 
 
+async def test_top_tasks_of_a_ledger_are_summed_in_a_thread_while_the_screen_keeps_answering_keys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a warm start the sums by task are the ledger's: read on a thread of their own (a whole 2 GB history
+    takes 0.65 s, which froze the screen), the view saying so meanwhile, then `report`'s top tasks. (Over fewer
+    calls than `TASKS_READ_HERE`, as here, they are read at once: the test lowers it.)"""
+    import asyncio
+
+    from tokentop.core.engine import Engine
+    from tokentop.core.ledger import Ledger
+    from tokentop.core.report import top_tasks
+    from tokentop.ui import app as ui
+
+    monkeypatch.setattr(ui, "TASKS_READ_HERE", 100)
+
+    demo = make_app(tmp_path / "a")  # writes the demo history
+    sources, path = demo.engine.sources, tmp_path / "ledger.sqlite"
+
+    def engine(ledger: bool = True) -> Engine:
+        kept = Ledger(path, roots=[*sources.claude_roots, sources.data_root / "agents"],
+                      internal_project=sources.project_for_internal) if ledger else None
+        return Engine(sources, demo.engine.book, demo.engine.cube.tz, ledger=kept)
+
+    engine().start()  # the ingest
+    memory = engine(ledger=False)  # every call in memory: the top tasks to expect
+    memory.scan(workers=1)
+    app = TokentopApp(engine(), clock=lambda: NOW, live=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(app, pilot)
+        cube = app.engine.cube
+        reader, go, asked = cube.task_reader, threading.Event(), []
+        assert reader is not None
+
+        def held(*scope: Any) -> Any:  # the read begins now and ends when the test lets it
+            read = reader(*scope)
+            asked.append(scope)
+            return lambda: go.wait(10) and read()
+
+        def not_here(*scope: Any) -> None:
+            raise AssertionError(f"sums by task read on the UI thread: {scope}")
+
+        source = cube.task_source
+        cube.task_reader, cube.task_source = held, not_here
+        await pilot.press("v", "v")  # sessions -> by project -> top tasks
+        await pilot.pause()
+        table = app.screen.query_one("#breakdown", LineTable)
+        assert app.panel == "tasks" and len(asked) == 1
+        assert table.row_count == 0 and table.empty_text == "Summing the ledger's calls by task…"
+        await pilot.press("s")  # the keys answer meanwhile (the source: the same sums, tested again)
+        await pilot.pause()
+        assert "claude code" in text_of(app, "#filterbar") and len(asked) == 1
+
+        async def shown() -> list[tuple[str, str]]:
+            for _ in range(500):
+                if table.row_count:
+                    break
+                await asyncio.sleep(0.01)
+            return [(r[0], r[2]) for r in table_rows(app, "#breakdown")]
+
+        go.set()
+        rows = await shown()
+        want = top_tasks(memory.cube, app.current_filter())
+        assert rows == [(t["task"], fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])) for t in want] != []
+        for _ in range(3):  # 7 days -> 30 days -> this week -> all time: each read once, in the thread
+            await pilot.press("d")
+            rows = await shown()
+            want = top_tasks(memory.cube, app.current_filter())
+            assert rows == [(t["task"], fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])) for t in want]
+        assert len(asked) == 4 and app.current_filter().since is None
+        monkeypatch.setattr(ui, "TASKS_READ_HERE", 20_000)  # more calls than the demo has: read at once
+        cube.task_source = source
+        await pilot.press("d")  # all time -> today
+        await pilot.pause()
+        want = top_tasks(memory.cube, app.current_filter())
+        assert [(r[0], r[2]) for r in table_rows(app, "#breakdown")] == [
+            (t["task"], fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])) for t in want] != []
+        assert len(asked) == 4  # no thread, no placeholder first
+
+
 async def test_a_short_cleanup_period_without_a_ledger_warns_that_calls_drop_out(tmp_path: Path) -> None:
     import json
 

@@ -68,6 +68,12 @@ class Cube:
         #: `apply` adds or replaces are folded in (`fold_task_sums`), so live changes need no read either. The
         #: `TASK_SCOPES` last date ranges are kept: the `d` key's windows, once each has been read.
         self.tasks_memo: dict[Any, tuple[int, list[tuple[Any, ...]] | None]] = {}
+        #: Where ``task_source``'s rows can be read in another thread instead: ``(lo, hi, session) -> read``, the
+        #: ledger as it stands at that call, read when ``read()`` is called (`Ledger.task_sums_later`).
+        self.task_reader: Callable[[float | None, float | None, str | None], Callable[[], list[tuple[Any, ...]]]] \
+            | None = None
+        #: Reads of ``task_reader`` under way, per (bounds, session): what `apply` changed since each began.
+        self.tasks_reading: dict[Any, TaskRead] = {}
 
     @property
     def cells(self) -> dict[CellKey, list[float]]:
@@ -212,7 +218,53 @@ class Cube:
                 if version == self.version - 1 and rows is not None:
                     rows = fold_task_sums(rows, scope, changed, replaced[first_replaced:])
                     self.tasks_memo[scope] = (self.version, rows)
+            for reading in self.tasks_reading.values():
+                if reading.version == self.version - 1:
+                    reading.added += changed
+                    reading.removed += replaced[first_replaced:]
+                    reading.version = self.version
         return changed
+
+    # -- sums by task (a ledger's; see `tasks_memo`) -----------------------------------------------------
+
+    def task_sums_current(self, scope: tuple[float | None, float | None, str | None]) -> bool:
+        """Whether the sums by task of ``scope`` are kept for this version (a view of them reads nothing)."""
+        kept = self.tasks_memo.get(scope)
+        return kept is not None and kept[0] == self.version
+
+    def keep_task_sums(self, scope: tuple[float | None, float | None, str | None],
+                       rows: list[tuple[Any, ...]] | None) -> None:
+        """Keep ``scope``'s sums by task for this version, as the latest used (`TASK_SCOPES` are kept)."""
+        self.tasks_memo.pop(scope, None)
+        self.tasks_memo[scope] = (self.version, rows)
+        while len(self.tasks_memo) > TASK_SCOPES:
+            del self.tasks_memo[next(iter(self.tasks_memo))]  # the least recently used
+
+    def start_task_read(self, scope: tuple[float | None, float | None, str | None]
+                        ) -> tuple[TaskRead, Callable[[], list[tuple[Any, ...]]]] | None:
+        """Begin reading ``scope``'s sums by task from ``task_reader`` (the read itself is left to the caller, in
+        another thread); what `apply` changes from now on is noted for `end_task_read`. None when a read of
+        this scope is under way already."""
+        assert self.task_reader is not None
+        reading = self.tasks_reading.get(scope)
+        if reading is not None and reading.version == self.version:
+            return None
+        read = self.task_reader(*scope)
+        reading = self.tasks_reading[scope] = TaskRead(self.version)
+        return reading, read
+
+    def end_task_read(self, scope: tuple[float | None, float | None, str | None], reading: TaskRead,
+                      rows: list[tuple[Any, ...]] | None) -> bool:
+        """The rows a read `start_task_read` began returned (None: it failed): kept, with what `apply` changed
+        since it began folded in. Returns whether they were kept: not when the cube changed otherwise meanwhile
+        (a rescan, a truncated file), nor when a later read of the scope took this one's place."""
+        if self.tasks_reading.get(scope) is not reading:
+            return False
+        del self.tasks_reading[scope]
+        if rows is None or reading.version != self.version:
+            return False
+        self.keep_task_sums(scope, fold_task_sums(rows, scope, reading.added, reading.removed))
+        return True
 
     def remove(self, calls: Iterable[Call]) -> None:
         """Take calls out (internal rows of a truncated file; never needed for deduped keys)."""
@@ -235,6 +287,18 @@ class Cube:
         self.by_key.clear()
         self.plain.clear()
         self.version += 1
+
+
+class TaskRead:
+    """A read of sums by task under way (`Cube.start_task_read`): the cube's version it has followed, and the
+    calls `Cube.apply` added and replaced meanwhile."""
+
+    __slots__ = ("version", "added", "removed")
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.added: list[Call] = []
+        self.removed: list[Call] = []
 
 
 def fold_task_sums(rows: list[tuple[Any, ...]], scope: tuple[float | None, float | None, str | None],

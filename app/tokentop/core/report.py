@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from .aggregate import CALLS, COST, CR, CW, IN, LAST, LOCAL_CALLS, OUT, TASK_SCOPES, UNPRICED, Cube, new_cell
+from .aggregate import CALLS, COST, CR, CW, IN, LAST, LOCAL_CALLS, OUT, UNPRICED, Cube, new_cell
 from .filters import DayNamer, Filter, tz_name
 from .pricing import normalize_model
 from .records import LOCAL, Call
@@ -487,14 +487,11 @@ def by_task(cube: Cube, flt: Filter) -> list[Row]:
 
 def _task_sums(cube: Cube, scope: tuple[float | None, float | None, str | None]) -> list[tuple[Any, ...]] | None:
     """``cube.task_source(*scope)``, read once per version and scope (see `Cube.tasks_memo`)."""
-    memo = cube.tasks_memo
-    kept = memo.pop(scope, None)  # (put back last: the latest used)
+    kept = cube.tasks_memo.get(scope)
     if kept is None or kept[0] != cube.version:
         assert cube.task_source is not None
         kept = (cube.version, cube.task_source(*scope))
-    memo[scope] = kept
-    while len(memo) > TASK_SCOPES:
-        del memo[next(iter(memo))]  # the least recently used
+    cube.keep_task_sums(scope, kept[1])  # (again: the latest used)
     return kept[1]
 
 

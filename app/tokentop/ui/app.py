@@ -7,6 +7,7 @@ that `report --json` prints.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import sys
 import threading
@@ -26,6 +27,7 @@ from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from ..core import internal_log
+from ..core.aggregate import TaskRead
 from ..core.blocks import blocks_report
 from ..core.budgets import Budget
 from ..core.budgets import status as budget_status
@@ -36,7 +38,7 @@ from ..core.ledger import LedgerBusy, LedgerError
 from ..core.live import Batch, follow
 from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
 from ..core.records import CLAUDE_CODE, INTERNAL
-from ..core.report import matching_calls, plan_of, recent_calls, top_tasks
+from ..core.report import matching_calls, plan_of, quick_totals, recent_calls, top_tasks
 from ..core.views import date_window, hourly_cost, today_in, window_label
 from .detail import ScopeScreen
 from .keys import FILTER_BINDINGS, FilterKeys, after
@@ -115,6 +117,10 @@ class SingleCallsView:
     def fresh(self) -> bool:
         return time.monotonic() - self.at < SINGLE_CALLS_INTERVAL
 
+    def forget(self) -> None:
+        """Computed again when next asked for (what it was computed from came in: `TokentopApp.tasks_ready`)."""
+        self.key = None
+
     def behind(self, version: int) -> bool:
         """Shown, the data changed since, and it may be read again now."""
         return self.key is not None and version != self.version and not self.fresh()
@@ -125,6 +131,9 @@ def breakpoint_class(screen: type[Screen[Any]], width: int) -> str:
     return max((w, name) for w, name in screen.HORIZONTAL_BREAKPOINTS or () if width >= w)[1]
 
 
+#: Sums by task of fewer calls than this are read on the UI thread (~3 µs a call, ~60 ms at most), of more in a
+#: thread of their own (`TokentopApp.tasks_ready`).
+TASKS_READ_HERE = 20_000
 #: Rows of the main screen around its table (bars, cards, sparkline, chips, status line, keys).
 CHROME_ROWS = 10
 #: From this many rows the side column (rate limits, budgets) also shows the cost by project below them.
@@ -376,6 +385,8 @@ class TokentopApp(App[None]):
         self.drawing_live = False  # in a redraw for live changes (`SingleCallsView` may keep its view)
         self._live_timer: Timer | None = None  # a live redraw due at the end of the interval
         self._plan_timer: Timer | None = None
+        #: Date ranges (and sessions) whose sums by task could not be read in a thread (`tasks_ready`)
+        self._tasks_unread: set[tuple[float | None, float | None, str | None]] = set()
 
     def get_default_screen(self) -> Screen[Any]:
         # Born with its breakpoint class: set at the first resize instead, it restyles every widget once more.
@@ -483,8 +494,9 @@ class TokentopApp(App[None]):
             else:
                 breakdown = found.first(BreakdownTable) if found else BreakdownTable(id="breakdown")  # made when shown
                 breakdown.display = True
-                breakdown.empty_text = self.empty_text("calls" if self.panel == "recent" else self.panel)
-                breakdown.show(self.panel, self.breakdown_rows(flt), v["totals"]["cost_usd"], self.tz)
+                rows = self.breakdown_rows(flt)
+                breakdown.empty_text = self.empty_text("calls" if self.panel == "recent" else self.panel, flt)
+                breakdown.show(self.panel, rows, v["totals"]["cost_usd"], self.tz)
                 if not found:
                     screen.query_one("#main").mount(breakdown, after=sessions)
             self.draw_side_projects(screen, v)
@@ -493,9 +505,12 @@ class TokentopApp(App[None]):
             self.draw_status()
             self.draw_rate_limits()
 
-    def empty_text(self, rows: str = "sessions") -> str:
+    def empty_text(self, rows: str = "sessions", flt: Filter | None = None) -> str:
         """What a table says when it has no ``rows``: where tokentop looked, when it found nothing at all (a first
-        run, or a source option that points elsewhere), else how to widen the filter."""
+        run, or a source option that points elsewhere), else how to widen the filter; for top tasks of ``flt``
+        while their sums are being read, that."""
+        if rows == "tasks" and flt is not None and self.reading_tasks(flt):
+            return "Summing the ledger's calls by task…"
         sources = getattr(self.engine, "sources", None)
         if sources is not None and not self.team and not self.scanning and self.engine.files_watched() == 0:
             places = [str(r) for r in sources.claude_roots]
@@ -557,12 +572,60 @@ class TokentopApp(App[None]):
         def compute() -> list[dict[str, Any]]:
             if not matching:
                 return []
+            if self.panel == "tasks" and not self.tasks_ready(flt):
+                return []  # drawn again when they come
             with self.engine.lock:
                 if self.panel == "tasks":
                     return top_tasks(self.engine.cube, flt)
                 return recent_calls(self.engine.cube, flt, key[2], matching=matching)
 
         return self.single_calls.get(key, self.engine.cube.version, compute, self.drawing_live, [])
+
+    def tasks_ready(self, flt: Filter) -> bool:
+        """Whether the top tasks of ``flt`` can be computed without reading the ledger on this thread. Else the
+        ledger's sums by task for its dates (and session) are read in a thread (`read_tasks`), and shown when
+        they come: a first read over a whole 2 GB history takes 0.65 s, which froze the screen and held up live
+        updates. Meanwhile the view says it is summing (`reading_tasks`)."""
+        cube = self.engine.cube
+        scope = (*flt.day_bounds(), flt.session)
+        with self.engine.lock:
+            if cube.task_reader is None or scope in self._tasks_unread or cube.task_sums_current(scope):
+                return True
+            if flt.session is not None:  # one session's sums: SQLite skips the other rows (25 ms over 2 GB)
+                return True
+            every = flt.with_(source="all", models=None, project=None, mode=None)  # what the read sums
+            if quick_totals(cube, every)[0]["calls"] < TASKS_READ_HERE:
+                return True  # read here: a frame or two, better than a placeholder that flashes
+            try:
+                started = cube.start_task_read(scope)
+            except LedgerError:  # read here after all (the view says what is wrong)
+                return True
+        if started is not None:
+            self.read_tasks(scope, *started)
+        return False
+
+    def reading_tasks(self, flt: Filter) -> bool:
+        """Whether the sums by task ``flt``'s top tasks need are being read."""
+        return (*flt.day_bounds(), flt.session) in self.engine.cube.tasks_reading
+
+    @work(thread=True, group="tasks", exit_on_error=False)  # see `worker_failed`
+    def read_tasks(self, scope: tuple[float | None, float | None, str | None], reading: TaskRead,
+                   read: Callable[[], list[tuple[Any, ...]]]) -> None:
+        try:
+            rows: list[tuple[Any, ...]] | None = read()
+        except LedgerError:
+            rows = None
+        with self.engine.lock:
+            self.engine.cube.end_task_read(scope, reading, rows)  # (not kept if the cube changed otherwise)
+        with contextlib.suppress(RuntimeError):  # the app is closing
+            self.call_from_thread(self._tasks_came, scope, rows is not None)
+
+    def _tasks_came(self, scope: tuple[float | None, float | None, str | None], read: bool) -> None:
+        if not read:  # (a damaged ledger, say): read on this thread from now on, where the view says what is wrong
+            self._tasks_unread.add(scope)
+        if self.single_calls.key is not None and self.single_calls.key[0] in ("tasks", "scope tasks"):
+            self.single_calls.forget()  # (shown while they were read: computed again)
+        self.refresh_view()
 
     def breakdown_key(self, flt: Filter) -> tuple[str, Filter, int]:
         """What the breakdown view's rows depend on: the view, the filter, and how many recent calls to show (about

@@ -64,6 +64,8 @@ class ScopeScreen(FilterKeys, Screen[None]):
         self.view = v = a.engine.dashboard(flt, now=now, active_window_minutes=a.active_window_minutes)
 
         def compute() -> list[dict[str, Any]]:
+            if not a.tasks_ready(flt):
+                return []  # drawn again when they come
             with a.engine.lock:
                 return top_tasks(a.engine.cube, flt)
 
@@ -77,6 +79,7 @@ class ScopeScreen(FilterKeys, Screen[None]):
             models.show("models", v["by_model"], total, a.tz)
             tasks = self.query_one("#scope-tasks", BreakdownTable)
             tasks.border_title = "Top tasks"
+            tasks.empty_text = a.empty_text("tasks", flt)
             tasks.show("tasks", self.tasks, total, a.tz)
             label = escape(self.scope_name[:8] if self.kind == "session" else self.scope_name)  # names, not markup
             extra = ""
