@@ -592,12 +592,36 @@ def test_a_sessions_calls_are_read_alone_from_the_ledger_and_its_top_tasks_match
     e.ledger.close()
 
 
+def tool(name: str) -> list[dict[str, Any]]:
+    """A message's content that uses one tool (its task is that tool's name)."""
+    return [{"type": "tool_use", "id": "t1", "name": name, "input": {}}]
+
+
+def tasks_history(claude_dir: Path, data_root: Path, ledger: Any) -> tuple[Path, Path, Engine]:
+    """Two internal rows (tasks embed and plan) and a message, ingested; then a warm start, whose sums by task
+    come from the ledger. Returns the internal log, the transcript and the warm-started engine."""
+    internal = data_root / "agents" / "s1" / "llm_costs.jsonl"
+    write_lines(internal, [internal_row(task="embed", cost=0.25), internal_row(task="plan", cost=1.0, mode="local")])
+    transcript = write_lines(project_dir(claude_dir) / "a.jsonl", [cc_line("m1", output=10)])
+    engine(claude_dir, data_root, ledger).start(workers=1)  # the ingest
+    e = engine(claude_dir, data_root, ledger)
+    e.start(workers=1)
+    return internal, transcript, e
+
+
+def more_task_calls(internal: Path, transcript: Path, *lines: str) -> None:
+    """A new internal row, a new message (Grep), a later copy of m1 (Edit now), then ``lines``."""
+    with internal.open("a") as f:
+        f.write(internal_row(task="embed", cost=0.5) + "\n")
+    with transcript.open("a") as f:
+        for line in (cc_line("m2", output=7, content=tool("Grep")), cc_line("m1", output=40, content=tool("Edit")),
+                     *lines):
+            f.write(line + "\n")
+
+
 def test_top_tasks_from_the_ledgers_sums_by_task_equal_those_of_every_call(claude_dir, data_root,
                                                                            ledger_path) -> None:
     from tokentop.core.report import top_tasks
-
-    def tool(name: str) -> list[dict[str, Any]]:
-        return [{"type": "tool_use", "id": "t1", "name": name, "input": {}}]
 
     write_lines(project_dir(claude_dir) / "a.jsonl", [
         *(cc_line(f"a{i}", model=(SONNET, OPUS, "claude-mystery-9")[i % 3], content=(None, tool("Grep"),
@@ -634,15 +658,7 @@ def test_top_tasks_read_the_ledger_once_per_date_range_and_fold_in_calls_as_they
     from tokentop.core.aggregate import TASK_SCOPES
     from tokentop.core.report import top_tasks
 
-    def tool(name: str) -> list[dict[str, Any]]:
-        return [{"type": "tool_use", "id": "t1", "name": name, "input": {}}]
-
-    internal = data_root / "agents" / "s1" / "llm_costs.jsonl"
-    write_lines(internal, [internal_row(task="embed", cost=0.25), internal_row(task="plan", cost=1.0, mode="local")])
-    transcript = write_lines(project_dir(claude_dir) / "a.jsonl", [cc_line("m1", output=10)])
-    engine(claude_dir, data_root, ledger_path).start(workers=1)  # the ingest
-    e = engine(claude_dir, data_root, ledger_path)
-    e.start(workers=1)  # a warm start: the sums by task come from the ledger
+    internal, transcript, e = tasks_history(claude_dir, data_root, ledger_path)
     reads: list[tuple[Any, ...]] = []
     source = e.cube.task_source
     assert source is not None
@@ -661,12 +677,8 @@ def test_top_tasks_read_the_ledger_once_per_date_range_and_fold_in_calls_as_they
     assert len(tasks(e, Filter(tz=UTC, since=day, until=day))) == 3
     assert len(reads) == 2  # other dates: another read
 
-    with internal.open("a") as f:  # while the app runs: a new row, a new message, a later copy of m1 (a tool now)
-        f.write(internal_row(task="embed", cost=0.5) + "\n")
-    with transcript.open("a") as f:
-        f.write(cc_line("m2", output=7, content=tool("Grep")) + "\n")
-        f.write(cc_line("m1", output=40, content=tool("Edit")) + "\n")
-        f.write(cc_line("m3", output=5, ts="2026-11-24T10:00:00.000Z") + "\n")  # outside the day asked for
+    # while the app runs (and m3: outside the day asked for)
+    more_task_calls(internal, transcript, cc_line("m3", output=5, ts="2026-11-24T10:00:00.000Z"))
     e.update()
     shown = tasks(e, Filter(tz=UTC, since=day, until=day))
     assert len(reads) == 2  # folded into the sums read for that day, not read again
@@ -695,15 +707,7 @@ def test_sums_by_task_read_in_another_thread_are_the_ledgers_when_the_read_began
 
     from tokentop.core.report import top_tasks
 
-    def tool(name: str) -> list[dict[str, Any]]:
-        return [{"type": "tool_use", "id": "t1", "name": name, "input": {}}]
-
-    internal = data_root / "agents" / "s1" / "llm_costs.jsonl"
-    write_lines(internal, [internal_row(task="embed", cost=0.25), internal_row(task="plan", cost=1.0, mode="local")])
-    transcript = write_lines(project_dir(claude_dir) / "a.jsonl", [cc_line("m1", output=10)])
-    engine(claude_dir, data_root, sqlite_ledger).start(workers=1)  # the ingest
-    e = engine(claude_dir, data_root, sqlite_ledger)
-    e.start(workers=1)  # a warm start: the sums by task come from the ledger
+    internal, transcript, e = tasks_history(claude_dir, data_root, sqlite_ledger)
     source = e.cube.task_source
 
     def not_here(*scope: Any) -> None:
@@ -722,11 +726,7 @@ def test_sums_by_task_read_in_another_thread_are_the_ledgers_when_the_read_began
         assert started is not None
         assert e.cube.start_task_read(everything) is None  # one read of a scope at a time
     reading, read = started
-    with internal.open("a") as f:  # committed after the read began: a new row, a new message, m1 as a tool now
-        f.write(internal_row(task="embed", cost=0.5) + "\n")
-    with transcript.open("a") as f:
-        f.write(cc_line("m2", output=7, content=tool("Grep")) + "\n")
-        f.write(cc_line("m1", output=40, content=tool("Edit")) + "\n")
+    more_task_calls(internal, transcript)  # committed after the read began
     e.update()
     rows: list[Any] = []
     reader = threading.Thread(target=lambda: rows.extend(read()))
