@@ -747,10 +747,12 @@ def test_sums_by_task_read_in_another_thread_are_the_ledgers_when_the_read_began
         first = e.cube.start_task_read(day)
         assert first is not None
         e.cube.remove([])  # a change that is not folded in (a truncated file's rows taken out)
-        later = e.cube.start_task_read(day)  # the view asks again: a new read takes the first one's place
-        assert later is not None
-    assert not e.cube.end_task_read(day, first[0], first[1]())  # not kept: the later read's result is
-    assert e.cube.end_task_read(day, later[0], later[1]())
+        assert e.cube.start_task_read(day) is None  # still one read of a scope at a time
+    assert not e.cube.end_task_read(day, first[0], first[1]())  # not kept: the cube is another now
+    with e.lock:
+        again = e.cube.start_task_read(day)  # the view asks again
+        assert again is not None
+    assert e.cube.end_task_read(day, again[0], again[1]()) and e.cube.task_sums_current(day)
     with e.lock:
         stale = e.cube.start_task_read(everything)
         assert stale is not None

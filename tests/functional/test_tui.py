@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tokentop.core import fmt
+from tokentop.core.engine import Engine
+from tokentop.core.ledger import Ledger
 from tokentop.core.views import display_name
 from tokentop.ui.app import MainScreen, TokentopApp
 from tokentop.ui.detail import ScopeScreen
@@ -371,17 +374,7 @@ async def test_calls_kept_only_in_the_ledger_and_a_short_cleanup_period_are_note
     import json
     import sqlite3
 
-    from tokentop.core.engine import Engine
-    from tokentop.core.ledger import Ledger
-
-    demo = make_app(tmp_path / "a")  # writes the demo history
-    sources, path = demo.engine.sources, tmp_path / "ledger.sqlite"
-
-    def engine() -> Engine:
-        ledger = Ledger(path, roots=[*sources.claude_roots, sources.data_root / "agents"],
-                        internal_project=sources.project_for_internal)
-        return Engine(sources, demo.engine.book, demo.engine.cube.tz, ledger=ledger)
-
+    engine, sources, path = ledger_history(tmp_path)
     engine().start()
     app = TokentopApp(engine(), clock=lambda: NOW, live=False)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -417,43 +410,19 @@ async def test_top_tasks_of_a_ledger_are_summed_in_a_thread_while_the_screen_kee
     """After a warm start the sums by task are the ledger's: read on a thread of their own (a whole 2 GB history
     takes 0.65 s, which froze the screen), the view saying so meanwhile, then `report`'s top tasks. (Over fewer
     calls than `TASKS_READ_HERE`, as here, they are read at once: the test lowers it.)"""
-    import asyncio
-
-    from tokentop.core.engine import Engine
-    from tokentop.core.ledger import Ledger
-    from tokentop.core.report import top_tasks
     from tokentop.ui import app as ui
 
     monkeypatch.setattr(ui, "TASKS_READ_HERE", 100)
-
-    demo = make_app(tmp_path / "a")  # writes the demo history
-    sources, path = demo.engine.sources, tmp_path / "ledger.sqlite"
-
-    def engine(ledger: bool = True) -> Engine:
-        kept = Ledger(path, roots=[*sources.claude_roots, sources.data_root / "agents"],
-                      internal_project=sources.project_for_internal) if ledger else None
-        return Engine(sources, demo.engine.book, demo.engine.cube.tz, ledger=kept)
-
+    engine, _, _ = ledger_history(tmp_path)
+    memory = every_call(engine)
     engine().start()  # the ingest
-    memory = engine(ledger=False)  # every call in memory: the top tasks to expect
-    memory.scan(workers=1)
     app = TokentopApp(engine(), clock=lambda: NOW, live=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(app, pilot)
         cube = app.engine.cube
-        reader, go, asked = cube.task_reader, threading.Event(), []
-        assert reader is not None
-
-        def held(*scope: Any) -> Any:  # the read begins now and ends when the test lets it
-            read = reader(*scope)
-            asked.append(scope)
-            return lambda: go.wait(10) and read()
-
-        def not_here(*scope: Any) -> None:
-            raise AssertionError(f"sums by task read on the UI thread: {scope}")
-
+        go, asked = threading.Event(), []
         source = cube.task_source
-        cube.task_reader, cube.task_source = held, not_here
+        held_task_reads(cube, go, asked)
         await pilot.press("v", "v")  # sessions -> by project -> top tasks
         await pilot.pause()
         table = app.screen.query_one("#breakdown", LineTable)
@@ -462,32 +431,113 @@ async def test_top_tasks_of_a_ledger_are_summed_in_a_thread_while_the_screen_kee
         await pilot.press("s")  # the keys answer meanwhile (the source: the same sums, tested again)
         await pilot.pause()
         assert "claude code" in text_of(app, "#filterbar") and len(asked) == 1
-
-        async def shown() -> list[tuple[str, str]]:
-            for _ in range(500):
-                if table.row_count:
-                    break
-                await asyncio.sleep(0.01)
-            return [(r[0], r[2]) for r in table_rows(app, "#breakdown")]
-
         go.set()
-        rows = await shown()
-        want = top_tasks(memory.cube, app.current_filter())
-        assert rows == [(t["task"], fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])) for t in want] != []
+        assert await shown_tasks(app) == tasks_of(memory, app) != []
         for _ in range(3):  # 7 days -> 30 days -> this week -> all time: each read once, in the thread
             await pilot.press("d")
-            rows = await shown()
-            want = top_tasks(memory.cube, app.current_filter())
-            assert rows == [(t["task"], fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])) for t in want]
+            assert await shown_tasks(app) == tasks_of(memory, app)
         assert len(asked) == 4 and app.current_filter().since is None
         monkeypatch.setattr(ui, "TASKS_READ_HERE", 20_000)  # more calls than the demo has: read at once
         cube.task_source = source
         await pilot.press("d")  # all time -> today
         await pilot.pause()
-        want = top_tasks(memory.cube, app.current_filter())
-        assert [(r[0], r[2]) for r in table_rows(app, "#breakdown")] == [
-            (t["task"], fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])) for t in want] != []
+        assert [(r[0], r[2]) for r in table_rows(app, "#breakdown")] == tasks_of(memory, app) != []
         assert len(asked) == 4  # no thread, no placeholder first
+
+
+async def test_top_tasks_of_a_ledger_wait_for_the_end_of_a_cold_scan(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the first scan runs (into an empty ledger), the ledger lags the scan's batches: the top-tasks view says
+    it waits for the scan's end, reads nothing meanwhile, then shows `report`'s top tasks."""
+    from tokentop.ui import app as ui
+
+    monkeypatch.setattr(ui, "TASKS_READ_HERE", 10)
+    engine, _, _ = ledger_history(tmp_path)
+    memory = every_call(engine)
+    cold = engine()  # an empty ledger: the app scans every file, with its progress
+    apply, scanned = cold._apply_job, threading.Event()
+
+    def held(job: bytes) -> tuple[int, int]:  # the scan stops after its first batch until the test lets it go on
+        done = apply(job)
+        scanned.wait(10)
+        return done
+
+    cold._apply_job = held  # type: ignore[method-assign]
+    go, asked = threading.Event(), []
+    held_task_reads(cold.cube, go, asked)
+    go.set()
+    app = TokentopApp(cold, clock=lambda: NOW, live=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        while not app.engine.lines_applied:  # its first batch
+            await pilot.pause(0.01)
+        assert app.scanning
+        await pilot.press("d", "d", "d", "v", "v")  # all time (the first batch's calls are older than 7 days)
+        await pilot.pause()
+        table = app.screen.query_one("#breakdown", LineTable)
+        assert app.view["totals"]["calls"] == app.engine.lines_applied > 10  # calls to sum by task, and more
+        assert app.panel == "tasks" and table.row_count == 0 and asked == []
+        assert table.empty_text == "Top tasks are summed from the ledger when the scan is done."
+        scanned.set()
+        assert await shown_tasks(app) == tasks_of(memory, app) != []
+        assert len(asked) == 1 and not app.scanning
+
+
+def ledger_history(tmp_path: Path) -> tuple[Callable[..., Engine], Any, Path]:
+    """The demo history; a function that makes an engine over it with the ledger (nothing ingested yet) or, with
+    ``ledger=False``, without one; the sources; the ledger's path."""
+    demo = make_app(tmp_path / "a")  # writes the demo history
+    sources, path = demo.engine.sources, tmp_path / "ledger.sqlite"
+
+    def engine(ledger: bool = True) -> Engine:
+        kept = Ledger(path, roots=[*sources.claude_roots, sources.data_root / "agents"],
+                      internal_project=sources.project_for_internal) if ledger else None
+        return Engine(sources, demo.engine.book, demo.engine.cube.tz, ledger=kept)
+
+    return engine, sources, path
+
+
+def every_call(engine: Callable[..., Engine]) -> Engine:
+    """An engine with every call in memory (no ledger): the numbers to expect."""
+    memory = engine(ledger=False)
+    memory.scan(workers=1)
+    return memory
+
+
+def held_task_reads(cube: Any, go: threading.Event, asked: list[Any]) -> None:
+    """The cube's reads of sums by task noted in ``asked`` as they begin, ending once ``go`` is set; none on the
+    caller's thread (`task_source` fails)."""
+    reader = cube.task_reader
+    assert reader is not None
+
+    def held(*scope: Any) -> Any:
+        read = reader(*scope)
+        asked.append(scope)
+        return lambda: go.wait(10) and read()
+
+    def not_here(*scope: Any) -> None:
+        raise AssertionError(f"sums by task read on the UI thread: {scope}")
+
+    cube.task_reader, cube.task_source = held, not_here
+
+
+def tasks_of(memory: Engine, app: TokentopApp) -> list[tuple[str, str]]:
+    """`report`'s top tasks for the app's filter, as the view shows them (task, cost)."""
+    from tokentop.core.report import top_tasks
+
+    return [(t["task"], fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"]))
+            for t in top_tasks(memory.cube, app.current_filter())]
+
+
+async def shown_tasks(app: TokentopApp) -> list[tuple[str, str]]:
+    """The top-tasks view's (task, cost) rows, once it has some (within 5 s)."""
+    import asyncio
+
+    table = app.screen.query_one("#breakdown", LineTable)
+    for _ in range(500):
+        if table.row_count:
+            break
+        await asyncio.sleep(0.01)
+    return [(r[0], r[2]) for r in table_rows(app, "#breakdown")]
 
 
 async def test_a_short_cleanup_period_without_a_ledger_warns_that_calls_drop_out(tmp_path: Path) -> None:

@@ -244,10 +244,9 @@ class Cube:
                         ) -> tuple[TaskRead, Callable[[], list[tuple[Any, ...]]]] | None:
         """Begin reading ``scope``'s sums by task from ``task_reader`` (the read itself is left to the caller, in
         another thread); what `apply` changes from now on is noted for `end_task_read`. None when a read of
-        this scope is under way already."""
+        this scope is under way already (one at a time: when it ends, a view that still needs them asks again)."""
         assert self.task_reader is not None
-        reading = self.tasks_reading.get(scope)
-        if reading is not None and reading.version == self.version:
+        if scope in self.tasks_reading:
             return None
         read = self.task_reader(*scope)
         reading = self.tasks_reading[scope] = TaskRead(self.version)
@@ -257,7 +256,7 @@ class Cube:
                       rows: list[tuple[Any, ...]] | None) -> bool:
         """The rows a read `start_task_read` began returned (None: it failed): kept, with what `apply` changed
         since it began folded in. Returns whether they were kept: not when the cube changed otherwise meanwhile
-        (a rescan, a truncated file), nor when a later read of the scope took this one's place."""
+        (a scan's batch, a rescan, a truncated file)."""
         if self.tasks_reading.get(scope) is not reading:
             return False
         del self.tasks_reading[scope]

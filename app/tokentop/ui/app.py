@@ -509,8 +509,9 @@ class TokentopApp(App[None]):
         """What a table says when it has no ``rows``: where tokentop looked, when it found nothing at all (a first
         run, or a source option that points elsewhere), else how to widen the filter; for top tasks of ``flt``
         while their sums are being read, that."""
-        if rows == "tasks" and flt is not None and self.reading_tasks(flt):
-            return "Summing the ledger's calls by task…"
+        waiting = self.tasks_waiting(flt) if rows == "tasks" and flt is not None else None
+        if waiting:
+            return waiting
         sources = getattr(self.engine, "sources", None)
         if sources is not None and not self.team and not self.scanning and self.engine.files_watched() == 0:
             places = [str(r) for r in sources.claude_roots]
@@ -585,12 +586,16 @@ class TokentopApp(App[None]):
         """Whether the top tasks of ``flt`` can be computed without reading the ledger on this thread. Else the
         ledger's sums by task for its dates (and session) are read in a thread (`read_tasks`), and shown when
         they come: a first read over a whole 2 GB history takes 0.65 s, which froze the screen and held up live
-        updates. Meanwhile the view says it is summing (`reading_tasks`)."""
+        updates. Meanwhile the view says it is summing (`tasks_waiting`); while a scan runs, that they are summed
+        when it is done (the ledger lags the scan's batches, which change the cube too often for a read to keep
+        up with them)."""
         cube = self.engine.cube
         scope = (*flt.day_bounds(), flt.session)
         with self.engine.lock:
             if cube.task_reader is None or scope in self._tasks_unread or cube.task_sums_current(scope):
                 return True
+            if self.scanning:
+                return False
             if flt.session is not None:  # one session's sums: SQLite skips the other rows (25 ms over 2 GB)
                 return True
             every = flt.with_(source="all", models=None, project=None, mode=None)  # what the read sums
@@ -604,9 +609,15 @@ class TokentopApp(App[None]):
             self.read_tasks(scope, *started)
         return False
 
-    def reading_tasks(self, flt: Filter) -> bool:
-        """Whether the sums by task ``flt``'s top tasks need are being read."""
-        return (*flt.day_bounds(), flt.session) in self.engine.cube.tasks_reading
+    def tasks_waiting(self, flt: Filter) -> str | None:
+        """What the top tasks of ``flt`` wait for, if they wait (`tasks_ready`)."""
+        cube = self.engine.cube
+        scope = (*flt.day_bounds(), flt.session)
+        if scope in cube.tasks_reading:
+            return "Summing the ledger's calls by task…"
+        if self.scanning and cube.task_reader is not None and not cube.task_sums_current(scope):
+            return "Top tasks are summed from the ledger when the scan is done."
+        return None
 
     @work(thread=True, group="tasks", exit_on_error=False)  # see `worker_failed`
     def read_tasks(self, scope: tuple[float | None, float | None, str | None], reading: TaskRead,
@@ -814,6 +825,7 @@ class TokentopApp(App[None]):
                              kwargs={"on_change": self._sync_changed}, name="tokentop-sync", daemon=True).start()
         self.scanning = False
         self.updated_at = self.clock()
+        self.single_calls.forget()  # (top tasks wait for the scan's end: `tasks_ready`)
         self.set_timer(0.5, self._settle)  # after the first frame, off its path
         self.refresh_view()
         if self.live:  # once the data is on screen: starting the watcher holds the loop (~0.1 s on 1,000 folders;
