@@ -445,6 +445,35 @@ async def test_top_tasks_of_a_ledger_are_summed_in_a_thread_while_the_screen_kee
         assert len(asked) == 4  # no thread, no placeholder first
 
 
+async def test_a_project_detail_sums_its_top_tasks_in_a_thread_too(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokentop.core.report import top_tasks
+    from tokentop.ui import app as ui
+
+    monkeypatch.setattr(ui, "TASKS_READ_HERE", 100)
+    engine, _, _ = ledger_history(tmp_path)
+    memory = every_call(engine)
+    engine().start()  # the ingest
+    app = TokentopApp(engine(), clock=lambda: NOW, live=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(app, pilot)
+        go, asked = threading.Event(), []
+        held_task_reads(app.engine.cube, go, asked)
+        await pilot.press("v")
+        await pilot.pause()
+        project = app.view["by_project"][0]["project"]
+        app.screen.query_one("#breakdown").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ScopeScreen) and app.screen.scope_name == project and len(asked) == 1
+        table = app.screen.query_one("#scope-tasks", LineTable)
+        assert table.row_count == 0 and table.empty_text == "Summing the ledger's calls by task…"
+        go.set()
+        want = top_tasks(memory.cube, app.current_filter().with_(project=project))
+        assert await shown_tasks(app, "#scope-tasks") == [
+            (t["task"], fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])) for t in want] != []
+
+
 async def test_top_tasks_of_a_ledger_wait_for_the_end_of_a_cold_scan(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """While the first scan runs (into an empty ledger), the ledger lags the scan's batches: the top-tasks view says
@@ -528,16 +557,15 @@ def tasks_of(memory: Engine, app: TokentopApp) -> list[tuple[str, str]]:
             for t in top_tasks(memory.cube, app.current_filter())]
 
 
-async def shown_tasks(app: TokentopApp) -> list[tuple[str, str]]:
-    """The top-tasks view's (task, cost) rows, once it has some (within 5 s)."""
+async def shown_tasks(app: TokentopApp, table: str = "#breakdown") -> list[tuple[str, str]]:
+    """A top-tasks table's (task, cost) rows, once it has some (within 5 s)."""
     import asyncio
 
-    table = app.screen.query_one("#breakdown", LineTable)
     for _ in range(500):
-        if table.row_count:
+        if app.screen.query_one(table, LineTable).row_count:
             break
         await asyncio.sleep(0.01)
-    return [(r[0], r[2]) for r in table_rows(app, "#breakdown")]
+    return [(r[0], r[2]) for r in table_rows(app, table)]
 
 
 async def test_a_short_cleanup_period_without_a_ledger_warns_that_calls_drop_out(tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ class ScopeScreen(FilterKeys, Screen[None]):
             models.show("models", v["by_model"], total, a.tz)
             tasks = self.query_one("#scope-tasks", BreakdownTable)
             tasks.border_title = "Top tasks"
-            tasks.empty_text = a.empty_text("tasks", flt)
+            tasks.empty_text = a.tasks_waiting(flt) or ""
             tasks.show("tasks", self.tasks, total, a.tz)
             label = escape(self.scope_name[:8] if self.kind == "session" else self.scope_name)  # names, not markup
             extra = ""
