@@ -11,7 +11,8 @@
 - filter key redraw: in that terminal, over the whole history, from a key to the first byte of the frame it
   caused and to the last byte of the frames it caused;
 - views from the ledger: top tasks, recent calls and a drill-down's top tasks as a warm start computes them;
-- filter keys in the other views (by project, top tasks, recent calls) the same way;
+- filter keys in the other views (by project, top tasks, recent calls) the same way; in the top-tasks view, `d`
+  into date ranges whose sums by task were not read yet;
 - live CPU: the dashboard's CPU (from /proc) while idle, then while new calls arrive at 2 and 10 per second; the
   same in the top-tasks view over all time (its sums come from the ledger).
 """
@@ -296,6 +297,11 @@ def main() -> int:
         print(f"filter key in the {view} view (all time), key to its first frame: median "
               f"{statistics.median(f for _, f, _ in timed) * 1000:.0f} ms; to the last frame: median "
               f"{statistics.median(t for _, _, t in timed) * 1000:.0f} ms")
+    # In the top-tasks view, d into ranges not read yet (7d -> 30d -> week -> all): the ledger's sums by task are
+    # read in a thread when the range holds more than TASKS_READ_HERE calls; the key's frame shows "Summing…".
+    _, redraws = first_frame(tui_cmd(corpus, ledger), marker, keys="vvddd")
+    print("top-tasks view, d into a date range not read yet, key to its first / last frame: " +
+          " ".join(f"{f * 1000:.0f}/{t * 1000:.0f} ms" for _, f, t in redraws[2:]))
     print(f"dashboard CPU in % of one core (warm start, {a.size} corpus): " + live_cpu(corpus, ledger))
     print("top-tasks view over all time, CPU in % of one core: " + live_cpu(corpus, ledger, keys="dddvv"))
     return 0
