@@ -454,7 +454,7 @@ def _planned_cells(plan: Plan, flt: Filter, group: int | None) -> Iterable[tuple
 def by_task(cube: Cube, flt: Filter) -> list[Row]:
     """Totals per task: internal ``task_id``; Claude Code: the tools the message invoked, ``(text)`` if none."""
     groups: dict[str, list[float]] = {}
-    summed = None if cube.task_source is None else _task_sums(cube, (*flt.day_bounds(), flt.session))
+    summed = None if cube.task_source is None else _task_sums(cube, task_scope(flt))
     if summed is not None:  # from a ledger: its sums by task and what the filter tests (not every call)
         test = _Predicate(flt)
         for task, src, model, proj, mode, *sums in summed:
@@ -483,6 +483,12 @@ def by_task(cube: Cube, flt: Filter) -> list[Row]:
         if c.mode == LOCAL:
             acc[LOCAL_CALLS] += 1
     return _rows(_by_cost(groups), "task")
+
+
+def task_scope(flt: Filter) -> tuple[float | None, float | None, str | None]:
+    """What the ledger's sums by task for ``flt`` are read for (`Cube.tasks_memo`): its dates and session (the
+    other filters are tested on the sums)."""
+    return (*flt.day_bounds(), flt.session)
 
 
 def _task_sums(cube: Cube, scope: tuple[float | None, float | None, str | None]) -> list[tuple[Any, ...]] | None:

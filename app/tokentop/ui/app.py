@@ -38,7 +38,7 @@ from ..core.ledger import LedgerBusy, LedgerError
 from ..core.live import Batch, follow
 from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
 from ..core.records import CLAUDE_CODE, INTERNAL
-from ..core.report import matching_calls, plan_of, quick_totals, recent_calls, top_tasks
+from ..core.report import matching_calls, plan_of, quick_totals, recent_calls, task_scope, top_tasks
 from ..core.views import date_window, hourly_cost, today_in, window_label
 from .detail import ScopeScreen
 from .keys import FILTER_BINDINGS, FilterKeys, after
@@ -590,7 +590,7 @@ class TokentopApp(App[None]):
         when it is done (the ledger lags the scan's batches, which change the cube too often for a read to keep
         up with them)."""
         cube = self.engine.cube
-        scope = (*flt.day_bounds(), flt.session)
+        scope = task_scope(flt)
         with self.engine.lock:
             if cube.task_reader is None or scope in self._tasks_unread or cube.task_sums_current(scope):
                 return True
@@ -612,7 +612,7 @@ class TokentopApp(App[None]):
     def tasks_waiting(self, flt: Filter) -> str | None:
         """What the top tasks of ``flt`` wait for, if they wait (`tasks_ready`)."""
         cube = self.engine.cube
-        scope = (*flt.day_bounds(), flt.session)
+        scope = task_scope(flt)
         if scope in cube.tasks_reading:
             return "Summing the ledger's calls by task…"
         if self.scanning and cube.task_reader is not None and not cube.task_sums_current(scope):
