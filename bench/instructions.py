@@ -7,21 +7,32 @@ timed benchmarks (run.py), never replace them.
     python bench/instructions.py                          # this tree: empty start-up, warm start on medium
     python bench/instructions.py --sizes small,large      # warm starts on those corpora
     python bench/instructions.py --base HEAD~3            # the same at another commit, side by side
+    python bench/instructions.py --tui                    # and the TUI's first frame on a warm start (medium)
 
 Needs valgrind. The corpora are the ones bench/run.py makes (bench/out/); each tree ingests its own ledger of a
 corpus once first, in a temporary folder (two commits may store different ledger schemas). The other commit is
 checked out in a temporary git worktree and byte-compiled like this one.
+
+``--tui``: the instructions of the app's own process (the UI; the warm start's forked helper runs beside it) from
+launch to the first frame that shows the ledger's data, in an 80x24 pseudo-terminal, on the first size's corpus;
+and a bare Textual app's first frame (bench/tui.py's `BARE_TEXTUAL`): the floor, Python and Textual starting.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
+import os
 import re
+import select
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -53,6 +64,81 @@ def python_env(app: Path) -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "PYTHONPATH": str(app)}
 
 
+#: Prepended to the code of a first-frame run: the process ends (os._exit) right after the first write to the
+#: terminal that shows $FIRST_FRAME_MARKER. Textual's driver is wrapped when it is first imported, by whoever
+#: imports it, so every import happens when it does in the app.
+FIRST_FRAME = """
+import importlib.abc, importlib.util, os, sys
+MARKER = os.environ["FIRST_FRAME_MARKER"]
+
+class Hook(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "textual.drivers.linux_driver":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            write = module.LinuxDriver.write
+
+            def written(driver, data):
+                write(driver, data)
+                if MARKER in data:
+                    os._exit(0)
+
+            module.LinuxDriver.write = written
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, Hook())
+"""
+
+
+def first_frame_instructions(code: str, env: dict[str, str], marker: str) -> int:
+    """User-space instructions of ``python -c code`` (its own process, not those it forks) up to the first frame
+    that shows ``marker``, run in an 80x24 pseudo-terminal."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    with tempfile.TemporaryDirectory() as logs:
+        p = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                              f"--log-file={logs}/%p.log", sys.executable, "-c", FIRST_FRAME + code],
+                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                             env={**env, "TERM": "xterm-256color", "COLORTERM": "truecolor",
+                                  "FIRST_FRAME_MARKER": marker})
+        os.close(slave)
+        deadline = time.monotonic() + 600
+        try:
+            while p.poll() is None and time.monotonic() < deadline:
+                if select.select([master], [], [], 0.5)[0]:
+                    try:
+                        os.read(master, 1 << 16)
+                    except OSError:  # the terminal closed with the process
+                        break
+            p.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if p.poll() is None:
+                p.kill()
+            os.close(master)
+        log = Path(logs, f"{p.pid}.log")
+        found = re.search(r"Collected : (\d+)", log.read_text() if log.exists() else "")
+    if not found:
+        raise SystemExit(f"first frame: {marker!r} never appeared under valgrind")
+    return int(found.group(1))
+
+
+def tui_first_frame(app: Path, corpus: Path, ledger: Path) -> int:
+    """The TUI's first frame over ``ledger`` (ingested), run from the package in ``app``."""
+    from tui import tui_cmd
+
+    files = sum(1 for _ in (corpus / "claude").rglob("*.jsonl")) + sum(1 for _ in (corpus / "wb").rglob("*.jsonl"))
+    args = tui_cmd(corpus, ledger)[1:]
+    code = f"sys.argv = ['tokentop', *{args!r}]\nfrom tokentop import cli\ngetattr(cli, 'run', cli.main)()"
+    return first_frame_instructions(code, python_env(app), f"{files:,} files")  # the status line's count
+
+
 def cases(sizes: list[str], gen: Path, empty: str, ledgers: Path) -> dict[str, list[str]]:
     """Case name -> arguments; ``{ledgers}`` in them is a tree's own folder of ledgers."""
     out = {"start-up (empty corpus, no ledger)": ["report", "--json", "--claude-dir", empty, "--data-root", empty,
@@ -75,6 +161,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="medium")
     ap.add_argument("--base", help="a commit to compare with")
     ap.add_argument("--gen", type=Path, default=ROOT.parent / "shared" / "bench" / "gen_corpus.py")
+    ap.add_argument("--tui", action="store_true", help="also the TUI's first frame on a warm start")
     a = ap.parse_args()
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)")
@@ -98,6 +185,18 @@ def main() -> int:
             if a.base:
                 line += f"{counts[1] / counts[0]:>10.3f}"
             print(line, flush=True)
+        if a.tui:
+            corpus = ensure_corpus(sizes[0], a.gen)
+            counts = []
+            for i, app in enumerate(trees.values()):
+                args = ingested(app, tokentop_cmd(corpus, tmp / f"ledgers-{i}" / f"{sizes[0]}.sqlite")[1:], tmp)
+                counts.append(tui_first_frame(app, corpus, Path(args[args.index("--ledger") + 1])))
+            line = f"{'TUI first frame, warm, ' + sizes[0]:40}" + "".join(f"{n / 1e6:>14.1f} M" for n in counts)
+            print(line + (f"{counts[1] / counts[0]:>10.3f}" if a.base else ""), flush=True)
+            from tui import BARE_TEXTUAL
+
+            bare = first_frame_instructions(BARE_TEXTUAL, python_env(ROOT / "app"), "bare textual app ready")
+            print(f"{'bare Textual app first frame (floor)':40}{bare / 1e6:>14.1f} M", flush=True)
     return 0
 
 
