@@ -432,22 +432,21 @@ async def test_top_tasks_of_a_ledger_are_summed_in_a_thread_while_the_screen_kee
         await pilot.pause()
         assert "claude code" in text_of(app, "#filterbar") and len(asked) == 1
         go.set()
-        assert await shown_tasks(app) == tasks_of(memory, app) != []
+        assert await shown_tasks(app) == tasks_of(memory, app.current_filter()) != []
         for _ in range(3):  # 7 days -> 30 days -> this week -> all time: each read once, in the thread
             await pilot.press("d")
-            assert await shown_tasks(app) == tasks_of(memory, app)
+            assert await shown_tasks(app) == tasks_of(memory, app.current_filter())
         assert len(asked) == 4 and app.current_filter().since is None
         monkeypatch.setattr(ui, "TASKS_READ_HERE", 20_000)  # more calls than the demo has: read at once
         cube.task_source = source
         await pilot.press("d")  # all time -> today
         await pilot.pause()
-        assert [(r[0], r[2]) for r in table_rows(app, "#breakdown")] == tasks_of(memory, app) != []
+        assert [(r[0], r[2]) for r in table_rows(app, "#breakdown")] == tasks_of(memory, app.current_filter()) != []
         assert len(asked) == 4  # no thread, no placeholder first
 
 
 async def test_a_project_detail_sums_its_top_tasks_in_a_thread_too(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from tokentop.core.report import top_tasks
     from tokentop.ui import app as ui
 
     monkeypatch.setattr(ui, "TASKS_READ_HERE", 100)
@@ -469,9 +468,8 @@ async def test_a_project_detail_sums_its_top_tasks_in_a_thread_too(tmp_path: Pat
         table = app.screen.query_one("#scope-tasks", LineTable)
         assert table.row_count == 0 and table.empty_text == "Summing the ledger's calls by task…"
         go.set()
-        want = top_tasks(memory.cube, app.current_filter().with_(project=project))
-        assert await shown_tasks(app, "#scope-tasks") == [
-            (t["task"], fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])) for t in want] != []
+        want = tasks_of(memory, app.current_filter().with_(project=project))
+        assert await shown_tasks(app, "#scope-tasks") == want != []
 
 
 async def test_top_tasks_of_a_ledger_wait_for_the_end_of_a_cold_scan(tmp_path: Path,
@@ -507,7 +505,7 @@ async def test_top_tasks_of_a_ledger_wait_for_the_end_of_a_cold_scan(tmp_path: P
         assert app.panel == "tasks" and table.row_count == 0 and asked == []
         assert table.empty_text == "Top tasks are summed from the ledger when the scan is done."
         scanned.set()
-        assert await shown_tasks(app) == tasks_of(memory, app) != []
+        assert await shown_tasks(app) == tasks_of(memory, app.current_filter()) != []
         assert len(asked) == 1 and not app.scanning
 
 
@@ -549,12 +547,11 @@ def held_task_reads(cube: Any, go: threading.Event, asked: list[Any]) -> None:
     cube.task_reader, cube.task_source = held, not_here
 
 
-def tasks_of(memory: Engine, app: TokentopApp) -> list[tuple[str, str]]:
-    """`report`'s top tasks for the app's filter, as the view shows them (task, cost)."""
+def tasks_of(memory: Engine, flt: Any) -> list[tuple[str, str]]:
+    """`report`'s top tasks for ``flt``, as the views show them (task, cost)."""
     from tokentop.core.report import top_tasks
 
-    return [(t["task"], fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"]))
-            for t in top_tasks(memory.cube, app.current_filter())]
+    return [(t["task"], fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])) for t in top_tasks(memory.cube, flt)]
 
 
 async def shown_tasks(app: TokentopApp, table: str = "#breakdown") -> list[tuple[str, str]]:
