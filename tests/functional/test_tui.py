@@ -412,11 +412,7 @@ async def test_top_tasks_of_a_ledger_are_summed_in_a_thread_while_the_screen_kee
     calls than `TASKS_READ_HERE`, as here, they are read at once: the test lowers it.)"""
     from tokentop.ui import app as ui
 
-    monkeypatch.setattr(ui, "TASKS_READ_HERE", 100)
-    engine, _, _ = ledger_history(tmp_path)
-    memory = every_call(engine)
-    engine().start()  # the ingest
-    app = TokentopApp(engine(), clock=lambda: NOW, live=False)
+    app, memory = warm_ledger_app(tmp_path, monkeypatch)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(app, pilot)
         cube = app.engine.cube
@@ -447,13 +443,7 @@ async def test_top_tasks_of_a_ledger_are_summed_in_a_thread_while_the_screen_kee
 
 async def test_a_project_detail_sums_its_top_tasks_in_a_thread_too(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from tokentop.ui import app as ui
-
-    monkeypatch.setattr(ui, "TASKS_READ_HERE", 100)
-    engine, _, _ = ledger_history(tmp_path)
-    memory = every_call(engine)
-    engine().start()  # the ingest
-    app = TokentopApp(engine(), clock=lambda: NOW, live=False)
+    app, memory = warm_ledger_app(tmp_path, monkeypatch)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(app, pilot)
         go, asked = threading.Event(), []
@@ -521,6 +511,19 @@ def ledger_history(tmp_path: Path) -> tuple[Callable[..., Engine], Any, Path]:
         return Engine(sources, demo.engine.book, demo.engine.cube.tz, ledger=kept)
 
     return engine, sources, path
+
+
+def warm_ledger_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[TokentopApp, Engine]:
+    """An app warm-started from a ledger holding the demo history, its sums by task read in a thread over more
+    than 100 calls (`TASKS_READ_HERE`: the demo has fewer than the usual 20,000); and an engine with every call in
+    memory."""
+    from tokentop.ui import app as ui
+
+    monkeypatch.setattr(ui, "TASKS_READ_HERE", 100)
+    engine, _, _ = ledger_history(tmp_path)
+    memory = every_call(engine)
+    engine().start()  # the ingest
+    return TokentopApp(engine(), clock=lambda: NOW, live=False), memory
 
 
 def every_call(engine: Callable[..., Engine]) -> Engine:
