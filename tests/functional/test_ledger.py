@@ -700,14 +700,14 @@ def test_top_tasks_read_the_ledger_once_per_date_range_and_fold_in_calls_as_they
 
 
 def test_sums_by_task_read_in_another_thread_are_the_ledgers_when_the_read_began_with_later_calls_folded_in(
-        claude_dir, data_root, sqlite_ledger) -> None:
+        claude_dir, data_root, ledger_path) -> None:
     """What the TUI does instead of reading them on its own thread: the read's own connection sees the ledger as
     it was when the read began; the calls applied (and committed) meanwhile are folded in when it ends."""
     import threading
 
     from tokentop.core.report import top_tasks
 
-    internal, transcript, e = tasks_history(claude_dir, data_root, sqlite_ledger)
+    internal, transcript, e = tasks_history(claude_dir, data_root, ledger_path)
     source = e.cube.task_source
 
     def not_here(*scope: Any) -> None:
@@ -736,7 +736,7 @@ def test_sums_by_task_read_in_another_thread_are_the_ledgers_when_the_read_began
     with e.lock:
         assert e.cube.end_task_read(everything, reading, rows)
         assert e.cube.task_sums_current(everything)
-    fresh = engine(claude_dir, data_root, sqlite_ledger)
+    fresh = engine(claude_dir, data_root, ledger_path)
     fresh.start(workers=1)
     assert tasks(e) == tasks(fresh)  # what the ledger says now, read at once
     assert {t[0]: t[2] for t in tasks(e)} == {"embed": 200, "plan": 100, "Edit": 40, "Grep": 7}  # m1 moved to Edit

@@ -237,7 +237,7 @@ class Engine:
         self.cube.call_source = ledger.calls
         self.cube.newest_source = ledger.newest_calls
         self.cube.task_source = ledger.task_sums
-        self.cube.task_reader = getattr(ledger, "task_sums_later", None)  # (SQLite's; a server's is read at once)
+        self.cube.task_reader = ledger.task_sums_later
 
     def ledger_notice(self) -> str | None:
         """Why the latest calls are not stored yet (`ledger_behind`), for a status line; None when they are."""

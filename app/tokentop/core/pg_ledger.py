@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from .aggregate import CellKey
@@ -25,6 +25,7 @@ from .team import (
     TeamError,
     TeamStore,
     _q,
+    connect,
     default_machine,
     default_user,
     describe_url,
@@ -216,6 +217,38 @@ class PgLedger(LedgerBase):
         where, args = self._range(lo, hi, session)
         rows = self._q(TASK_SUMS.format(calls="tokentop.calls", where=where, total="sum"), args).fetchall()
         return task_sum_rows(rows, self.internal_project)
+
+    def task_sums_later(self, lo: float | None, hi: float | None, session: str | None = None
+                        ) -> Callable[[], list[tuple[Any, ...]]]:
+        """`task_sums` as the ledger stands now, read when the function returned is called (see
+        `Ledger.task_sums_later`): on a connection of its own, in a REPEATABLE READ transaction whose snapshot is
+        taken here. The function can be called once."""
+        import psycopg
+
+        where, args = self._range(lo, hi, session)
+        with self.lock:
+            self._connected()  # (LedgerUnreachable while the server is away)
+        try:
+            reader = connect(self.url)
+        except TeamError as e:
+            raise LedgerUnreachable(self._unreachable(str(e))) from None
+        try:
+            reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            reader.execute("SELECT 1")  # the snapshot is taken at the transaction's first statement
+        except psycopg.Error as e:
+            reader.close()
+            raise LedgerError(f"the ledger {self.path}: {' '.join(str(e).split())}") from None
+        sql = TASK_SUMS.format(calls="tokentop.calls", where=where, total="sum")
+
+        def read() -> list[tuple[Any, ...]]:
+            try:
+                return task_sum_rows(reader.execute(sql, args).fetchall(), self.internal_project)
+            except psycopg.Error as e:
+                raise LedgerError(f"the ledger {self.path}: {' '.join(str(e).split())}") from None
+            finally:
+                reader.close()  # (the transaction ends with it)
+
+        return read
 
     def _range(self, lo: float | None, hi: float | None, session: str | None) -> tuple[str, tuple[Any, ...]]:
         """The condition (with its arguments) for the calls within the current roots with ``lo <= ts < hi``, of
