@@ -214,14 +214,14 @@ class Cube:
             replaced.append(prev)
         if changed:
             self.version += 1
+            gone = replaced[first_replaced:]
             for scope, (version, rows) in self.tasks_memo.items():
                 if version == self.version - 1 and rows is not None:
-                    rows = fold_task_sums(rows, scope, changed, replaced[first_replaced:])
-                    self.tasks_memo[scope] = (self.version, rows)
+                    self.tasks_memo[scope] = (self.version, fold_task_sums(rows, scope, changed, gone))
             for reading in self.tasks_reading.values():
                 if reading.version == self.version - 1:
                     reading.added += changed
-                    reading.removed += replaced[first_replaced:]
+                    reading.removed += gone
                     reading.version = self.version
         return changed
 

@@ -34,6 +34,11 @@ from .team import (
     task_sum_rows,
 )
 
+
+def _task_sums_sql(where: str) -> str:
+    return TASK_SUMS.format(calls="tokentop.calls", where=where, total="sum")
+
+
 #: After the connection was lost, at most one attempt to connect again in this many seconds (each waits up to
 #: `team.connect`'s timeout); in between, the ledger says at once that it is unreachable.
 RECONNECT_SECONDS = 2.0
@@ -98,11 +103,14 @@ class PgLedger(LedgerBase):
         away), else LedgerError (the message says what)."""
         import time
 
-        reason = " ".join(str(e).split())
         if self.conn.closed or self.conn.broken:
             self._lost_at = time.monotonic()
-            return LedgerUnreachable(self._unreachable(reason))
-        return LedgerError(f"the ledger {self.path}: {reason}")
+            return LedgerUnreachable(self._unreachable(" ".join(str(e).split())))
+        return self._failed(e)
+
+    def _failed(self, e: Exception) -> LedgerError:
+        """A server's error (of any of this ledger's connections) as the ledger's."""
+        return LedgerError(f"the ledger {self.path}: {' '.join(str(e).split())}")
 
     def _unreachable(self, reason: str) -> str:
         return (f"the ledger {self.path} cannot be reached ({reason}): new calls are counted once it is back; "
@@ -215,8 +223,7 @@ class PgLedger(LedgerBase):
     def task_sums(self, lo: float | None, hi: float | None, session: str | None = None) -> list[tuple[Any, ...]]:
         """Sums by task, source, model, project and mode (see `Ledger.task_sums`)."""
         where, args = self._range(lo, hi, session)
-        rows = self._q(TASK_SUMS.format(calls="tokentop.calls", where=where, total="sum"), args).fetchall()
-        return task_sum_rows(rows, self.internal_project)
+        return task_sum_rows(self._q(_task_sums_sql(where), args).fetchall(), self.internal_project)
 
     def task_sums_later(self, lo: float | None, hi: float | None, session: str | None = None
                         ) -> Callable[[], list[tuple[Any, ...]]]:
@@ -237,14 +244,12 @@ class PgLedger(LedgerBase):
             reader.execute("SELECT 1")  # the snapshot is taken at the transaction's first statement
         except psycopg.Error as e:
             reader.close()
-            raise LedgerError(f"the ledger {self.path}: {' '.join(str(e).split())}") from None
-        sql = TASK_SUMS.format(calls="tokentop.calls", where=where, total="sum")
-
+            raise self._failed(e) from None
         def read() -> list[tuple[Any, ...]]:
             try:
-                return task_sum_rows(reader.execute(sql, args).fetchall(), self.internal_project)
+                return task_sum_rows(reader.execute(_task_sums_sql(where), args).fetchall(), self.internal_project)
             except psycopg.Error as e:
-                raise LedgerError(f"the ledger {self.path}: {' '.join(str(e).split())}") from None
+                raise self._failed(e) from None
             finally:
                 reader.close()  # (the transaction ends with it)
 
