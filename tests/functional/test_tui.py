@@ -1139,3 +1139,103 @@ async def test_the_once_a_second_tick_after_the_last_screen_is_gone_does_nothing
         await ready(app, pilot)
     assert not app.screen_stack
     app.tick()
+
+
+async def test_a_card_shows_the_longest_of_its_texts_that_fits_its_width() -> None:
+    """At 80 columns the calls card is 25 cells wide: "cloud 59,072 · local 1,023" was cut after "local"."""
+    from textual.app import App, ComposeResult
+    from tokentop.ui.widgets.cards import Card, calls_choices
+
+    class OneCard(App[None]):
+        CSS = "Card { width: 25; height: 4; border: round red; padding: 0 0 0 1; }"
+
+        def compose(self) -> ComposeResult:
+            yield Card()
+
+    app = OneCard()
+    async with app.run_test(size=(60, 6)) as pilot:
+        card = app.query_one(Card)
+        card.show(*(f"[b]60,095[/b]\n{line}" for line in calls_choices(59_072, 1_023)))
+        await pilot.pause()
+        assert str(card.render()).splitlines() == ["60,095", "cloud 59.1K local 1.0K"]  # 22 cells: the room
+        card.styles.width = 28
+        await pilot.pause()
+        assert str(card.render()).splitlines()[1] == "cloud 59.1K · local 1,023"
+        card.styles.width = 40
+        await pilot.pause()
+        assert str(card.render()).splitlines()[1] == "cloud 59,072 · local 1,023"
+        card.styles.width = 10  # nothing fits: the shortest
+        await pilot.pause()
+        assert str(card.render()).splitlines()[1] == "59.1K + 1.0K local"
+
+
+async def test_the_cards_at_80_columns_show_every_number_of_a_large_history(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        view = dict(app.view)
+        view["totals"] = {**view["totals"], "calls": 193_000, "cloud_calls": 192_119, "local_calls": 881,
+                          "input_tokens": 46_000_000, "output_tokens": 243_000_000,
+                          "cache_creation_tokens": 378_000_000, "cache_read_tokens": 24_900_000_000,
+                          "unpriced_calls": 1_234}
+        view["today"] = {**view["today"], "calls": 1_440, "unpriced_calls": 12}
+        app.screen.query_one("#cards").update_view(view)
+        await pilot.pause()
+        for name in ("cost", "tokens", "calls", "today"):
+            card = app.screen.query_one(f"#card-{name}")
+            lines = str(card.render()).splitlines()
+            assert all(fmt.cells(line) <= card.content_size.width for line in lines), (name, lines)
+        assert text_of(app, "#card-calls").splitlines()[1] == "cloud 192K · local 881"
+        assert text_of(app, "#card-tokens").splitlines() == ["in 46.0M out 243M", "write 378M read 24.9B"]
+        assert text_of(app, "#card-cost").splitlines()[1] == "1.2K unpriced"  # 13 cells: "+1,234 unpriced" is 15
+        assert text_of(app, "#card-today").splitlines()[1] == "12 unpriced"
+
+
+def test_chips_that_do_not_fit_in_a_row_wrap_onto_as_few_rows_as_fit() -> None:
+    from tokentop.ui.widgets.chips import rows_for
+
+    assert rows_for([10, 10, 10], 32) == (3, 1)  # 10 + 1 + 10 + 1 + 10
+    assert rows_for([10, 10, 10], 31) == (2, 2)
+    assert rows_for([20, 5, 20, 5], 26) == (2, 2)  # columns as wide as their widest: 20 + 1 + 5
+    assert rows_for([20, 5, 5, 20], 32) == (3, 2)  # 20 + 1 + 5 + 1 + 5 (the last row: 20 under 20)
+    assert rows_for([20, 5, 5, 20], 31) == (1, 4)  # two columns would be 20 + 1 + 20
+    assert rows_for([30], 10) == (1, 1)
+
+
+async def test_seven_model_chips_at_80_columns_wrap_and_every_chip_shows_its_share() -> None:
+    from textual.app import App, ComposeResult
+    from tokentop.ui.widgets.chips import ChipBar
+
+    names = ["Opus 4.5", "Opus 4.1", "Sonnet 4.5", "Sonnet 4", "Haiku 4.5", "Haiku 3.5", "qwen2.5-7b-instruct"]
+    chips = [{"model": n, "name": n, "family": n.split()[0] if " " in n else "Local", "share": 0.14,
+              "selected": True} for n in names]
+
+    class Bar(App[None]):
+        CSS_PATH = str(Path(__file__).parents[2] / "app" / "tokentop" / "ui" / "tokentop.tcss")
+
+        def compose(self) -> ComposeResult:
+            yield ChipBar(id="chips")
+
+    app = Bar()
+    async with app.run_test(size=(80, 10)) as pilot:
+        bar = app.query_one(ChipBar)
+        bar.show(chips, False)
+        await pilot.pause()
+
+        def shown() -> list[str]:
+            return [str(c.render()) for c in bar.query(Chip) if c.display]
+
+        assert bar.outer_size.height == 2
+        assert all(c.region.right <= bar.content_region.right and c.outer_size.width == fmt.cells(str(c.render())) + 2
+                   for c in bar.query(Chip))  # none cut off
+        assert shown()[0] == "1 Opus 4.5 14%" and shown()[-1] == "7 qwen2.5-7b-i… local"
+        await pilot.resize_terminal(200, 10)
+        await pilot.pause()
+        assert bar.outer_size.height == 1  # one row again, with family labels and the full names
+        assert shown()[-1] == "7 qwen2.5-7b-instruct local"
+        assert "Opus" in [str(w.render()) for w in bar.query(".family") if w.display]
+        bar.show([{**c, "selected": False} for c in chips], True)  # every chip off: the hint, in the first row
+        await pilot.pause()
+        await pilot.resize_terminal(80, 10)
+        await pilot.pause()
+        assert bar.outer_size.height == 3 and bar.query_one("#hint-none").region.y == bar.content_region.y

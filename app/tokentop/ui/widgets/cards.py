@@ -6,10 +6,10 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.widgets import Static
 
 from ...core import fmt
-from .base import set_content
 
 
 def cost_text(t: dict[str, Any]) -> str:
@@ -24,6 +24,40 @@ def projection_text(p: dict[str, Any]) -> str:
             f"month [b]~{fmt.money(p['month_usd'])}[/b]")
 
 
+class Card(Static):
+    """A bordered card whose text is the first of several markup texts that fits its width (the last if none
+    does): at 80 columns "cloud 59,072 · local 1,023" becomes "cloud 59.1K · local 1,023" instead of being cut
+    off after "local". Its size is the stylesheet's: a new text is drawn without laying the screen out."""
+
+    choices: tuple[str, ...] = ()
+
+    def show(self, *choices: str) -> None:
+        """The texts, longest (the preferred one) first."""
+        if choices != self.choices:
+            self.choices = choices
+            self.refresh()
+
+    def render(self) -> Content:
+        width = self.content_size.width
+        content = Content("")
+        for choice in self.choices:
+            content = Content.from_markup(choice)
+            if width <= 0 or all(line.cell_length <= width for line in content.split("\n")):
+                break
+        return content
+
+
+def calls_choices(cloud: int, local: int) -> tuple[str, ...]:
+    """The calls card's second line, from exact counts to compact ones (exact below 10,000)."""
+    def short(n: int) -> str:
+        return fmt.count(n) if n < 10_000 else fmt.tokens(n)
+
+    k = fmt.tokens
+    return (fmt.calls_split(cloud, local), f"cloud {short(cloud)} · local {short(local)}",
+            f"cloud {k(cloud)} · local {k(local)}", f"cloud {k(cloud)} local {k(local)}",
+            f"{k(cloud)} + {k(local)} local")
+
+
 class Cards(Horizontal):
     """Bordered cards fed from the dashboard view model: cost, tokens, calls, today, projected.
 
@@ -33,7 +67,7 @@ class Cards(Horizontal):
     def compose(self) -> ComposeResult:
         for card_id, title in (("cost", "Cost"), ("tokens", "Tokens"), ("calls", "Calls"), ("today", "Today"),
                                ("projected", "Projected")):
-            card = Static(id=f"card-{card_id}", classes="card")
+            card = Card(id=f"card-{card_id}", classes="card")
             card.border_title = title
             yield card
 
@@ -43,22 +77,28 @@ class Cards(Horizontal):
         priced = t["calls"] - t["unpriced_calls"]
         per_call = fmt.money(t["cost_usd"] / priced) + "/call" if priced else "–/call"
         cost = fmt.money(t["cost_usd"], 0, None) if t["unpriced_calls"] < t["calls"] or not t["calls"] else "unpriced"
-        extra = f"+{t['unpriced_calls']:,} unpriced" if t["unpriced_calls"] and cost != "unpriced" else per_call
-        # each card's size is set by the stylesheet (4 lines, its share of the row): no layout for new numbers
-        set_content(self.query_one("#card-cost", Static), f"[b]{cost}[/b]\n{extra}", layout=False)
-        set_content(self.query_one("#card-tokens", Static),
-                    f"in {fmt.tokens(t['input_tokens'])}  out {fmt.tokens(t['output_tokens'])}\n"
-                    f"write {fmt.tokens(t['cache_creation_tokens'])}  read {fmt.tokens(t['cache_read_tokens'])}",
-                    layout=False)
-        set_content(self.query_one("#card-calls", Static),
-                    f"[b]{fmt.count(t['calls'])}[/b]\n{fmt.calls_split(t['cloud_calls'], t['local_calls'])}",
-                    layout=False)
+        u = t["unpriced_calls"]
+        extras = ((f"+{fmt.count(u)} unpriced", f"+{fmt.tokens(u)} unpriced", f"{fmt.tokens(u)} unpriced")
+                  if u and cost != "unpriced" else (per_call,))
+        self.card("cost").show(*(f"[b]{cost}[/b]\n{extra}" for extra in extras))
+        tokens = [fmt.tokens(t[k]) for k in ("input_tokens", "output_tokens", "cache_creation_tokens",
+                                             "cache_read_tokens")]
+        self.card("tokens").show(*(f"in {tokens[0]}{gap}out {tokens[1]}\n{w}{tokens[2]}{gap}{r}{tokens[3]}"
+                                   for gap, w, r in (("  ", "write ", "read "), (" ", "write ", "read "),
+                                                     (" ", "w ", "r "))))
+        self.card("calls").show(*(f"[b]{fmt.count(t['calls'])}[/b]\n{line}"
+                                  for line in calls_choices(t["cloud_calls"], t["local_calls"])))
         today = view["today"]
         n = today["calls"]
-        set_content(self.query_one("#card-today", Static),
-                    f"[b]{cost_text(today)}[/b]\n{fmt.count(n)} call{'' if n == 1 else 's'}", layout=False)
-        projected = self.query_one("#card-projected", Static)
+        calls = f"{fmt.count(n)} call{'' if n == 1 else 's'}"
+        self.card("today").show(f"[b]{cost_text(today)}[/b]\n{calls}", *(  # narrow: the unpriced count instead
+            (f"[b]{fmt.money(today['cost_usd'])}[/b]\n{fmt.count(today['unpriced_calls'])} unpriced",)
+            if 0 < today["unpriced_calls"] < n else ()))
+        projected = self.card("projected")
         projected.border_title = "Projected"
         projected.tooltip = (f"spent so far + {fmt.money(view['projection']['per_day_usd'])}/day "
                              f"(the last {view['projection']['lookback_days']} days' average) for the rest")
-        set_content(projected, projection_text(view["projection"]), layout=False)
+        projected.show(projection_text(view["projection"]))
+
+    def card(self, name: str) -> Card:
+        return self.query_one(f"#card-{name}", Card)

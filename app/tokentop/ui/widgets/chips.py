@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Label, Static
@@ -52,8 +54,25 @@ class Chip(LaidOutOnce, Static):
                                        self.parent.id if self.parent else None))
 
 
+#: Below this width chips show no family labels (their names say the family).
+FAMILY_LABELS_WIDTH = 110
+
+
+def rows_for(cells: list[int], width: int) -> tuple[int, int]:
+    """(columns, rows) that lay out items ``cells`` wide, one cell apart, in ``width``: one row if they fit, else
+    a grid of as many columns as fit (each column as wide as its widest item), at least one."""
+    if sum(cells) + len(cells) - 1 <= width:
+        return len(cells), 1
+    for cols in range(len(cells) - 1, 1, -1):
+        if sum(max(cells[i::cols]) for i in range(cols)) + cols - 1 <= width:
+            return cols, math.ceil(len(cells) / cols)
+    return 1, len(cells)
+
+
 class ChipBar(LaidOutOnce, Horizontal):
-    """Chips in family order; a hint when nothing is selected.
+    """Chips in family order; a hint when nothing is selected. Chips that do not fit in one row wrap onto more
+    rows (a grid, each column as wide as its widest chip), without family labels: every chip and its share stay
+    in sight.
 
     Its widgets are kept and reused: a warning hint, then a (family label, chip) pair per chip slot, then the end
     hint. A redraw updates them in place and shows or hides slots; it mounts new ones only for more chips than
@@ -75,15 +94,45 @@ class ChipBar(LaidOutOnce, Horizontal):
         yield FlatLabel("no data yet", classes="chip-hint", id="hint-end")
 
     def on_resize(self) -> None:
-        """Across 110 columns chips lose or gain their family labels: draw them again."""
-        if self._shown and (self.size.width < 110) != self._shown[-1]:
-            self.show(self.chips, self._shown[2])
+        """Another width may change the chips' labels and rows: draw them again."""
+        if self._shown:
+            self._shown = ()
+            self.show(self.chips, self._none_selected)
+
+    _none_selected = False
+
+    def _width(self) -> int:
+        return self.size.width or self.app.size.width - 2  # (its content: the padding apart)
+
+    def _cells(self, chips: list[dict[str, Any]], compact: bool) -> list[int]:
+        """The width of each chip (with its padding), or of the hint that there is no data."""
+        cells = [Content.from_markup(Chip.label(i, c, compact)).cell_length + 2 for i, c in enumerate(chips)]
+        return cells or [Content("no data in this range").cell_length]
+
+    def _rows(self, chips: list[dict[str, Any]], compact: bool, none_selected: bool) -> tuple[int, int, bool]:
+        """(columns, rows, whether "0:all" fits after the chips). The hint that nothing is selected comes first;
+        it adds a row only to chips that wrap already: every chip off is a moment (0 is the next key), and a
+        bar that changed height redraws the screen twice."""
+        cells = self._cells(chips, compact)
+        cols, rows = rows_for(cells, self._width())
+        if none_selected and rows > 1:
+            cols, rows = rows_for([Content(f"no {self.noun} selected — 0 shows all").cell_length, *cells],
+                                  self._width())
+        return cols, rows, rows == 1 and sum(cells) + len(cells) + len("0:all") <= self._width()
+
+    def _one_row(self, chips: list[dict[str, Any]]) -> bool:
+        """Whether the chips fit in one row with their family labels."""
+        families = {c["family"] for c in chips}
+        labels = sum(Content(f).cell_length + 2 for f in families)  # (label, its padding, the space after)
+        cells = self._cells(chips, False)
+        return sum(cells) + len(cells) - 1 + labels <= self._width()
 
     def show(self, chips: list[dict[str, Any]], none_selected: bool) -> None:
         """Draw the chips when anything shown changed."""
         self.chips = chips
+        self._none_selected = none_selected
         self.focus_index = min(self.focus_index, max(0, len(chips) - 1))
-        compact = self.size.width < 110
+        compact = self._width() + 2 < FAMILY_LABELS_WIDTH or not self._one_row(chips)
         shown = (tuple((c["model"], c["selected"], round(c["share"], 2)) for c in chips), self.focus_index,
                  none_selected, compact)
         if shown == self._shown:
@@ -110,5 +159,13 @@ class ChipBar(LaidOutOnce, Horizontal):
                 chip_widget.display = True
                 chip_widget.set_chip(chip, i == self.focus_index, compact)
             self.query_one("#hint-none", Label).display = none_selected  # first: at 80 columns the chips fill
-            end.display = not none_selected  # the bar
             set_content(end, "0:all" if chips else "no data in this range")
+            cols, rows, room = self._rows(chips, compact, none_selected)
+            end.display = not none_selected and (room or not chips)
+            # inline styles, not a class: a class restyles the bar after the frame (a second frame for the key)
+            if rows > 1:
+                self.styles.grid_size_columns = cols
+            for _, chip_widget in self._slots:  # in a grid, its gutter parts the chips
+                chip_widget.styles.margin = (0, 0, 0, 0) if rows > 1 else (0, 1, 0, 0)
+            self.styles.layout = "grid" if rows > 1 else "horizontal"
+            self.styles.height = rows
