@@ -1179,6 +1179,7 @@ async def test_the_cards_at_80_columns_show_every_number_of_a_large_history(tmp_
                           "cache_creation_tokens": 378_000_000, "cache_read_tokens": 24_900_000_000,
                           "unpriced_calls": 1_234}
         view["today"] = {**view["today"], "calls": 1_440, "unpriced_calls": 12}
+        view["projection"] = {**view["projection"], "today_usd": 512.3, "week_usd": 3_456.7, "month_usd": 14_944.2}
         app.screen.query_one("#cards").update_view(view)
         await pilot.pause()
         for name in ("cost", "tokens", "calls", "today"):
@@ -1189,6 +1190,14 @@ async def test_the_cards_at_80_columns_show_every_number_of_a_large_history(tmp_
         assert text_of(app, "#card-tokens").splitlines() == ["in 46.0M out 243M", "write 378M read 24.9B"]
         assert text_of(app, "#card-cost").splitlines()[1] == "1.2K unpriced"  # 13 cells: "+1,234 unpriced" is 15
         assert text_of(app, "#card-today").splitlines()[1] == "12 unpriced"
+        await pilot.press("enter")  # a session's detail: the projection card, 16 cells wide at 80 columns
+        await pilot.pause()
+        assert isinstance(app.screen, ScopeScreen)
+        app.screen.query_one("#cards").update_view(view)
+        await pilot.pause()
+        card = app.screen.query_one("#card-projected")
+        assert str(card.render()).splitlines() == ["d ~$512", "w ~$3,457", "m ~$14,944"]
+        assert card.content_size.width < fmt.cells("month ~$14,944")  # the long labels did not fit
 
 
 def test_chips_that_do_not_fit_in_a_row_wrap_onto_as_few_rows_as_fit() -> None:

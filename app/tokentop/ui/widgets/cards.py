@@ -17,11 +17,13 @@ def cost_text(t: dict[str, Any]) -> str:
     return fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])
 
 
-def projection_text(p: dict[str, Any]) -> str:
-    """Spend so far plus the lookback's average per day carried to the end of the day, week and month."""
-    return (f"day   ~{fmt.money(p['today_usd'])}\n"
-            f"week  ~{fmt.money(p['week_usd'])}\n"
-            f"month [b]~{fmt.money(p['month_usd'])}[/b]")
+def projection_text(p: dict[str, Any], short: bool = False) -> str:
+    """Spend so far plus the lookback's average per day carried to the end of the day, week and month
+    (``short``: labels of one letter, for a narrow card)."""
+    day, week, month = ("d ", "w ", "m ") if short else ("day   ", "week  ", "month ")
+    return (f"{day}~{fmt.money(p['today_usd'])}\n"
+            f"{week}~{fmt.money(p['week_usd'])}\n"
+            f"{month}[b]~{fmt.money(p['month_usd'])}[/b]")
 
 
 class Card(Static):
@@ -98,7 +100,7 @@ class Cards(Horizontal):
         projected.border_title = "Projected"
         projected.tooltip = (f"spent so far + {fmt.money(view['projection']['per_day_usd'])}/day "
                              f"(the last {view['projection']['lookback_days']} days' average) for the rest")
-        projected.show(projection_text(view["projection"]))
+        projected.show(projection_text(view["projection"]), projection_text(view["projection"], short=True))
 
     def card(self, name: str) -> Card:
         return self.query_one(f"#card-{name}", Card)
