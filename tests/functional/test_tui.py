@@ -1238,6 +1238,11 @@ async def test_seven_model_chips_at_80_columns_wrap_and_every_chip_shows_its_sha
         assert all(c.region.right <= bar.content_region.right and c.outer_size.width == fmt.cells(str(c.render())) + 2
                    for c in bar.query(Chip))  # none cut off
         assert shown()[0] == "1 Opus 4.5 14%" and shown()[-1] == "7 qwen2.5-7b-i… local"
+        await pilot.resize_terminal(120, 10)
+        await pilot.pause()
+        assert bar.outer_size.height == 2  # wrapped: no family labels, but whole names from 110 columns on
+        assert shown()[-1] == "7 qwen2.5-7b-instruct local"
+        assert not [w for w in bar.query(".family") if w.display]
         await pilot.resize_terminal(200, 10)
         await pilot.pause()
         assert bar.outer_size.height == 1  # one row again, with family labels and the full names

@@ -54,7 +54,7 @@ class Chip(LaidOutOnce, Static):
                                        self.parent.id if self.parent else None))
 
 
-#: Below this width chips show no family labels (their names say the family).
+#: Below this width chips show no family labels (their names say the family) and names of at most 12 characters.
 FAMILY_LABELS_WIDTH = 110
 
 
@@ -132,9 +132,10 @@ class ChipBar(LaidOutOnce, Horizontal):
         self.chips = chips
         self._none_selected = none_selected
         self.focus_index = min(self.focus_index, max(0, len(chips) - 1))
-        compact = self._width() + 2 < FAMILY_LABELS_WIDTH or not self._one_row(chips)
+        compact = self._width() + 2 < FAMILY_LABELS_WIDTH  # names cut to 12 characters, no family labels
+        labels = not compact and self._one_row(chips)  # (chips that wrap have none either)
         shown = (tuple((c["model"], c["selected"], round(c["share"], 2)) for c in chips), self.focus_index,
-                 none_selected, compact)
+                 none_selected, compact, labels)
         if shown == self._shown:
             return
         self._shown = shown
@@ -151,7 +152,7 @@ class ChipBar(LaidOutOnce, Horizontal):
                     label.display = chip_widget.display = False
                     continue
                 chip = chips[i]
-                starts = chip["family"] != family and not compact  # compact: the chip's own name says it
+                starts = chip["family"] != family and labels  # else the chip's own name says it
                 family = chip["family"]
                 if starts:
                     set_content(label, escape(family))
