@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
+from tokentop.core import fmt
+from tokentop.core.engine import Engine
 from tokentop.ui.app import TokentopApp
 from tokentop.ui.screenshots import NOW, demo_app
+from tokentop.ui.widgets.linetable import LineTable
 
-__all__ = ["NOW", "loaded", "make_app", "text_of"]
+__all__ = ["NOW", "held_task_reads", "loaded", "make_app", "shown_tasks", "table_rows", "tasks_of", "text_of"]
 
 
 def make_app(root: Path, live: bool = False) -> TokentopApp:
@@ -30,3 +35,43 @@ async def loaded(app: TokentopApp, pilot) -> None:  # type: ignore[no-untyped-de
         await asyncio.sleep(0.01)
     await app.workers.wait_for_complete()
     await pilot.pause()
+
+
+def table_rows(app: TokentopApp, selector: str) -> list[list[str]]:
+    table = app.screen.query_one(selector)
+    return [[str(c).strip() for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def held_task_reads(cube: Any, go: threading.Event, asked: list[Any]) -> None:
+    """The cube's reads of sums by task noted in ``asked`` as they begin, ending once ``go`` is set; none on the
+    caller's thread (`task_source` fails)."""
+    reader = cube.task_reader
+    assert reader is not None
+
+    def held(*scope: Any) -> Any:
+        read = reader(*scope)
+        asked.append(scope)
+        return lambda: go.wait(10) and read()
+
+    def not_here(*scope: Any) -> None:
+        raise AssertionError(f"sums by task read on the UI thread: {scope}")
+
+    cube.task_reader, cube.task_source = held, not_here
+
+
+def tasks_of(memory: Engine, flt: Any) -> list[tuple[str, str]]:
+    """`report`'s top tasks for ``flt``, as the views show them (task, cost)."""
+    from tokentop.core.report import top_tasks
+
+    return [(t["task"], fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])) for t in top_tasks(memory.cube, flt)]
+
+
+async def shown_tasks(app: TokentopApp, table: str = "#breakdown") -> list[tuple[str, str]]:
+    """A top-tasks table's (task, cost) rows, once it has some (within 5 s)."""
+    import asyncio
+
+    for _ in range(500):
+        if app.screen.query_one(table, LineTable).row_count:
+            break
+        await asyncio.sleep(0.01)
+    return [(r[0], r[2]) for r in table_rows(app, table)]

@@ -637,3 +637,79 @@ def test_sync_takes_the_machine_name_as_machine_too(two: tuple[Machine, Machine]
     code, out, err = run_cli(["sync", "--to", team_url, "--machine", "laptop", *a.opts()], capsys)
     assert code == 0 and "as laptop" in out, err
     assert {r["machine"]: r["calls"] for r in team_report(team_url, capsys)["by_machine"]} == {"laptop": 30}
+
+
+async def test_team_top_tasks_are_summed_in_a_thread_and_shown_while_the_team_keeps_changing(
+        two: tuple[Machine, Machine], team_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The top-tasks view of a team reads the database's sums by task in a thread, on a connection of its own
+    (the UI thread never reads them: a GROUP BY over every machine's calls froze the screen). A read that the team
+    changed under is kept and shown, and read again at most every `SINGLE_CALLS_INTERVAL`; other machines' sums
+    are never shown for the ones selected."""
+    from tokentop.core.report import top_tasks
+    from tokentop.ui import app as ui
+    from tokentop.ui.app import TokentopApp
+
+    from tests.tui_support import held_task_reads, shown_tasks, table_rows
+
+    monkeypatch.setattr(ui, "TASKS_READ_HERE", 10)  # (the team has 50 calls)
+    monkeypatch.setattr(ui, "SINGLE_CALLS_INTERVAL", 0.5)
+    a, b = two
+    grep = [{"type": "tool_use", "id": "t1", "name": "Grep", "input": {}}]
+    a.write(*[cc_line(f"grep_{i}", content=grep, output=40 + i, ts="2026-11-21T09:00:00Z") for i in range(4)])
+    a.sync(team_url)
+    b.sync(team_url)
+
+    def expected(machines: frozenset[str] | None = None) -> list[tuple[str, str]]:
+        from tokentop.core import fmt
+
+        engine = TeamEngine(TeamStore(team_url), parse_tz("UTC"))
+        engine.set_scope(machines)
+        engine.start()
+        return [(t["task"], fmt.money(t["cost_usd"])) for t in top_tasks(engine.cube, Filter(tz=parse_tz("UTC")))]
+
+    engine = TeamEngine(TeamStore(team_url), parse_tz("UTC"))
+    app = TokentopApp(engine, clock=lambda: 1_795_000_000.0)
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.preset = "all"
+        await pilot.pause()
+        t0 = time.monotonic()
+        while not engine.listening and time.monotonic() - t0 < 10:
+            await pilot.pause(0.05)
+        go, asked = threading.Event(), []
+        held_task_reads(engine.cube, go, asked)  # (and a read on the UI thread fails the test)
+        await pilot.press("v", "v")  # top tasks
+        await pilot.pause()
+        table = app.screen.query_one("#breakdown")
+        assert app.panel == "tasks" and len(asked) == 1
+        assert table.row_count == 0 and table.empty_text == "Summing the team's calls by task…"
+        await pilot.press("s", "s", "s")  # the screen answers keys meanwhile (source: claude code, internal, all)
+        assert app.source == "all" and len(asked) == 1  # one read at a time
+
+        b.calls(5, start=100)  # the team changes while the read is held
+        b.sync(team_url)
+        t0 = time.monotonic()
+        while app.view["totals"]["calls"] != 59 and time.monotonic() - t0 < 10:
+            await pilot.pause(0.05)
+        assert app.view["totals"]["calls"] == 59  # 54 + 5
+        go.set()
+        assert await shown_tasks(app) == expected()  # kept, although the team changed since the read began:
+        assert len(asked) == 1  # shown from that read (a team that changes faster than a read would show none)
+        go.clear()
+        t0 = time.monotonic()
+        while len(asked) < 2 and time.monotonic() - t0 < 5:  # read again (it was of an older version)
+            await pilot.pause(0.05)
+        assert len(asked) == 2
+        await pilot.pause(0.2)
+        assert [(r[0], r[2]) for r in table_rows(app, "#breakdown")] == expected()  # shown while read again
+        go.set()
+        await pilot.pause(1.5)
+        assert len(asked) == 2  # the second read was of the version shown: nothing more to read
+
+        go.clear()
+        solo = app.view["machine_chips"][0]["model"]
+        await pilot.press("g", "exclamation_mark", "g")  # solo the first machine
+        await pilot.pause()
+        assert app.machines == (solo,) and len(asked) == 3
+        assert table.row_count == 0  # the whole team's sums are not shown for one machine, even while read
+        go.set()
+        assert await shown_tasks(app) == expected(frozenset({solo})) != expected()

@@ -22,7 +22,7 @@ from tokentop.ui.widgets.chips import Chip
 from tokentop.ui.widgets.linetable import LineTable
 
 from tests.builders import cc_line
-from tests.tui_support import NOW, loaded, make_app, text_of
+from tests.tui_support import NOW, held_task_reads, loaded, make_app, shown_tasks, table_rows, tasks_of, text_of
 
 
 async def ready(app: TokentopApp, pilot) -> None:
@@ -179,11 +179,6 @@ async def test_project_picker_filters_by_fuzzy_name(tmp_path: Path) -> None:
         assert app.project == "payments"
         assert {r["project"] for r in app.view["by_project"]} == {"payments"}
         assert app.view["totals"] == expected(app)
-
-
-def table_rows(app: TokentopApp, selector: str) -> list[list[str]]:
-    table = app.screen.query_one(selector)
-    return [[str(c).strip() for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
 def assert_scope_matches_report(app: TokentopApp, kind: str, name: str) -> None:
@@ -531,41 +526,6 @@ def every_call(engine: Callable[..., Engine]) -> Engine:
     memory = engine(ledger=False)
     memory.scan(workers=1)
     return memory
-
-
-def held_task_reads(cube: Any, go: threading.Event, asked: list[Any]) -> None:
-    """The cube's reads of sums by task noted in ``asked`` as they begin, ending once ``go`` is set; none on the
-    caller's thread (`task_source` fails)."""
-    reader = cube.task_reader
-    assert reader is not None
-
-    def held(*scope: Any) -> Any:
-        read = reader(*scope)
-        asked.append(scope)
-        return lambda: go.wait(10) and read()
-
-    def not_here(*scope: Any) -> None:
-        raise AssertionError(f"sums by task read on the UI thread: {scope}")
-
-    cube.task_reader, cube.task_source = held, not_here
-
-
-def tasks_of(memory: Engine, flt: Any) -> list[tuple[str, str]]:
-    """`report`'s top tasks for ``flt``, as the views show them (task, cost)."""
-    from tokentop.core.report import top_tasks
-
-    return [(t["task"], fmt.money(t["cost_usd"], t["unpriced_calls"], t["calls"])) for t in top_tasks(memory.cube, flt)]
-
-
-async def shown_tasks(app: TokentopApp, table: str = "#breakdown") -> list[tuple[str, str]]:
-    """A top-tasks table's (task, cost) rows, once it has some (within 5 s)."""
-    import asyncio
-
-    for _ in range(500):
-        if app.screen.query_one(table, LineTable).row_count:
-            break
-        await asyncio.sleep(0.01)
-    return [(r[0], r[2]) for r in table_rows(app, table)]
 
 
 async def test_a_short_cleanup_period_without_a_ledger_warns_that_calls_drop_out(tmp_path: Path) -> None:

@@ -74,6 +74,10 @@ class Cube:
             | None = None
         #: Reads of ``task_reader`` under way, per (bounds, session): what `apply` changed since each began.
         self.tasks_reading: dict[Any, TaskRead] = {}
+        #: Whether such a read is kept although the cube changed otherwise while it ran, as sums of the version
+        #: it began at (shown until they are read again; `task_sums_kept`): a team view's changes come from the
+        #: database, not `apply`, and a busy team changes it more often than a read takes.
+        self.tasks_may_lag = False
 
     @property
     def cells(self) -> dict[CellKey, list[float]]:
@@ -233,10 +237,11 @@ class Cube:
         return kept is not None and kept[0] == self.version
 
     def keep_task_sums(self, scope: tuple[float | None, float | None, str | None],
-                       rows: list[tuple[Any, ...]] | None) -> None:
-        """Keep ``scope``'s sums by task for this version, as the latest used (`TASK_SCOPES` are kept)."""
+                       rows: list[tuple[Any, ...]] | None, version: int | None = None) -> None:
+        """Keep ``scope``'s sums by task for this version (or an earlier one they are of), as the latest used
+        (`TASK_SCOPES` are kept)."""
         self.tasks_memo.pop(scope, None)
-        self.tasks_memo[scope] = (self.version, rows)
+        self.tasks_memo[scope] = (self.version if version is None else version, rows)
         while len(self.tasks_memo) > TASK_SCOPES:
             del self.tasks_memo[next(iter(self.tasks_memo))]  # the least recently used
 
@@ -256,14 +261,20 @@ class Cube:
                       rows: list[tuple[Any, ...]] | None) -> bool:
         """The rows a read `start_task_read` began returned (None: it failed): kept, with what `apply` changed
         since it began folded in. Returns whether they were kept: not when the cube changed otherwise meanwhile
-        (a scan's batch, a rescan, a truncated file)."""
+        (a scan's batch, a rescan, a truncated file), unless ``tasks_may_lag``: then they are kept as sums of the
+        version the read began at."""
         if self.tasks_reading.get(scope) is not reading:
             return False
         del self.tasks_reading[scope]
-        if rows is None or reading.version != self.version:
+        if rows is None or (reading.version != self.version and not self.tasks_may_lag):
             return False
-        self.keep_task_sums(scope, fold_task_sums(rows, scope, reading.added, reading.removed))
+        self.keep_task_sums(scope, fold_task_sums(rows, scope, reading.added, reading.removed), reading.version)
         return True
+
+    def task_sums_kept(self, scope: tuple[float | None, float | None, str | None]) -> list[tuple[Any, ...]] | None:
+        """``scope``'s sums by task as last read, of whichever version (`tasks_may_lag`), or None."""
+        kept = self.tasks_memo.get(scope)
+        return None if kept is None else kept[1]
 
     def remove(self, calls: Iterable[Call]) -> None:
         """Take calls out (internal rows of a truncated file; never needed for deduped keys)."""

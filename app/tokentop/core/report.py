@@ -451,10 +451,13 @@ def _planned_cells(plan: Plan, flt: Filter, group: int | None) -> Iterable[tuple
         yield part, cell
 
 
-def by_task(cube: Cube, flt: Filter) -> list[Row]:
-    """Totals per task: internal ``task_id``; Claude Code: the tools the message invoked, ``(text)`` if none."""
+def by_task(cube: Cube, flt: Filter, kept: bool = False) -> list[Row]:
+    """Totals per task: internal ``task_id``; Claude Code: the tools the message invoked, ``(text)`` if none.
+    ``kept``: from the sums by task last read for the filter's dates, of whichever version (`Cube.task_sums_kept`;
+    the caller made sure there are some), not read again."""
     groups: dict[str, list[float]] = {}
-    summed = None if cube.task_source is None else _task_sums(cube, task_scope(flt))
+    summed = (None if cube.task_source is None else
+              cube.task_sums_kept(task_scope(flt)) if kept else _task_sums(cube, task_scope(flt)))
     if summed is not None:  # from a ledger: its sums by task and what the filter tests (not every call)
         test = _Predicate(flt)
         for task, src, model, proj, mode, *sums in summed:
@@ -501,9 +504,9 @@ def _task_sums(cube: Cube, scope: tuple[float | None, float | None, str | None])
     return kept[1]
 
 
-def top_tasks(cube: Cube, flt: Filter, n: int = 15) -> list[Row]:
-    """The ``n`` costliest tasks, with the average cost per call."""
-    rows = by_task(cube, flt)[:n]
+def top_tasks(cube: Cube, flt: Filter, n: int = 15, kept: bool = False) -> list[Row]:
+    """The ``n`` costliest tasks, with the average cost per call (``kept``: see `by_task`)."""
+    rows = by_task(cube, flt, kept)[:n]
     for r in rows:
         priced = r["calls"] - r["unpriced_calls"]
         r["avg_cost_usd"] = r["cost_usd"] / priced if priced else None

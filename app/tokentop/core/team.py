@@ -402,9 +402,33 @@ class TeamStore:
     def task_sums(self, lo: float | None, hi: float | None, machines: Iterable[str] | None = None,
                   users: Iterable[str] | None = None) -> list[tuple[Any, ...]]:
         """Sums by task, source, model, project and mode of the calls `calls` returns (see `Ledger.task_sums`)."""
-        where, args = self._calls_where(lo, hi, machines, users)
-        q = TASK_SUMS.format(calls="tokentop.calls", where=where, total="sum")
+        q, args = self._task_sums_query(lo, hi, machines, users)
         return self._run(lambda conn: task_sum_rows(conn.execute(q, args).fetchall()))
+
+    def task_sums_later(self, lo: float | None, hi: float | None, machines: Iterable[str] | None = None,
+                        users: Iterable[str] | None = None) -> Callable[[], list[tuple[Any, ...]]]:
+        """`task_sums`, read when the function returned is called (in another thread), on a connection of its own:
+        a long read leaves this store's connection to the views and to the updates NOTIFY brings. Raises
+        TeamError."""
+        q, args = self._task_sums_query(lo, hi, machines, users)
+
+        def read() -> list[tuple[Any, ...]]:
+            import psycopg
+
+            conn = connect(self.url)
+            try:
+                return task_sum_rows(conn.execute(q, args).fetchall())
+            except psycopg.Error as e:
+                raise TeamError(_explain(e, self.url)) from None
+            finally:
+                conn.close()
+
+        return read
+
+    def _task_sums_query(self, lo: float | None, hi: float | None, machines: Iterable[str] | None,
+                         users: Iterable[str] | None) -> tuple[str, list[Any]]:
+        where, args = self._calls_where(lo, hi, machines, users)
+        return TASK_SUMS.format(calls="tokentop.calls", where=where, total="sum"), args
 
     def count(self, machine: str | None = None) -> int:
         """Calls stored (of one machine)."""

@@ -35,6 +35,10 @@ class TeamEngine(Engine):
         self.cube.call_source = lambda lo, hi, _session: self.store.calls(lo, hi, self.machines, self.users)
         self.cube.task_source = lambda lo, hi, session: (  # a drill-down's session: read its calls instead
             None if session is not None else self.store.task_sums(lo, hi, self.machines, self.users))
+        # A date range's sums in a thread (the app's `tasks_ready`), of the machines and users shown when it began
+        self.cube.task_reader = lambda lo, hi, _session: self.store.task_sums_later(lo, hi, self.machines,
+                                                                                   self.users)
+        self.cube.tasks_may_lag = True
         self.listening = False
         self.listen_error = ""
 
@@ -66,6 +70,8 @@ class TeamEngine(Engine):
         """Show only these machines and users (None: all)."""
         with self.lock:
             self.machines, self.users = machines, users
+            self.cube.tasks_memo.clear()  # sums by task of other machines and users: never shown again
+            self.cube.tasks_reading.clear()  # (a read under way ends unkept)
             self._fold()
 
     def _wanted(self, part: tuple[str, str]) -> bool:

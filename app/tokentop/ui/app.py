@@ -33,6 +33,7 @@ from ..core.budgets import Budget
 from ..core.budgets import status as budget_status
 from ..core.claude_code import DEFAULT_CLEANUP_DAYS, cleanup_period_days
 from ..core.engine import Engine
+from ..core.errors import TeamError
 from ..core.filters import Filter, tz_name
 from ..core.ledger import LedgerBusy, LedgerError
 from ..core.live import Batch, follow
@@ -387,6 +388,9 @@ class TokentopApp(App[None]):
         self._plan_timer: Timer | None = None
         #: Date ranges (and sessions) whose sums by task could not be read in a thread (`tasks_ready`)
         self._tasks_unread: set[tuple[float | None, float | None, str | None]] = set()
+        #: When a read of each one's sums by task in a thread ended (time.monotonic()), and a read due again
+        self._tasks_read_at: dict[tuple[float | None, float | None, str | None], float] = {}
+        self._tasks_timer: Timer | None = None
 
     def get_default_screen(self) -> Screen[Any]:
         # Born with its breakpoint class: set at the first resize instead, it restyles every widget once more.
@@ -573,14 +577,24 @@ class TokentopApp(App[None]):
         def compute() -> list[dict[str, Any]]:
             if not matching:
                 return []
-            if self.panel == "tasks" and not self.tasks_ready(flt):
-                return []  # drawn again when they come
+            if self.panel == "tasks":
+                return self.top_tasks(flt)
             with self.engine.lock:
-                if self.panel == "tasks":
-                    return top_tasks(self.engine.cube, flt)
                 return recent_calls(self.engine.cube, flt, key[2], matching=matching)
 
         return self.single_calls.get(key, self.engine.cube.version, compute, self.drawing_live, [])
+
+    def top_tasks(self, flt: Filter) -> list[dict[str, Any]]:
+        """The top tasks of ``flt`` for a view: none while their sums are first read in a thread (drawn again when
+        they come; the view says they are being summed), or, in a team view, those of the last read meanwhile."""
+        cube = self.engine.cube
+        ready = self.tasks_ready(flt)
+        with self.engine.lock:
+            if ready:
+                return top_tasks(cube, flt)
+            if cube.tasks_may_lag and cube.task_sums_kept(task_scope(flt)) is not None:
+                return top_tasks(cube, flt, kept=True)
+        return []
 
     def tasks_ready(self, flt: Filter) -> bool:
         """Whether the top tasks of ``flt`` can be computed without reading the ledger on this thread. Else the
@@ -601,20 +615,31 @@ class TokentopApp(App[None]):
             every = flt.with_(source="all", models=None, project=None, mode=None)  # what the read sums
             if quick_totals(cube, every)[0]["calls"] < TASKS_READ_HERE:
                 return True  # read here: a frame or two, better than a placeholder that flashes
+            wait = self._tasks_read_at.get(scope, -SINGLE_CALLS_INTERVAL) + SINGLE_CALLS_INTERVAL - time.monotonic()
+            if cube.tasks_may_lag and wait > 0 and cube.task_sums_kept(scope) is not None:
+                # a team that keeps changing: the last read's sums are shown, read again at most this often
+                if self._tasks_timer is None:
+                    self._tasks_timer = self.set_timer(wait, self._read_tasks_again)
+                return False
             try:
                 started = cube.start_task_read(scope)
-            except LedgerError:  # read here after all (the view says what is wrong)
+            except (LedgerError, TeamError):  # read here after all (the view says what is wrong)
                 return True
         if started is not None:
             self.read_tasks(scope, *started)
         return False
+
+    def _read_tasks_again(self) -> None:
+        self._tasks_timer = None
+        self.single_calls.forget()
+        self.refresh_view()
 
     def tasks_waiting(self, flt: Filter) -> str | None:
         """What the top tasks of ``flt`` wait for, if they wait (`tasks_ready`)."""
         cube = self.engine.cube
         scope = task_scope(flt)
         if scope in cube.tasks_reading:
-            return "Summing the ledger's calls by task…"
+            return f"Summing the {'team' if self.team else 'ledger'}'s calls by task…"
         if self.scanning and cube.task_reader is not None and not cube.task_sums_current(scope):
             return "Top tasks are summed from the ledger when the scan is done."
         return None
@@ -624,7 +649,7 @@ class TokentopApp(App[None]):
                    read: Callable[[], list[tuple[Any, ...]]]) -> None:
         try:
             rows: list[tuple[Any, ...]] | None = read()
-        except LedgerError:
+        except (LedgerError, TeamError):
             rows = None
         with self.engine.lock:
             self.engine.cube.end_task_read(scope, reading, rows)  # (not kept if the cube changed otherwise)
@@ -632,6 +657,7 @@ class TokentopApp(App[None]):
             self.call_from_thread(self._tasks_came, scope, rows is not None)
 
     def _tasks_came(self, scope: tuple[float | None, float | None, str | None], read: bool) -> None:
+        self._tasks_read_at[scope] = time.monotonic()
         if not read:  # (a damaged ledger, say): read on this thread from now on, where the view says what is wrong
             self._tasks_unread.add(scope)
         if self.single_calls.key is not None and self.single_calls.key[0] in ("tasks", "scope tasks"):

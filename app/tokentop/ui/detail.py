@@ -16,7 +16,6 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from ..core.filters import Filter
-from ..core.report import top_tasks
 from .keys import FILTER_BINDINGS, FilterKeys
 from .widgets import BreakdownTable, Cards, KeysFooter, SparkRow
 
@@ -63,13 +62,8 @@ class ScopeScreen(FilterKeys, Screen[None]):
         flt = self.scope_filter()
         self.view = v = a.engine.dashboard(flt, now=now, active_window_minutes=a.active_window_minutes)
 
-        def compute() -> list[dict[str, Any]]:
-            if not a.tasks_ready(flt):
-                return []  # drawn again when they come
-            with a.engine.lock:
-                return top_tasks(a.engine.cube, flt)
-
-        self.tasks = a.single_calls.get(("scope tasks", flt), a.engine.cube.version, compute, a.drawing_live, [])
+        self.tasks = a.single_calls.get(("scope tasks", flt), a.engine.cube.version, lambda: a.top_tasks(flt),
+                                        a.drawing_live, [])
         total = v["totals"]["cost_usd"]
         with self.app.batch_update():
             self.query_one(Cards).update_view(v)
