@@ -713,3 +713,37 @@ async def test_team_top_tasks_are_summed_in_a_thread_and_shown_while_the_team_ke
         assert table.row_count == 0  # the whole team's sums are not shown for one machine, even while read
         go.set()
         assert await shown_tasks(app) == expected(frozenset({solo})) != expected()
+
+
+def test_team_recent_calls_are_read_newest_first_and_equal_those_of_every_call(two: tuple[Machine, Machine],
+                                                                                team_url: str) -> None:
+    """The recent-calls view of a team reads the newest calls through the database's time index (a few hundred
+    rows), not every call of its dates (millions in a busy team, on the UI thread)."""
+    from tokentop.core.report import recent_calls
+
+    a, b = two
+    a.calls(3, start=200, model=OPUS, session="s2")
+    a.sync(team_url)
+    b.sync(team_url)
+    engine = TeamEngine(TeamStore(team_url), parse_tz("UTC"))
+    engine.start()
+    newest, every = engine.cube.newest_source, engine.store.calls
+    assert newest is not None
+    utc = parse_tz("UTC")
+    filters = [Filter(tz=utc), Filter(tz=utc, models=(OPUS,)), Filter(tz=utc, source="internal"),
+               Filter(tz=utc, session="alpha-s2"), Filter(tz=utc, mode="local")]
+    for machines in (None, frozenset({"alpha"}), frozenset({"beta"})):
+        engine.set_scope(machines)
+        for flt in filters:
+            for n in (5, 100):
+                engine.cube.newest_source = newest
+                engine.store.calls = lambda *a, **k: pytest.fail("every call read")  # type: ignore[method-assign]
+                got = recent_calls(engine.cube, flt, n)
+                engine.cube.newest_source, engine.store.calls = None, every  # type: ignore[method-assign]
+                want = recent_calls(engine.cube, flt, n)
+                assert [r["time"] for r in got] == [r["time"] for r in want]  # (calls of one time: either order)
+                if n == 100:  # every call of the filter: the same calls
+                    assert sorted(map(str, got)) == sorted(map(str, want))
+    engine.set_scope(None)
+    engine.cube.newest_source = newest
+    assert [r["session"] for r in recent_calls(engine.cube, Filter(tz=utc, session="alpha-s2"))] == ["alpha-s2"] * 3

@@ -378,14 +378,29 @@ class TeamStore:
             "SELECT coalesce((SELECT value FROM tokentop.meta WHERE key = 'instance'), ''), "
             "coalesce((SELECT max(seq) FROM tokentop.rollup), 0)").fetchone())
 
+    #: A call's columns in `Call`'s order.
+    _CALLS = ("SELECT source, ts, model, project, session, mode, input_tokens, output_tokens, cache_creation_tokens,"
+              " cache_read_tokens, cost, CASE WHEN keyed THEN key END, task, cache_write_1h, web_search_requests,"
+              ' speed, geo, file, "offset" FROM tokentop.calls')
+
     def calls(self, lo: float | None, hi: float | None, machines: Iterable[str] | None = None,
               users: Iterable[str] | None = None) -> list[Call]:
         """Single calls with ``lo <= ts < hi`` of the given machines and users (None = all)."""
         where, args = self._calls_where(lo, hi, machines, users)
-        q = (f"SELECT source, ts, model, project, session, mode, input_tokens, output_tokens, cache_creation_tokens,"
-             f" cache_read_tokens, cost, CASE WHEN keyed THEN key END, task, cache_write_1h, web_search_requests,"
-             f" speed, geo, file, \"offset\" FROM tokentop.calls WHERE {where}")
-        return self._run(lambda conn: [Call(*r) for r in conn.execute(q, args)])
+        return self._run(lambda conn: [Call(*r) for r in conn.execute(f"{self._CALLS} WHERE {where}", args)])
+
+    def newest_calls(self, lo: float | None, hi: float | None, limit: int, machines: Iterable[str] | None = None,
+                     users: Iterable[str] | None = None, source: str | None = None, mode: str | None = None,
+                     session: str | None = None) -> list[Call]:
+        """Up to ``limit`` of those calls, the newest first, through the time index (the recent-calls view reads a
+        few hundred rows, not every call of its dates); of one source, mode or session when given."""
+        where, args = self._calls_where(lo, hi, machines, users)
+        for column, value in (("source", source), ("mode", mode), ("session", session)):
+            if value is not None:
+                where += f" AND {column} = %s"
+                args.append(value)
+        q = f"{self._CALLS} WHERE {where} ORDER BY ts DESC LIMIT %s"
+        return self._run(lambda conn: [Call(*r) for r in conn.execute(q, [*args, limit])])
 
     @staticmethod
     def _calls_where(lo: float | None, hi: float | None, machines: Iterable[str] | None,

@@ -33,6 +33,8 @@ class TeamEngine(Engine):
         self.machines: frozenset[str] | None = None
         self.users: frozenset[str] | None = None
         self.cube.call_source = lambda lo, hi, _session: self.store.calls(lo, hi, self.machines, self.users)
+        self.cube.newest_source = lambda lo, hi, limit, **test: self.store.newest_calls(
+            lo, hi, limit, self.machines, self.users, **test)  # (source=, mode=, session=)
         self.cube.task_source = lambda lo, hi, session: (  # a drill-down's session: read its calls instead
             None if session is not None else self.store.task_sums(lo, hi, self.machines, self.users))
         # A date range's sums in a thread (the app's `tasks_ready`), of the machines and users shown when it began
