@@ -1298,3 +1298,40 @@ def test_scan_jobs_hold_every_file_once_and_the_last_ones_are_smaller() -> None:
     assert max(full) - min(full) <= 1000 and all(abs(h - min(full) / 2) <= 1000 for h in half)
     assert all(abs(q - min(full) / 4) <= 1000 for q in quarter)
     assert len(_batches(files[:3], 16, taper=2)) == 3  # never more jobs than files
+
+
+def test_a_postgresql_ledgers_reads_of_sums_by_task_keep_their_connections(claude_dir, data_root, cluster,
+                                                                          team_url, monkeypatch) -> None:
+    """A read begins on the UI thread: a new server connection for each (a TLS handshake to a remote server)
+    held the screen. An idle one is used again, with a snapshot of its own; overlapping reads each have one; one
+    the server closed meanwhile is replaced."""
+    import psycopg
+    from tokentop.core import pg_ledger
+
+    internal, transcript, e = tasks_history(claude_dir, data_root, team_url)
+    opened: list[str] = []
+    connect = pg_ledger.connect
+    monkeypatch.setattr(pg_ledger, "connect", lambda url, **kw: opened.append(url) or connect(url, **kw))
+    ledger = e.ledger
+    assert isinstance(ledger, pg_ledger.PgLedger)
+
+    def calls(rows: list[Any]) -> int:
+        return sum(r[9] for r in rows)
+
+    first, second = ledger.task_sums_later(None, None), ledger.task_sums_later(None, None)
+    assert len(opened) == 2  # overlapping reads: a connection each
+    more_task_calls(internal, transcript)  # committed after both began
+    e.update()
+    before = calls(first())
+    assert calls(second()) == before  # both as the ledger was when they began
+    third = ledger.task_sums_later(None, None)
+    assert len(opened) == 2  # an idle connection again
+    now = calls(third())
+    assert now > before and now == calls(ledger.task_sums(None, None))  # a snapshot of its own: the later calls
+    with psycopg.connect(cluster.url, autocommit=True) as admin:  # the server closes both idle connections
+        for reader in ledger._readers:
+            admin.execute("SELECT pg_terminate_backend(%s)", (reader.info.backend_pid,))
+    assert calls(ledger.task_sums_later(None, None)()) == now
+    assert len(opened) == 3  # replaced
+    e.ledger.close()
+    assert not ledger._readers

@@ -42,6 +42,9 @@ def _task_sums_sql(where: str) -> str:
 #: After the connection was lost, at most one attempt to connect again in this many seconds (each waits up to
 #: `team.connect`'s timeout); in between, the ledger says at once that it is unreachable.
 RECONNECT_SECONDS = 2.0
+#: Idle connections kept for reads of sums by task (one per read under way; reads of several date ranges may
+#: overlap when `d` is pressed quickly).
+MAX_IDLE_READERS = 2
 _LEDGER_COLS = COLUMNS[2:-1]  # the SQLite ledger's columns without root: what `_call` reads
 _REPLACE = f"""INSERT INTO tokentop.calls AS c ({_COLS_SQL}) SELECT {_COLS_SQL} FROM stage
     ON CONFLICT (machine, source, key) DO UPDATE SET
@@ -65,6 +68,9 @@ class PgLedger(LedgerBase):
         self.lock = threading.RLock()
         self._seen_commits: int | None = None  # see others_wrote
         self._lost_at: float | None = None  # when the connection was lost (see `_connected`)
+        #: Idle connections of `task_sums_later`'s reads: a read begins on the UI thread, where connecting anew
+        #: (a TLS handshake to a remote server) each time held the screen.
+        self._readers: list[Any] = []
         try:
             self.store = TeamStore(url)
         except TeamError as e:
@@ -122,7 +128,11 @@ class PgLedger(LedgerBase):
         return "machine = %s", [self.machine]
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connections."""
+        with self.lock:
+            readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.close()
         self.conn.close()
 
     def bulk(self, on: bool) -> None:
@@ -228,30 +238,44 @@ class PgLedger(LedgerBase):
     def task_sums_later(self, lo: float | None, hi: float | None, session: str | None = None
                         ) -> Callable[[], list[tuple[Any, ...]]]:
         """`task_sums` as the ledger stands now, read when the function returned is called (see
-        `Ledger.task_sums_later`): on a connection of its own, in a REPEATABLE READ transaction whose snapshot is
-        taken here. The function can be called once."""
+        `Ledger.task_sums_later`): on a connection of its own (kept for the next read), in a REPEATABLE READ
+        transaction whose snapshot is taken here. The function can be called once."""
         import psycopg
 
         where, args = self._range(lo, hi, session)
         with self.lock:
             self._connected()  # (LedgerUnreachable while the server is away)
-        try:
-            reader = connect(self.url)
-        except TeamError as e:
-            raise LedgerUnreachable(self._unreachable(str(e))) from None
-        try:
-            reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            reader.execute("SELECT 1")  # the snapshot is taken at the transaction's first statement
-        except psycopg.Error as e:
-            reader.close()
-            raise self._failed(e) from None
+            reader = self._readers.pop() if self._readers else None
+        while True:
+            kept = reader is not None and not reader.closed and not reader.broken
+            if not kept:
+                try:
+                    reader = connect(self.url)
+                except TeamError as e:
+                    raise LedgerUnreachable(self._unreachable(str(e))) from None
+            try:
+                reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                reader.execute("SELECT 1")  # the snapshot is taken at the transaction's first statement
+                break
+            except psycopg.Error as e:
+                reader.close()
+                if not kept:
+                    raise self._failed(e) from None
+                reader = None  # a kept one the server closed meanwhile: a new one
+
         def read() -> list[tuple[Any, ...]]:
             try:
-                return task_sum_rows(reader.execute(_task_sums_sql(where), args).fetchall(), self.internal_project)
+                rows = task_sum_rows(reader.execute(_task_sums_sql(where), args).fetchall(), self.internal_project)
+                reader.execute("COMMIT")
             except psycopg.Error as e:
+                reader.close()
                 raise self._failed(e) from None
-            finally:
-                reader.close()  # (the transaction ends with it)
+            with self.lock:
+                if len(self._readers) < MAX_IDLE_READERS and not self.conn.closed:
+                    self._readers.append(reader)
+                    return rows
+            reader.close()
+            return rows
 
         return read
 
