@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -123,6 +124,7 @@ def bench_report(cluster: Cluster, tmp: Path, per_machine: int, machines: int, r
     engine.start()
     engine.report(Filter(tz=parse_tz("UTC")))
     inproc = time.perf_counter() - t
+    views = single_call_views(engine)
     t = time.perf_counter()
     py = subprocess.run([sys.executable, "-c", "import tokentop.cli"], check=True)
     startup = time.perf_counter() - t
@@ -130,7 +132,32 @@ def bench_report(cluster: Cluster, tmp: Path, per_machine: int, machines: int, r
     return {"rows": per_machine * machines, "machines": machines, "rollup_rows": rollup_rows, "load_s": load,
             "report_json_first_run_s": first,
             "report_json_median_s": statistics.median(times), "report_json_min_s": min(times),
-            "in_process_load_and_report_s": inproc, "python_import_s": startup}
+            "in_process_load_and_report_s": inproc, "python_import_s": startup, **views}
+
+
+def single_call_views(engine: TeamEngine) -> dict[str, float]:
+    """The dashboard's views of single calls over all time (median of 3): recent calls, newest first through the
+    time index, and, as before, by reading every call; the sums by task that the top-tasks view reads (in a thread,
+    on a connection of its own)."""
+    from tokentop.core.report import recent_calls
+
+    flt = Filter(tz=parse_tz("UTC"))
+
+    def median_s(work: Any) -> float:
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    newest = engine.cube.newest_source
+    out = {"recent_calls_s": median_s(lambda: recent_calls(engine.cube, flt))}
+    engine.cube.newest_source = None
+    out["recent_calls_reading_every_call_s"] = median_s(lambda: recent_calls(engine.cube, flt))
+    engine.cube.newest_source = newest
+    out["task_sums_read_s"] = median_s(lambda: engine.store.task_sums_later(None, None)())
+    return out
 
 
 def bench_notify(cluster: Cluster, tmp: Path, n: int) -> dict[str, float]:
