@@ -306,6 +306,8 @@ async def test_team_tui_shows_every_machine_with_machine_chips_and_updates_on_no
     a.sync(team_url)
     b.sync(team_url)
     engine = TeamEngine(TeamStore(team_url), parse_tz("UTC"))
+    # the dashboard reads no single calls (no 5-hour block: like headroom, one account's, shown per machine)
+    engine.store.calls = lambda *a, **k: pytest.fail("a team's single calls read")  # type: ignore[method-assign]
     app = TokentopApp(engine, clock=lambda: 1_795_000_000.0)  # 2026-11-18 (the calls are on 11-20)
     async with app.run_test(size=(120, 30)) as pilot:
         app.preset = "all"
@@ -349,6 +351,7 @@ async def test_team_tui_shows_every_machine_with_machine_chips_and_updates_on_no
         assert app.view["totals"]["calls"] == 55
         # folded in as a change (old sums out, new in): the same up to the last bit of the float cost
         assert app.view["totals"] == pytest.approx(fresh_totals(team_url), rel=1e-12)
+        assert app.active_block is None
 
 
 def test_watch_sync_to_pushes_continuously_and_rides_out_a_server_restart(
