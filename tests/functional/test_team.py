@@ -296,6 +296,15 @@ def fresh_totals(url: str, machines: frozenset[str] | None = None) -> dict[str, 
     return engine.report(Filter(tz=parse_tz("UTC")))["totals"]
 
 
+async def all_time_and_listening(app: Any, engine: TeamEngine, pilot: Any) -> None:
+    """A team TUI over all time, once its viewer LISTENs."""
+    app.preset = "all"
+    await pilot.pause()
+    t0 = time.monotonic()
+    while not engine.listening and time.monotonic() - t0 < 10:
+        await pilot.pause(0.05)
+
+
 async def test_team_tui_shows_every_machine_with_machine_chips_and_updates_on_notify(
         two: tuple[Machine, Machine], team_url: str, capsys: Any) -> None:
     from tokentop.ui.app import TokentopApp
@@ -310,11 +319,7 @@ async def test_team_tui_shows_every_machine_with_machine_chips_and_updates_on_no
     engine.store.calls = lambda *a, **k: pytest.fail("a team's single calls read")  # type: ignore[method-assign]
     app = TokentopApp(engine, clock=lambda: 1_795_000_000.0)  # 2026-11-18 (the calls are on 11-20)
     async with app.run_test(size=(120, 30)) as pilot:
-        app.preset = "all"
-        await pilot.pause()
-        t0 = time.monotonic()
-        while not engine.listening and time.monotonic() - t0 < 10:
-            await pilot.pause(0.05)
+        await all_time_and_listening(app, engine, pilot)
         app.refresh_view()
         assert app.view["totals"]["calls"] == 50
         assert app.view["totals"] == fresh_totals(team_url)
@@ -673,11 +678,7 @@ async def test_team_top_tasks_are_summed_in_a_thread_and_shown_while_the_team_ke
     engine = TeamEngine(TeamStore(team_url), parse_tz("UTC"))
     app = TokentopApp(engine, clock=lambda: 1_795_000_000.0)
     async with app.run_test(size=(120, 30)) as pilot:
-        app.preset = "all"
-        await pilot.pause()
-        t0 = time.monotonic()
-        while not engine.listening and time.monotonic() - t0 < 10:
-            await pilot.pause(0.05)
+        await all_time_and_listening(app, engine, pilot)
         go, asked = threading.Event(), []
         held_task_reads(engine.cube, go, asked)  # (and a read on the UI thread fails the test)
         await pilot.press("v", "v")  # top tasks
