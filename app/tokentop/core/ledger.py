@@ -285,12 +285,12 @@ class _Flusher:
         while True:
             self.wake.wait()
             self.wake.clear()
-            if self.done:
-                return
-            try:
+            try:  # (at `stop` too: a commit's kick may not have been taken yet)
                 os.fdatasync(self.fd)
             except OSError:
                 return  # only an early start of what the final fsync does anyway
+            if self.done:
+                return
 
     def stop(self, close: bool) -> None:
         self.done = True
