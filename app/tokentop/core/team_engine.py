@@ -32,7 +32,7 @@ class TeamEngine(Engine):
         self.rollup = TeamRollup(store, tz_name(self.cube.tz), cache_dir)
         self.machines: frozenset[str] | None = None
         self.users: frozenset[str] | None = None
-        self.cube.call_source = lambda lo, hi, _session: self.store.calls(lo, hi, self.machines, self.users)
+        self.cube.call_source = lambda lo, hi, session: self.store.calls(lo, hi, self.machines, self.users, session)
         self.cube.newest_source = lambda lo, hi, limit, **test: self.store.newest_calls(
             lo, hi, limit, self.machines, self.users, **test)  # (source=, mode=, session=)
         self.cube.task_source = lambda lo, hi, session: (  # a drill-down's session: read its calls instead
