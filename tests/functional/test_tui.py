@@ -1213,3 +1213,23 @@ async def test_seven_model_chips_at_80_columns_wrap_and_every_chip_shows_its_sha
         await pilot.resize_terminal(80, 10)
         await pilot.pause()
         assert bar.outer_size.height == 3 and bar.query_one("#hint-none").region.y == bar.content_region.y
+
+
+async def test_the_status_line_at_80_columns_keeps_the_unparsable_count_and_the_time(tmp_path: Path) -> None:
+    from textual.content import Content
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        status = app.screen.query_one("#status")
+        assert " calls shown · 0 unparsable · updated " in text_of(app, "#status")  # the demo's line fits
+        app.engine.warnings["unparsable_lines"] += 12_345  # a large history with damaged lines
+        app.engine.files_watched = lambda: 5_308  # type: ignore[method-assign]
+        app.view["totals"] = {**app.view["totals"], "calls": 192_977}
+        app.draw_status()
+        await pilot.pause()
+        text = text_of(app, "#status")
+        full = Content.from_markup(status.choices[0]).cell_length
+        assert fmt.cells(text) <= status.content_size.width < full  # the whole line did not fit
+        assert "12,345 unparsable" in text and re.search(r" · \d\d:\d\d:\d\d$", text)  # (without "updated")
+        assert "192,977 calls · " in text

@@ -731,9 +731,12 @@ class TokentopApp(App[None]):
         when = (datetime.fromtimestamp(self.updated_at, self.tz).strftime("%H:%M:%S")
                 if self.updated_at else "–")
         warn = f"[red]{bad:,} unparsable[/]" if bad else "0 unparsable"
+        files = f"{self.engine.files_watched():,} {'machines' if self.team else 'files'}"
+        calls = f"{t.get('calls', 0):,} calls"
         for status in screen.query(StatusLine):  # none while the app is closing
-            set_content(status, f"{head} · {self.engine.files_watched():,} {'machines' if self.team else 'files'} · "
-                                f"{t.get('calls', 0):,} calls shown · {warn} · updated {when}", layout=False)
+            status.show(f"{head} · {files} · {calls} shown · {warn} · updated {when}",
+                        f"{head} · {files} · {calls} · {warn} · {when}", f"{head} · {calls} · {warn} · {when}",
+                        f"{head} · {warn} · {when}")
         self.draw_notice(screen)
 
     def notice_text(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.cells import cell_len
+from textual.content import Content
 from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.visual import VisualType
@@ -23,6 +24,29 @@ class LaidOutOnce:
 
 class FlatLabel(LaidOutOnce, Label):
     """A `Label` that never scrolls (see `LaidOutOnce`)."""
+
+
+class Fitted(Static):
+    """A Static showing the first of several markup texts whose every line fits its width (the last if none does),
+    chosen when drawn (the width is known only after layout): numbers are never cut off at 80 columns. Its size is
+    the stylesheet's: another text is drawn without laying the screen out."""
+
+    choices: tuple[str, ...] = ()
+
+    def show(self, *choices: str) -> None:
+        """The texts, the preferred (longest) first."""
+        if choices != self.choices:
+            self.choices = choices
+            self.refresh()
+
+    def render(self) -> Content:
+        width = self.content_size.width
+        content = Content("")
+        for choice in self.choices:
+            content = Content.from_markup(choice)
+            if width <= 0 or all(line.cell_length <= width for line in content.split("\n")):
+                break
+        return content
 
 
 def set_content(widget: Static, content: VisualType, layout: bool = True) -> None:

@@ -6,10 +6,9 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.content import Content
-from textual.widgets import Static
 
 from ...core import fmt
+from .base import Fitted
 
 
 def cost_text(t: dict[str, Any]) -> str:
@@ -26,27 +25,9 @@ def projection_text(p: dict[str, Any], short: bool = False) -> str:
             f"{month}[b]~{fmt.money(p['month_usd'])}[/b]")
 
 
-class Card(Static):
-    """A bordered card whose text is the first of several markup texts that fits its width (the last if none
-    does): at 80 columns "cloud 59,072 · local 1,023" becomes "cloud 59.1K · local 1,023" instead of being cut
-    off after "local". Its size is the stylesheet's: a new text is drawn without laying the screen out."""
-
-    choices: tuple[str, ...] = ()
-
-    def show(self, *choices: str) -> None:
-        """The texts, longest (the preferred one) first."""
-        if choices != self.choices:
-            self.choices = choices
-            self.refresh()
-
-    def render(self) -> Content:
-        width = self.content_size.width
-        content = Content("")
-        for choice in self.choices:
-            content = Content.from_markup(choice)
-            if width <= 0 or all(line.cell_length <= width for line in content.split("\n")):
-                break
-        return content
+class Card(Fitted):
+    """A bordered card (see `Fitted`): at 80 columns "cloud 59,072 · local 1,023" becomes "cloud 59.1K · local
+    1,023" instead of being cut off after "local"."""
 
 
 def calls_choices(cloud: int, local: int) -> tuple[str, ...]:

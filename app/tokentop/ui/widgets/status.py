@@ -5,13 +5,16 @@ from __future__ import annotations
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from .base import Fitted
+
 
 class FilterBar(Static):
     """`` tokentop  all · last 7d · all projects · cloud+local · UTC   ● live 12:04:31``."""
 
 
-class StatusLine(Static):
-    """Files watched, calls counted, unparsable lines, last update; scan progress while it runs."""
+class StatusLine(Fitted):
+    """Files watched, calls counted, unparsable lines, last update; scan progress while it runs (shorter where it
+    does not fit: the unparsable count and the time stay)."""
 
 
 class KeysFooter(Footer):
