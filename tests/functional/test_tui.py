@@ -1233,3 +1233,21 @@ async def test_the_status_line_at_80_columns_keeps_the_unparsable_count_and_the_
         assert fmt.cells(text) <= status.content_size.width < full  # the whole line did not fit
         assert "12,345 unparsable" in text and re.search(r" · \d\d:\d\d:\d\d$", text)  # (without "updated")
         assert "192,977 calls · " in text
+
+
+async def test_the_filter_bar_at_80_columns_keeps_the_time_zone_and_the_internal_counts(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        bar = app.screen.query_one("#filterbar")
+        await pilot.press("d", "left_square_bracket")  # 30 days, shifted back: its dates are shown
+        await pilot.pause()
+        text = text_of(app, "#filterbar")
+        assert re.search(r" · \d\d-\d\d → \d\d-\d\d · ", text) and text.endswith(" · UTC")  # this year's: no year
+        assert fmt.cells(text) <= bar.content_size.width < fmt.cells(app.filter_text(app.current_filter(), NOW))
+        await pilot.press("right_square_bracket", "s", "s")  # back to the last 30 days; the internal source
+        await pilot.pause()
+        t = app.view["totals"]
+        text = text_of(app, "#filterbar")
+        assert text.startswith("internal · last 30d") and f"api {t['cloud_calls']:,}" in text
+        assert text.rstrip().endswith(f"local {t['local_calls']:,}") and " UTC " in text

@@ -506,7 +506,7 @@ class TokentopApp(App[None]):
                 if not found:
                     screen.query_one("#main").mount(breakdown, after=sessions)
             self.draw_side_projects(screen, v)
-            set_content(screen.query_one(FilterBar), self.filter_text(flt, now), layout=False)  # one line, full width
+            screen.query_one(FilterBar).show(*self.filter_texts(flt, now))  # one line, full width
             screen.query_one(BudgetPanel).show(self.budget_statuses(now))
             self.draw_status()
             self.draw_rate_limits()
@@ -682,29 +682,39 @@ class TokentopApp(App[None]):
 
     def filter_text(self, flt: Filter, now: float, scope: bool = False) -> str:
         """The top line: what the numbers are of (``scope``: the drill-down's, which names its scope itself)."""
+        return self.filter_texts(flt, now, scope)[0]
+
+    def filter_texts(self, flt: Filter, now: float, scope: bool = False) -> tuple[str, ...]:
+        """`filter_text`, then shorter forms of it for a narrow screen (`Fitted`): dates of this year without
+        it, no "tokentop" title, the defaults (all projects, cloud+local) left out; the time zone and the
+        internal source's api/local counts stay."""
         today = today_in(self.tz, now)
-        parts = [
-            {"all": "all sources", CLAUDE_CODE: "claude code", INTERNAL: "internal"}[self.source],
-            window_label(self.preset, flt.since, flt.until, today),
-            {None: "cloud+local", "cloud": "cloud", "local": "local"}[self.mode],
-            tz_name(self.tz),
-        ]
+        window = window_label(self.preset, flt.since, flt.until, today)
+        short = window.replace(f"{today.year}-", "") if "→" in window else window
+        source = {"all": "all sources", CLAUDE_CODE: "claude code", INTERNAL: "internal"}[self.source]
+        mode = {None: "cloud+local", "cloud": "cloud", "local": "local"}[self.mode]
         if scope:  # only what narrows the numbers (the line is short)
-            shown = [window_label(self.preset, flt.since, flt.until, today), tz_name(self.tz)]
+            shown = [window, tz_name(self.tz)]
             if self.source != "all":
-                shown.insert(0, parts[0])
+                shown.insert(0, source)
             if self.mode:
-                shown.append(parts[2])
+                shown.append(mode)
             if self.models is not None:
                 shown.append(f"{len(self.models)} model{'s' if len(self.models) != 1 else ''}")
-            return " · ".join(shown)
-        parts.insert(0, "[b]tokentop[/b]" if self.panel == "sessions" else f"[b]{TITLES[self.panel]}[/b]")
-        parts.insert(3, f"project {escape(self.project)}" if self.project else "all projects")
-        text = " · ".join(parts)
+            return (" · ".join(shown),)
+        title = "[b]tokentop[/b]" if self.panel == "sessions" else f"[b]{TITLES[self.panel]}[/b]"
+        project = f"project {escape(self.project)}" if self.project else "all projects"
+        pills = ""
         if self.source == INTERNAL:
             t = self.view.get("totals", {})
-            text += f"  [reverse] api {t.get('cloud_calls', 0):,} [/] [reverse] local {t.get('local_calls', 0):,} [/]"
-        return text
+            pills = f"  [reverse] api {t.get('cloud_calls', 0):,} [/] [reverse] local {t.get('local_calls', 0):,} [/]"
+        titled = self.panel != "sessions"  # (another view's name stays)
+        forms = [[title, source, window, project, mode, tz_name(self.tz)],
+                 [title, source, short, project, mode, tz_name(self.tz)],
+                 [title] * titled + [source, short, project, mode, tz_name(self.tz)],
+                 [title] * titled + [source, short] + [project] * bool(self.project) + [mode] * bool(self.mode)
+                 + [tz_name(self.tz)]]
+        return tuple(" · ".join(form) + pills for form in forms)
 
     def draw_status(self) -> None:
         """The bottom line: is it live, and can it be trusted."""

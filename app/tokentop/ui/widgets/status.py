@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer
 
 from .base import Fitted
 
 
-class FilterBar(Static):
-    """`` tokentop  all · last 7d · all projects · cloud+local · UTC   ● live 12:04:31``."""
+class FilterBar(Fitted):
+    """``tokentop · all sources · last 7d · all projects · cloud+local · UTC`` (shorter where it does not fit)."""
 
 
 class StatusLine(Fitted):
