@@ -27,26 +27,28 @@ class FlatLabel(LaidOutOnce, Label):
 
 
 class Fitted(Static):
-    """A Static showing the first of several markup texts whose every line fits its width (the last if none does),
-    chosen when drawn (the width is known only after layout): numbers are never cut off at 80 columns. Its size is
-    the stylesheet's: another text is drawn without laying the screen out."""
+    """A Static showing the first of several markup texts whose every line fits its width (the last if none
+    does): numbers are never cut off at 80 columns. Chosen again when its width changes; its size is the
+    stylesheet's, so another text is drawn without laying the screen out (`set_content`)."""
 
     choices: tuple[str, ...] = ()
 
     def show(self, *choices: str) -> None:
         """The texts, the preferred (longest) first."""
-        if choices != self.choices:
-            self.choices = choices
-            self.refresh()
+        self.choices = choices
+        self._fit()
 
-    def render(self) -> Content:
-        width = self.content_size.width
-        content = Content("")
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        width = self.content_size.width  # (0 before the first layout: the first text, chosen again then)
+        chosen = self.choices[-1] if self.choices else ""
         for choice in self.choices:
-            content = Content.from_markup(choice)
-            if width <= 0 or all(line.cell_length <= width for line in content.split("\n")):
+            if width <= 0 or all(line.cell_length <= width for line in Content.from_markup(choice).split("\n")):
+                chosen = choice
                 break
-        return content
+        set_content(self, chosen, layout=False)
 
 
 def set_content(widget: Static, content: VisualType, layout: bool = True) -> None:

@@ -94,9 +94,11 @@ class ChipBar(LaidOutOnce, Horizontal):
         yield FlatLabel("no data yet", classes="chip-hint", id="hint-end")
 
     def on_resize(self) -> None:
-        """Another width may change the chips' labels and rows: draw them again."""
-        if self._shown:
+        """Another width may change the chips' labels and rows: draw them again (not for a resize that only
+        changed the chips' total width: a redraw of the same chips would draw another frame)."""
+        if self._shown and self._shown[-1] != self._width():
             self._shown = ()
+            self._height = 1
             self.show(self.chips, self._none_selected)
 
     _none_selected = False
@@ -135,13 +137,14 @@ class ChipBar(LaidOutOnce, Horizontal):
         compact = self._width() + 2 < FAMILY_LABELS_WIDTH  # names cut to 12 characters, no family labels
         labels = not compact and self._one_row(chips)  # (chips that wrap have none either)
         shown = (tuple((c["model"], c["selected"], round(c["share"], 2)) for c in chips), self.focus_index,
-                 none_selected, compact, labels)
+                 none_selected, compact, labels, self._width())
         if shown == self._shown:
             return
         self._shown = shown
         with self.app.batch_update():
             end = self.query_one("#hint-end", Label)
-            if len(chips) > len(self._slots):  # more chips than ever: new slots before the end hint
+            new_slots = len(chips) > len(self._slots)
+            if new_slots:  # more chips than ever: new slots before the end hint
                 new = [(FlatLabel("", classes="family"), Chip(i, chips[i], False, compact))
                        for i in range(len(self._slots), len(chips))]
                 self._slots += new
@@ -163,10 +166,24 @@ class ChipBar(LaidOutOnce, Horizontal):
             set_content(end, "0:all" if chips else "no data in this range")
             cols, rows, room = self._rows(chips, compact, none_selected)
             end.display = not none_selected and (room or not chips)
-            # inline styles, not a class: a class restyles the bar after the frame (a second frame for the key)
-            if rows > 1:
-                self.styles.grid_size_columns = cols
-            for _, chip_widget in self._slots:  # in a grid, its gutter parts the chips
-                chip_widget.styles.margin = (0, 0, 0, 0) if rows > 1 else (0, 1, 0, 0)
-            self.styles.layout = "grid" if rows > 1 else "horizontal"
-            self.styles.height = rows
+            self._height = max(rows, self._height)
+            self._arrange(cols if rows > 1 else 0, rows, new_slots)
+
+    _arranged = (0, 1, 1)  # (columns of the grid, rows, height): one row, as the stylesheet has it
+    #: The bar's height: it grows with the chips and shrinks only when the screen's width changes. A bar that
+    #: changed height (a source or mode key that leaves fewer models) lays the screen out twice: two frames.
+    _height = 1
+
+    def _arrange(self, cols: int, rows: int, new_slots: bool) -> None:
+        """The bar as a grid of ``cols`` columns and ``rows`` rows, or one row, when that changed (a style set
+        again lays the screen out again): inline styles, not a class, which restyles the bar after the frame (a
+        second frame for the key)."""
+        if (cols, rows, self._height) == self._arranged and not (new_slots and rows > 1):
+            return
+        self._arranged = (cols, rows, self._height)
+        if rows > 1:
+            self.styles.grid_size_columns = cols
+        for _, chip_widget in self._slots:  # in a grid, its gutter parts the chips
+            chip_widget.styles.margin = (0, 0, 0, 0) if rows > 1 else (0, 1, 0, 0)
+        self.styles.layout = "grid" if rows > 1 else "horizontal"
+        self.styles.height = self._height
