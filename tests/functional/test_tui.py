@@ -1198,13 +1198,18 @@ async def test_seven_model_chips_at_80_columns_wrap_and_every_chip_shows_its_sha
         assert all(c.region.right <= bar.content_region.right and c.outer_size.width == fmt.cells(str(c.render())) + 2
                    for c in bar.query(Chip))  # none cut off
         assert shown()[0] == "1 Opus 4.5 14%" and shown()[-1] == "7 qwen2.5-7b-i… local"
-        bar.show(chips[:2], False)  # a source or mode key that leaves two models: they fit one row, but the bar
-        await pilot.pause()  # keeps its height (else the screen is laid out twice: two frames for the key)
+        bar.show(chips[:2], False, hold=True)  # a source or mode key that leaves two models: they fit one row,
+        await pilot.pause()  # but the bar keeps its height (else the screen is laid out twice: two frames)
         assert bar.outer_size.height == 2 and shown() == ["1 Opus 4.5 14%", "2 Opus 4.1 14%"]
         assert len({c.region.y for c in bar.query(Chip) if c.display}) == 1
         bar.show(chips, False)
         await pilot.pause()
         assert bar.outer_size.height == 2 and len(shown()) == 7
+        bar.show(chips[:2], False)  # other dates with two models: one row, no blank one kept
+        await pilot.pause()
+        assert bar.outer_size.height == 1
+        bar.show(chips, False)
+        await pilot.pause()
         await pilot.resize_terminal(120, 10)
         await pilot.pause()
         assert bar.outer_size.height == 2  # wrapped: no family labels, but whole names from 110 columns on

@@ -488,7 +488,9 @@ class TokentopApp(App[None]):
         with self.batch_update():
             screen.query_one(Cards).update_view(v)
             screen.query_one(SparkRow).show(*self.spark_series(flt, v, now))
-            screen.query_one("#chips", ChipBar).show(v["chips"], none_selected=self.models == ())
+            # under a source or mode filter the bar keeps its height (those keys leave fewer models for a moment)
+            screen.query_one("#chips", ChipBar).show(v["chips"], none_selected=self.models == (),
+                                                     hold=self.source != "all" or self.mode is not None)
             for which in ("machines", "users") if self.team else ():
                 bar = screen.query_one(f"#{which[:-1]}-chips", ChipBar)
                 bar.show(v[f"{which[:-1]}_chips"], none_selected=getattr(self, which) == ())

@@ -98,7 +98,6 @@ class ChipBar(LaidOutOnce, Horizontal):
         changed the chips' total width: a redraw of the same chips would draw another frame)."""
         if self._shown and self._shown[-1] != self._width():
             self._shown = ()
-            self._height = 1
             self.show(self.chips, self._none_selected)
 
     _none_selected = False
@@ -129,8 +128,9 @@ class ChipBar(LaidOutOnce, Horizontal):
         cells = self._cells(chips, False)
         return sum(cells) + len(cells) - 1 + labels <= self._width()
 
-    def show(self, chips: list[dict[str, Any]], none_selected: bool) -> None:
-        """Draw the chips when anything shown changed."""
+    def show(self, chips: list[dict[str, Any]], none_selected: bool, hold: bool = False) -> None:
+        """Draw the chips when anything shown changed; ``hold``: keep the bar's height if they need fewer rows
+        (a bar that changed height lays the screen out twice: two frames for the key)."""
         self.chips = chips
         self._none_selected = none_selected
         self.focus_index = min(self.focus_index, max(0, len(chips) - 1))
@@ -166,13 +166,11 @@ class ChipBar(LaidOutOnce, Horizontal):
             set_content(end, "0:all" if chips else "no data in this range")
             cols, rows, room = self._rows(chips, compact, none_selected)
             end.display = not none_selected and (room or not chips)
-            self._height = max(rows, self._height)
+            self._height = max(rows, self._height) if hold else rows
             self._arrange(cols if rows > 1 else 0, rows, new_slots)
 
     _arranged = (0, 1, 1)  # (columns of the grid, rows, height): one row, as the stylesheet has it
-    #: The bar's height: it grows with the chips and shrinks only when the screen's width changes. A bar that
-    #: changed height (a source or mode key that leaves fewer models) lays the screen out twice: two frames.
-    _height = 1
+    _height = 1  # the bar's height: its rows, or more while they are held (`show`)
 
     def _arrange(self, cols: int, rows: int, new_slots: bool) -> None:
         """The bar as a grid of ``cols`` columns and ``rows`` rows, or one row, when that changed (a style set
