@@ -110,22 +110,20 @@ class ChipBar(LaidOutOnce, Horizontal):
         cells = [Content.from_markup(Chip.label(i, c, compact)).cell_length + 2 for i, c in enumerate(chips)]
         return cells or [Content("no data in this range").cell_length]
 
-    def _rows(self, chips: list[dict[str, Any]], compact: bool, none_selected: bool) -> tuple[int, int, bool]:
+    def _rows(self, cells: list[int], none_selected: bool) -> tuple[int, int, bool]:
         """(columns, rows, whether "0:all" fits after the chips). The hint that nothing is selected comes first;
         it adds a row only to chips that wrap already: every chip off is a moment (0 is the next key), and a
         bar that changed height redraws the screen twice."""
-        cells = self._cells(chips, compact)
         cols, rows = rows_for(cells, self._width())
         if none_selected and rows > 1:
             cols, rows = rows_for([Content(f"no {self.noun} selected — 0 shows all").cell_length, *cells],
                                   self._width())
         return cols, rows, rows == 1 and sum(cells) + len(cells) + len("0:all") <= self._width()
 
-    def _one_row(self, chips: list[dict[str, Any]]) -> bool:
-        """Whether the chips fit in one row with their family labels."""
+    def _one_row(self, chips: list[dict[str, Any]], cells: list[int]) -> bool:
+        """Whether the chips (``cells`` wide, with their whole names) fit in one row with their family labels."""
         families = {c["family"] for c in chips}
         labels = sum(Content(f).cell_length + 2 for f in families)  # (label, its padding, the space after)
-        cells = self._cells(chips, False)
         return sum(cells) + len(cells) - 1 + labels <= self._width()
 
     def show(self, chips: list[dict[str, Any]], none_selected: bool, hold: bool = False) -> None:
@@ -135,7 +133,8 @@ class ChipBar(LaidOutOnce, Horizontal):
         self._none_selected = none_selected
         self.focus_index = min(self.focus_index, max(0, len(chips) - 1))
         compact = self._width() + 2 < FAMILY_LABELS_WIDTH  # names cut to 12 characters, no family labels
-        labels = not compact and self._one_row(chips)  # (chips that wrap have none either)
+        cells = None if compact else self._cells(chips, False)  # (measured once, and only when needed)
+        labels = cells is not None and self._one_row(chips, cells)  # (chips that wrap have none either)
         shown = (tuple((c["model"], c["selected"], round(c["share"], 2)) for c in chips), self.focus_index,
                  none_selected, compact, labels, self._width())
         if shown == self._shown:
@@ -164,7 +163,7 @@ class ChipBar(LaidOutOnce, Horizontal):
                 chip_widget.set_chip(chip, i == self.focus_index, compact)
             self.query_one("#hint-none", Label).display = none_selected  # first: at 80 columns the chips fill
             set_content(end, "0:all" if chips else "no data in this range")
-            cols, rows, room = self._rows(chips, compact, none_selected)
+            cols, rows, room = self._rows(self._cells(chips, True) if cells is None else cells, none_selected)
             end.display = not none_selected and (room or not chips)
             self._height = max(rows, self._height) if hold else rows
             self._arrange(cols if rows > 1 else 0, rows, new_slots)
