@@ -364,6 +364,43 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
         assert threading.main_thread().name not in index_built_in  # by the warm start (its child), not a redraw
 
 
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_the_first_frame_of_a_warm_start_is_laid_out_for_the_screen(tmp_path: Path,
+                                                                           size: tuple[int, int]) -> None:
+    """The ledger's numbers come before the first layout; the frame that layout draws already shows every panel
+    made for the size it got: the sessions table's columns, the rate-limit bars, the cards' texts. (They were
+    made again on the `Resize` event after that frame: at 80x24 the first frame cut the project column to "pro",
+    at 160x48 it drew 3-cell bars, and a second frame corrected them.)"""
+    from textual.widgets import Static
+    from tokentop.cli import start_early
+    from tokentop.ui.widgets.rate_limits import bar_width
+
+    engine, _, _ = ledger_history(tmp_path)
+    engine().start()  # the ingest
+    warming = start_early(warm := engine())
+    assert warming is not None
+    warming.join()  # as usual: the warm start ends while Textual is still importing
+    app = TokentopApp(warm, clock=lambda: NOW, live=False, warming=warming)
+    frames: list[list[str]] = []  # what the panels showed at each frame the app put out
+    display = app._display
+
+    def recorded(screen: Any, renderable: Any) -> None:
+        if isinstance(screen, MainScreen) and app.updated_at is not None:
+            table = screen.query_one("#sessions", LineTable)
+            frames.append([table.render_line(y).text for y in range(min(4, table.row_count + 1))]
+                          + [str(screen.query_one(s).render()) for s in ("#limits", "#card-tokens", "#card-calls")])
+        display(screen, renderable)
+
+    app._display = recorded  # type: ignore[method-assign]
+    async with app.run_test(size=size) as pilot:
+        await ready(app, pilot)
+        header, *_ = frames[0]
+        assert re.match(r"\s*(id|session)\s+project\s+", header), header  # the column whole, not "pro"
+        bars = re.findall(r"[█░]+", frames[0][-3])
+        assert bars and {len(b) for b in bars} == {bar_width(app.screen.query_one("#limits", Static))}
+        assert frames[0] == frames[-1]  # nothing redrawn differently once the screen's sizes were known
+
+
 async def test_calls_kept_only_in_the_ledger_and_a_short_cleanup_period_are_noted_above_the_status_line(
         tmp_path: Path) -> None:
     import json

@@ -26,10 +26,32 @@ class FlatLabel(LaidOutOnce, Label):
     """A `Label` that never scrolls (see `LaidOutOnce`)."""
 
 
-class Fitted(Static):
+class SizedContent:
+    """Mixed into a widget whose content depends on its size (which of several texts fits, a bar's width, a
+    table's columns): `resized` makes it again inside the layout that gave the widget its new size, so the frame
+    that layout draws shows it.
+
+    Textual's `Resize` event is handled after that frame. The first frame of a warm start showed what was made
+    before the first layout, for no size at all (the sessions table's project column cut to "pro", the rate-limit
+    bars 3 cells wide on any screen), then a second frame the cards chosen again, and the table's new columns
+    laid the screen out again for a third, ~50 ms after the first. Textual's private hook for a layout's sizes
+    (`_size_updated`, called for every widget between the layout and its frame), as `LineTable` uses."""
+
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
+        new = size != self.outer_size  # type: ignore[attr-defined]
+        changed: bool = super()._size_updated(size, virtual_size, container_size, layout)  # type: ignore[misc]
+        if new:
+            self.resized()
+        return changed
+
+    def resized(self) -> None:
+        """Make the content again for the widget's new size (what it last showed); nothing by default."""
+
+
+class Fitted(SizedContent, Static):
     """A Static showing the first of several markup texts whose every line fits its width (the last if none
-    does): numbers are never cut off at 80 columns. Chosen again when its width changes; its size is the
-    stylesheet's, so another text is drawn without laying the screen out (`set_content`)."""
+    does): numbers are never cut off at 80 columns. Chosen again when its width changes (`SizedContent`); its
+    size is the stylesheet's, so another text is drawn without laying the screen out (`set_content`)."""
 
     choices: tuple[str, ...] = ()
 
@@ -38,11 +60,11 @@ class Fitted(Static):
         self.choices = choices
         self._fit()
 
-    def on_resize(self) -> None:
+    def resized(self) -> None:
         self._fit()
 
     def _fit(self) -> None:
-        width = self.content_size.width  # (0 before the first layout: the first text, chosen again then)
+        width = self.content_size.width  # (0 before the first layout: the first text, chosen again in it)
         chosen = self.choices[-1] if self.choices else ""
         for choice in self.choices:
             if width <= 0 or all(line.cell_length <= width for line in Content.from_markup(choice).split("\n")):

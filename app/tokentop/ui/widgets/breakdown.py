@@ -53,7 +53,7 @@ class BreakdownTable(LineTable):
                 values.append([when, display_name(r["model"]), r["project"], fmt.tokens(tokens), cost])
         self.set_rows(columns, self.fit(columns, values), self.cursor_row if same_view else 0)
 
-    def on_resize(self) -> None:
+    def resized(self) -> None:
         """Another width: the same rows, their names in the room there is now."""
         if self._shown is not None:
             self.show(*self._shown)

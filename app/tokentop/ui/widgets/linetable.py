@@ -22,6 +22,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from .base import SizedContent
+
 
 @dataclass
 class Column:
@@ -43,7 +45,7 @@ class Column:
         return text + " "
 
 
-class LineTable(ScrollView, can_focus=True):
+class LineTable(SizedContent, ScrollView, can_focus=True):
     """Rows of cells under a header that stays on top; a row cursor moved by keys and clicks, ``enter`` or a
     click on the highlighted row chooses it (`Selected`)."""
 

@@ -10,7 +10,7 @@ from textual.widgets import Static
 from ...core import fmt
 from ...core.rate_limits import KIND_LABELS
 from ...core.views import display_name
-from .base import LaidOutOnce, set_content
+from .base import LaidOutOnce, SizedContent, set_content
 
 
 def bar(frac: float, width: int = 10) -> str:
@@ -29,11 +29,25 @@ def countdown(seconds: float | None) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
-class RateLimitPanel(LaidOutOnce, Static):
+def bar_width(panel: Static) -> int:
+    """The cells a side panel's bars take: what the panel can spare beside their labels and numbers."""
+    return max(3, min(20, panel.size.width - 2 - 25))
+
+
+class RateLimitPanel(SizedContent, LaidOutOnce, Static):
     """Renders the rate-limit view model (``RateLimits.as_json``)."""
 
-    def show(self, view: dict[str, Any]) -> None:
+    _view: dict[str, Any] | None = None
+    _bars = 0  # the width of the bars drawn
+
+    def resized(self) -> None:
+        """Bars as wide as the panel now allows (the same lines: the screen is not laid out again)."""
+        if self._view is not None and bar_width(self) != self._bars:
+            self.show(self._view, layout=False)
+
+    def show(self, view: dict[str, Any], layout: bool = True) -> None:
         """Draw the panel."""
+        self._view = view
         t = Text()
         tight = view.get("tightest")
         if tight:
@@ -42,7 +56,7 @@ class RateLimitPanel(LaidOutOnce, Static):
             t.append(f"{display_name(tight['model'])} {KIND_LABELS[tight['kind']]} {tight['headroom'] * 100:.0f}%\n",
                      style=style)
         models = view.get("models") or []
-        width = max(3, min(20, self.size.width - 2 - 25))  # the bar takes what the panel can spare
+        width = self._bars = bar_width(self)
         if not models:  # the status says where the observations come from
             t.append((view.get("status") or "no observations yet") + "\n", style="dim")
         for m in models:
@@ -79,4 +93,4 @@ class RateLimitPanel(LaidOutOnce, Static):
                      f"{'':9}ends {fmt.duration(block['minutes_left'] * 60)} → "
                      f"{fmt.money(block['projected_cost_usd'])}\n")
         t.rstrip()
-        set_content(self, t)
+        set_content(self, t, layout=layout)

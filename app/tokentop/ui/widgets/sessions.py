@@ -124,9 +124,9 @@ class SessionsTable(LineTable):
             self.active.append(bool(s["active"]))
         self.set_rows(self.columns, cells, self.keys.index(current) if current in self.keys else 0)
 
-    def on_resize(self) -> None:
+    def resized(self) -> None:
         """When the size changes the columns (across `WIDE` or `ROOMY` columns, or a height that makes the rows
-        need a scrollbar or not): draw the same sessions again."""
+        need a scrollbar or not): the same sessions again."""
         if self._layout is not None and self._layout_for(len(self.cells), self._layout[1]) != self._layout:
             self.show(*self._shown)
 
