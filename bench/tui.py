@@ -8,6 +8,8 @@
 - first frame: `tokentop` over a warm ledger in an 80x24 pseudo-terminal, from launch to the first output that
   shows the loaded data (what a user sees, drawing included), next to a bare Textual app's first frame in
   alternating runs (the floor on this machine: Python and Textual starting);
+- start-up frames: at 80x24 and 160x48, which frames after that first one still changed the screen's text (the
+  first frame should be the final one; the footer's keys come a moment later, as Textual composes them);
 - filter key redraw: in that terminal, over the whole history, from a key to the first byte of the frame it
   caused and to the last byte of the frames it caused;
 - views from the ledger: top tasks, recent calls and a drill-down's top tasks as a warm start computes them;
@@ -20,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import gc
 import os
@@ -115,6 +118,64 @@ def first_frame(cmd: list[str], marker: str, timeout: float = 20.0,
     if found is None:
         raise SystemExit(f"first frame: {marker!r} never appeared")
     return found, redraws
+
+
+CURSOR_TO = re.compile(rb"\x1b\[(\d+);(\d+)H")
+
+
+def start_up_frames(cmd: list[str], marker: str, size: tuple[int, int], seconds: float = 1.5) -> str:
+    """The app's frames over its first ``seconds`` in a ``size`` (columns, rows) pseudo-terminal: output that comes
+    in bursts (3 ms apart at most) is one frame; the screen's text is rebuilt from each frame's cursor moves. Says
+    when the first frame showing ``marker`` came, and which later frames changed the text of a row (the footer's
+    keys are Textual's: composed on its first bindings signal, after the first frame)."""
+    cols, rows = size
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    bursts: list[list[Any]] = []  # [time of its first byte, bytes]
+    try:
+        while time.perf_counter() - t0 < seconds:
+            if select.select([master], [], [], 0.05)[0]:
+                data, now = os.read(master, 1 << 16), time.perf_counter() - t0
+                if bursts and now - bursts[-1][2] <= 0.003:
+                    bursts[-1][1] += data
+                    bursts[-1][2] = now
+                else:
+                    bursts.append([now, data, now])
+        os.write(master, b"q")
+        with contextlib.suppress(OSError):  # (the terminal closes with the app)
+            while p.poll() is None and select.select([master], [], [], 0.2)[0]:
+                os.read(master, 1 << 16)  # the app blocks on a full terminal while it exits
+        p.wait(5)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+    screen = [[" "] * cols for _ in range(rows)]
+    first, changes = None, []
+    for at, data, _ in bursts:
+        before = ["".join(r) for r in screen]
+        parts = CURSOR_TO.split(data)
+        for i in range(1, len(parts) - 2, 3):
+            y, x = int(parts[i]) - 1, int(parts[i + 1]) - 1
+            for k, ch in enumerate(ANSI.sub(b"", parts[i + 2]).decode(errors="replace").replace("\r", "")):
+                if 0 <= y < rows and 0 <= x + k < cols:
+                    screen[y][x + k] = ch
+        after = ["".join(r) for r in screen]
+        changed = [y + 1 for y in range(rows) if after[y] != before[y]]
+        if first is None:
+            if marker in "\n".join(after):
+                first = at
+        elif changed:
+            changes.append(f"+{(at - first) * 1000:.0f} ms rows {changed[0]}-{changed[-1]}"
+                           if len(changed) > 1 else f"+{(at - first) * 1000:.0f} ms row {changed[0]}")
+    if first is None:
+        raise SystemExit(f"start-up frames: {marker!r} never appeared")
+    return (f"{cols}x{rows}: first frame with data at {first:.2f} s; later frames that changed the screen's text: "
+            + (", ".join(changes) or "none"))
 
 
 def ledger_views(corpus: Path, ledger: Path) -> str:
@@ -284,6 +345,8 @@ def main() -> int:
           f"(median of 7; {' '.join(f'{f:.2f}' for f in frames)}); a bare Textual app's first frame in the same "
           f"runs: {statistics.median(bare):.2f} s ({' '.join(f'{f:.2f}' for f in bare)}); tokentop's own part: "
           f"{(statistics.median(frames) - statistics.median(bare)) * 1000:.0f} ms")
+    for size in ((80, 24), (160, 48)):
+        print("start-up frames, warm start, " + start_up_frames(tui_cmd(corpus, ledger), marker, size))
     # Keys on the whole history (d thrice: 7d -> 30d -> week -> all), then source, mode, a chip and reset.
     _, redraws = first_frame(tui_cmd(corpus, ledger), marker, keys="ddd" + "sssmmm1010")
     timed = redraws[3:]
