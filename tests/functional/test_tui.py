@@ -368,9 +368,9 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
 async def test_the_first_frame_of_a_warm_start_is_laid_out_for_the_screen(tmp_path: Path,
                                                                            size: tuple[int, int]) -> None:
     """The ledger's numbers come before the first layout; the frame that layout draws already shows every panel
-    made for the size it got: the sessions table's columns, the rate-limit bars, the cards' texts. (They were
-    made again on the `Resize` event after that frame: at 80x24 the first frame cut the project column to "pro",
-    at 160x48 it drew 3-cell bars, and a second frame corrected them.)"""
+    made for the size it got: the sessions table's columns, the rate-limit bars, the cards' texts; and the keys.
+    (They were made again on the `Resize` event after that frame: at 80x24 the first frame cut the project column
+    to "pro", at 160x48 it drew 3-cell bars, and a second frame corrected them; Textual's footer came later still.)"""
     from textual.widgets import Static
     from tokentop.cli import start_early
     from tokentop.ui.widgets.rate_limits import bar_width
@@ -388,7 +388,8 @@ async def test_the_first_frame_of_a_warm_start_is_laid_out_for_the_screen(tmp_pa
         if isinstance(screen, MainScreen) and app.updated_at is not None:
             table = screen.query_one("#sessions", LineTable)
             frames.append([table.render_line(y).text for y in range(min(4, table.row_count + 1))]
-                          + [str(screen.query_one(s).render()) for s in ("#limits", "#card-tokens", "#card-calls")])
+                          + [str(screen.query_one(s).render()) for s in ("KeysFooter", "#limits", "#card-tokens",
+                                                                         "#card-calls")])
         display(screen, renderable)
 
     app._display = recorded  # type: ignore[method-assign]
@@ -398,6 +399,7 @@ async def test_the_first_frame_of_a_warm_start_is_laid_out_for_the_screen(tmp_pa
         assert re.match(r"\s*(id|session)\s+project\s+", header), header  # the column whole, not "pro"
         bars = re.findall(r"[█░]+", frames[0][-3])
         assert bars and {len(b) for b in bars} == {bar_width(app.screen.query_one("#limits", Static))}
+        assert "q quit" in frames[0][-4]  # the footer's keys too
         assert frames[0] == frames[-1]  # nothing redrawn differently once the screen's sizes were known
 
 
@@ -741,25 +743,29 @@ async def test_a_tall_screen_shows_the_cost_by_project_under_the_side_panels(tmp
         assert not side.display
 
 
-async def test_the_footer_is_rebuilt_only_when_its_keys_change(tmp_path: Path) -> None:
-    from textual.widgets._footer import FooterKey
+async def test_the_footer_shows_the_screen_keys_and_a_click_on_one_presses_it(tmp_path: Path) -> None:
     from tokentop.ui.widgets import KeysFooter
 
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app, pilot)
         footer = app.screen.query_one(KeysFooter)
-        keys = list(footer.query(FooterKey))
-        assert "quit" in [k.description for k in keys]
-        footer.bindings_changed(app.screen)  # the same keys (what focus moves at start-up send)
+        shown = [b.description for b in MainScreen.BINDINGS if getattr(b, "show", True) and b.description]
+        assert [d for _, _, d, _ in footer.keys] == shown  # the screen's shown keys, in their order
+        line = str(footer.render())
+        assert line.startswith(" s source  d dates  m mode ") and line.rstrip().endswith("▏^p palette")
+        assert len(line) == 80  # the palette's key at the right edge
+        await pilot.click(KeysFooter, offset=(line.index("? keys") + 1, 0))
         await pilot.pause()
-        assert list(footer.query(FooterKey)) == keys  # the very same widgets: not rebuilt
-        await pilot.press("question_mark")  # another screen, other keys
-        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)  # the click pressed "?"
         await pilot.press("escape")
         await pilot.pause()
-        assert app.screen.query_one(KeysFooter) is footer
-        assert [k.description for k in footer.query(FooterKey)] == [k.description for k in keys]
+        await pilot.press("enter")  # a session's detail: its own keys
+        await pilot.pause()
+        assert isinstance(app.screen, ScopeScreen)
+        detail = app.screen.query_one(KeysFooter)
+        assert [d for _, _, d, _ in detail.keys] == [b.description for b in ScopeScreen.BINDINGS
+                                                     if getattr(b, "show", True) and b.description]
 
 
 async def test_chips_are_updated_in_place_while_the_same_models_show(tmp_path: Path) -> None:
