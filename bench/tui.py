@@ -9,7 +9,7 @@
   shows the loaded data (what a user sees, drawing included), next to a bare Textual app's first frame in
   alternating runs (the floor on this machine: Python and Textual starting);
 - start-up frames: at 80x24 and 160x48, which frames after that first one still changed the screen's text (the
-  first frame should be the final one; the footer's keys come a moment later, as Textual composes them);
+  first frame should be the final one);
 - filter key redraw: in that terminal, over the whole history, from a key to the first byte of the frame it
   caused and to the last byte of the frames it caused;
 - views from the ledger: top tasks, recent calls and a drill-down's top tasks as a warm start computes them;
@@ -125,9 +125,9 @@ CURSOR_TO = re.compile(rb"\x1b\[(\d+);(\d+)H")
 
 def start_up_frames(cmd: list[str], marker: str, size: tuple[int, int], seconds: float = 1.5) -> str:
     """The app's frames over its first ``seconds`` in a ``size`` (columns, rows) pseudo-terminal: output that comes
-    in bursts (3 ms apart at most) is one frame; the screen's text is rebuilt from each frame's cursor moves. Says
-    when the first frame showing ``marker`` came, and which later frames changed the text of a row (the footer's
-    keys are Textual's: composed on its first bindings signal, after the first frame)."""
+    in bursts less than 10 ms apart is one frame (the terminal may get a frame in pieces); the screen's text is
+    rebuilt from each frame's cursor moves. Says when the first frame showing ``marker`` came, and which later
+    frames changed the text of a row."""
     cols, rows = size
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -140,7 +140,7 @@ def start_up_frames(cmd: list[str], marker: str, size: tuple[int, int], seconds:
         while time.perf_counter() - t0 < seconds:
             if select.select([master], [], [], 0.05)[0]:
                 data, now = os.read(master, 1 << 16), time.perf_counter() - t0
-                if bursts and now - bursts[-1][2] <= 0.003:
+                if bursts and now - bursts[-1][2] <= 0.010:
                     bursts[-1][1] += data
                     bursts[-1][2] = now
                 else:
