@@ -5,32 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import Static
 
 from ...core import fmt
-from .base import LaidOutOnce, SizedContent, set_content
-from .rate_limits import bar, bar_width
+from .base import set_content
+from .rate_limits import BarPanel, bar
 
 COLORS = {"green": "green", "yellow": "yellow", "orange": "dark_orange", "red": "bold red"}
 
 
-class BudgetPanel(SizedContent, LaidOutOnce, Static):
+class BudgetPanel(BarPanel):
     """One gauge per budget."""
-
-    _statuses: list[dict[str, Any]] | None = None
-    _bars = 0  # the width of the bars drawn
-
-    def resized(self) -> None:
-        """Bars as wide as the panel now allows (the same lines: the screen is not laid out again)."""
-        if self._statuses and bar_width(self) != self._bars:
-            self.show(self._statuses, layout=False)
 
     def show(self, statuses: list[dict[str, Any]], layout: bool = True) -> None:
         """Draw the gauges (hidden when there are none)."""
-        self._statuses = statuses
+        self._shown = statuses
         self.display = bool(statuses)
         t = Text()
-        width = self._bars = bar_width(self)
+        width = self.bars()
         for s in statuses:
             name = f"{s['scope'][:8]} {s['period'][0]}"  # "all d", "webshop m"
             t.append(f"{name:<10} ", style="bold")

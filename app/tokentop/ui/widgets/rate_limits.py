@@ -34,20 +34,32 @@ def bar_width(panel: Static) -> int:
     return max(3, min(20, panel.size.width - 2 - 25))
 
 
-class RateLimitPanel(SizedContent, LaidOutOnce, Static):
-    """Renders the rate-limit view model (``RateLimits.as_json``)."""
+class BarPanel(SizedContent, LaidOutOnce, Static):
+    """A side panel of bars as wide as it can spare (`bar_width`): `show` draws what it is given; a new width draws
+    it again (the same lines: the screen is not laid out again)."""
 
-    _view: dict[str, Any] | None = None
-    _bars = 0  # the width of the bars drawn
+    _shown: Any = None  # what `show` drew last
+    _bars = 0  # the width of its bars
+
+    def bars(self) -> int:
+        """The width to draw the bars at now (noted for `resized`)."""
+        self._bars = bar_width(self)
+        return self._bars
 
     def resized(self) -> None:
-        """Bars as wide as the panel now allows (the same lines: the screen is not laid out again)."""
-        if self._view is not None and bar_width(self) != self._bars:
-            self.show(self._view, layout=False)
+        if self._shown is not None and bar_width(self) != self._bars:
+            self.show(self._shown, layout=False)
+
+    def show(self, shown: Any, layout: bool = True) -> None:
+        raise NotImplementedError
+
+
+class RateLimitPanel(BarPanel):
+    """Renders the rate-limit view model (``RateLimits.as_json``)."""
 
     def show(self, view: dict[str, Any], layout: bool = True) -> None:
         """Draw the panel."""
-        self._view = view
+        self._shown = view
         t = Text()
         tight = view.get("tightest")
         if tight:
@@ -56,7 +68,7 @@ class RateLimitPanel(SizedContent, LaidOutOnce, Static):
             t.append(f"{display_name(tight['model'])} {KIND_LABELS[tight['kind']]} {tight['headroom'] * 100:.0f}%\n",
                      style=style)
         models = view.get("models") or []
-        width = self._bars = bar_width(self)
+        width = self.bars()
         if not models:  # the status says where the observations come from
             t.append((view.get("status") or "no observations yet") + "\n", style="dim")
         for m in models:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -87,7 +88,7 @@ class KeysFooter(LaidOutOnce, Widget):
             spans.append((start, text.cell_len, key))
         if self.palette is not None:
             key, shown, description, _ = self.palette
-            right = 1 + len(shown) + 1 + len(description) + 1
+            right = cell_len(f"▏{shown} {description} ")
             text.append(" " * max(1, self.size.width - text.cell_len - right))
             spans.append((text.cell_len, text.cell_len + right, key))
             text.append("▏", self.get_component_rich_style("keys--separator"))
