@@ -66,6 +66,19 @@ def tui_cmd(corpus: Path, ledger: Path) -> list[str]:
             "--internal-project", "work-buddy", "--ledger", str(ledger), "--tz", "UTC"]
 
 
+def in_terminal(cmd: list[str], size: tuple[int, int] = (80, 24),
+                env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """``cmd`` started in a ``size`` (columns, rows) pseudo-terminal of its own; returns it and the terminal's
+    master end (keep reading it: an app blocks on a full terminal)."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
+    p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                         env={**(os.environ if env is None else env), "TERM": "xterm-256color",
+                              "COLORTERM": "truecolor"})
+    os.close(slave)
+    return p, master
+
+
 def first_frame(cmd: list[str], marker: str, timeout: float = 20.0,
                 keys: str = "") -> tuple[float, list[tuple[str, float, float]]]:
     """An app (`tokentop` over a warm ledger, or the baseline) in an 80x24 pseudo-terminal.
@@ -76,12 +89,8 @@ def first_frame(cmd: list[str], marker: str, timeout: float = 20.0,
         from the key to the first byte of the frame it caused and to the last byte of the frames it caused
         (output quiet for 0.15 s after).
     """
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
-    os.close(slave)
+    p, master = in_terminal(cmd)
 
     def drain(quiet: float) -> float | None:  # read until nothing came for `quiet` s: when the last byte came
         last = None
@@ -129,13 +138,9 @@ def start_up_frames(cmd: list[str], marker: str, size: tuple[int, int], seconds:
     rebuilt from each frame's cursor moves. Says when the first frame showing ``marker`` came, and which later
     frames changed the text of a row."""
     cols, rows = size
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
-    os.close(slave)
-    bursts: list[list[Any]] = []  # [time of its first byte, bytes]
+    p, master = in_terminal(cmd, size)
+    bursts: list[list[Any]] = []  # [time of its first byte, its bytes, time of its last byte]
     try:
         while time.perf_counter() - t0 < seconds:
             if select.select([master], [], [], 0.05)[0]:
@@ -235,14 +240,8 @@ def live_cpu(corpus: Path, ledger: Path, rates: tuple[float, ...] = (2, 10), sec
         extra = Path(tmp) / "claude"
         project = extra / "projects" / "-bench-live"
         project.mkdir(parents=True)
-        master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         args = [*tui_cmd(corpus, copy)[1:], "--claude-dir", str(extra)]
-        cmd = [TOKENTOP, *args] if command is None else command(args)
-        p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-                             env={**(os.environ if env is None else env), "TERM": "xterm-256color",
-                                  "COLORTERM": "truecolor"})
-        os.close(slave)
+        p, master = in_terminal([TOKENTOP, *args] if command is None else command(args), env=env)
         done = threading.Event()
 
         def drain() -> None:
