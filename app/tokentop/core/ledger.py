@@ -328,7 +328,7 @@ def _row(c: Call, project: str, path_id: int, price_id: int) -> tuple[Any, ...]:
     """A call as a row in `_ROW_COLS` order (see `Ledger._rows` for the usual case)."""
     return (c.source, c.ts, c.model, project, c.session, c.mode, c.input_tokens, c.output_tokens,
             c.cache_creation_tokens, c.cache_read_tokens, c.cost, c.ledger_key(), c.task, c.cache_write_1h,
-            c.web_search_requests, c.speed, c.geo, c.file, c.offset, c.key is not None, path_id, price_id)
+            c.web_search_requests, c.speed, c.geo, c.file, c.offset, int(c.key is not None), path_id, price_id)
 
 
 def _delta(c: Call, sign: int, project: str, root: str) -> tuple[Any, ...]:
@@ -717,7 +717,9 @@ class Ledger(LedgerBase):
         price_id = self._id_map("prices", [self.priced_with], new_ids)[self.priced_with]
         path_ids = self._id_map("paths", {c.file for c in calls}, new_ids)
         rows = []
-        ends = {path: (True, i, price_id) for path, i in path_ids.items()}  # keyed, path id, price id
+        # keyed, path id, price id; keyed as the int 1, not True: sqlite3 binds a bool only after failing to
+        # adapt it (an exception raised and cleared per row: ~13 % of an insert's instructions)
+        ends = {path: (1, i, price_id) for path, i in path_ids.items()}
         for c in calls:
             if c.key is not None and c.source != INTERNAL:
                 rows.append(astuple(c) + ends[c.file])
