@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -1211,6 +1212,14 @@ def test_a_scan_on_both_cores_equals_one_in_one_process(claude_dir, data_root, t
     pools: list[str] = []
     get_context = multiprocessing.get_context
     monkeypatch.setattr(multiprocessing, "get_context", lambda method: pools.append(method) or get_context(method))
+    pipe_sizes: list[int] = []
+    widen = engine_module._widen_results_pipe
+
+    def widen_noting(pool: Any) -> None:
+        widen(pool)
+        pipe_sizes.append(fcntl.fcntl(pool._outqueue._reader.fileno(), 1032))  # F_GETPIPE_SZ
+
+    monkeypatch.setattr(engine_module, "_widen_results_pipe", widen_noting)
 
     def scanned(workers: int) -> Engine:
         e = engine(claude_dir, data_root, tmp_path / f"{workers}.sqlite")
@@ -1221,6 +1230,7 @@ def test_a_scan_on_both_cores_equals_one_in_one_process(claude_dir, data_root, t
 
     one, two = scanned(1), scanned(2)
     assert pools == ["fork"]  # only the second scan ran in worker processes
+    assert pipe_sizes == [engine_module.RESULTS_PIPE_BYTES]  # its results came through a 1 MB pipe, not 64 KB
     flt = Filter(tz=UTC)
     assert rounded(two.report(flt, now=1.8e9)) == rounded(one.report(flt, now=1.8e9))
     assert two.report(flt)["totals"]["calls"] > 300

@@ -169,6 +169,23 @@ def _scan_worker_started() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
+#: Linux's ``F_SETPIPE_SZ`` and the size asked for (the most an unprivileged process gets by default).
+_F_SETPIPE_SZ, RESULTS_PIPE_BYTES = 1031, 1 << 20
+
+
+def _widen_results_pipe(pool: Any) -> None:
+    """Linux: the pipe the scan workers send their results through holds 1 MB instead of 64 KB. A job's result
+    (~1.3 MB) is read by the pool's result thread, which needs the GIL for every chunk it takes: while this
+    thread is busy (merging, writing the ledger), a worker whose result filled the pipe waited, not scanning
+    (medium corpus with the ledger: ~190 ms of the workers' time blocked in sending, ~70 ms with 1 MB)."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(pool._outqueue._reader.fileno(), _F_SETPIPE_SZ, RESULTS_PIPE_BYTES)
+    except (AttributeError, OSError):  # another platform or pool, or a lower limit: the default pipe works too
+        pass
+
+
 def _die_with_parent() -> None:
     """Linux: this forked process is killed when its parent dies (nothing keeps writing the ledger after a
     kill -9 of the app)."""
@@ -471,6 +488,7 @@ class Engine:
                 import multiprocessing  # only large histories pay for it
 
                 pool = stack.enter_context(multiprocessing.get_context("fork").Pool(workers, _scan_worker_started))
+                _widen_results_pipe(pool)
                 results: Iterable[bytes] = pool.imap_unordered(_scan_job, job_files)
             else:
                 results = map(_scan_job, job_files)
