@@ -119,7 +119,11 @@ def first_frame(cmd: list[str], marker: str, timeout: float = 20.0,
                 time.sleep(0.3)
                 drain(0.1)
         os.write(master, b"q")
-        p.wait(5)
+        end = time.perf_counter() + 5
+        with contextlib.suppress(OSError):  # (EIO once the app has closed its terminal)
+            while p.poll() is None and time.perf_counter() < end:  # reading on: an app blocks on a full terminal
+                drain(0.05)
+        p.wait(max(0.0, end - time.perf_counter()))
     finally:
         if p.poll() is None:
             p.kill()
