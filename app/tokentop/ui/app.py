@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from textual import events, on, work
+from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -42,7 +42,7 @@ from ..core.records import CLAUDE_CODE, INTERNAL
 from ..core.report import matching_calls, plan_of, quick_totals, recent_calls, task_scope, top_tasks
 from ..core.views import date_window, hourly_cost, today_in, window_label
 from .detail import ScopeScreen
-from .keys import FILTER_BINDINGS, FilterKeys, after
+from .keys import FILTER_BINDINGS, FilterKeys, StyledOnce, after
 from .messages import ScanProgress, UsageChanged
 from .screens import HelpScreen, ProjectPicker
 from .widgets import (
@@ -141,7 +141,7 @@ CHROME_ROWS = 10
 TALL_ROWS = 40
 
 
-class MainScreen(FilterKeys, Screen[None]):
+class MainScreen(FilterKeys, StyledOnce, Screen[None]):
     """The dashboard. Its bindings live here so modal screens (picker, help) keep their own keys."""
 
     HORIZONTAL_BREAKPOINTS = [(0, "-compact"), (120, "-wide")]
@@ -185,17 +185,6 @@ class MainScreen(FilterKeys, Screen[None]):
 
     def on_mount(self) -> None:
         self.tapp.main_screen_mounted()
-
-    _resumed = False
-
-    def on_screen_resume(self, event: events.ScreenResume) -> None:
-        """The first time the screen shows (Textual made it at start-up), its widgets keep the styles they were
-        given when mounted a moment ago: Textual would style the whole screen again (its own handler, which runs
-        after this one, reads ``refresh_styles``), about a third of the styling before the first frame. Later
-        resumes restyle as usual."""
-        if not self._resumed:
-            self._resumed = True
-            event.refresh_styles = False
 
     def on_resize(self) -> None:
         """Across `TALL_ROWS` rows the side column gains or loses the cost by project."""

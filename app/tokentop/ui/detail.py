@@ -16,11 +16,11 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from ..core.filters import Filter
-from .keys import FILTER_BINDINGS, FilterKeys
+from .keys import FILTER_BINDINGS, FilterKeys, StyledOnce
 from .widgets import BreakdownTable, Cards, KeysFooter, SparkRow
 
 
-class ScopeScreen(FilterKeys, Screen[None]):
+class ScopeScreen(FilterKeys, StyledOnce, Screen[None]):
     """Cards, sparkline, model split and top tasks of one session or project."""
 
     HORIZONTAL_BREAKPOINTS = [(0, "-compact"), (120, "-wide")]

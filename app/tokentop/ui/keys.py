@@ -1,9 +1,11 @@
-"""The filter keys both dashboards share (main screen and drill-down): source, dates, mode, $/hour."""
+"""What both dashboards share (main screen and drill-down): the filter keys (source, dates, mode, $/hour), and
+being styled once when they first show."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from textual import events
 from textual.binding import Binding
 
 from ..core.records import CLAUDE_CODE, INTERNAL
@@ -68,3 +70,17 @@ class FilterKeys:
         """Sparkline: cost per day over the range, or per hour today."""
         self.tapp.hourly = not self.tapp.hourly
         self.tapp.refresh_view()
+
+
+class StyledOnce:
+    """Mixed into a screen (before `Screen`): the first time it shows, its widgets keep the styles they were given
+    when mounted a moment before. Textual styles the whole screen again on every resume (its own handler, which
+    runs after this one, reads ``refresh_styles``): at the start or on a drill-down, a third of the styling before
+    the screen's first frame. Later resumes restyle as usual."""
+
+    _shown_once = False
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        if not self._shown_once:
+            self._shown_once = True
+            event.refresh_styles = False
