@@ -42,7 +42,7 @@ from ..core.records import CLAUDE_CODE, INTERNAL
 from ..core.report import matching_calls, plan_of, quick_totals, recent_calls, task_scope, top_tasks
 from ..core.views import date_window, hourly_cost, today_in, window_label
 from .detail import ScopeScreen
-from .keys import FILTER_BINDINGS, FilterKeys, StyledOnce, after
+from .keys import FILTER_BINDINGS, FilterKeys, StyledOnce, after, breakpoint_class
 from .messages import ScanProgress, UsageChanged
 from .screens import HelpScreen, ProjectPicker
 from .widgets import (
@@ -125,11 +125,6 @@ class SingleCallsView:
     def behind(self, version: int) -> bool:
         """Shown, the data changed since, and it may be read again now."""
         return self.key is not None and version != self.version and not self.fresh()
-
-
-def breakpoint_class(screen: type[Screen[Any]], width: int) -> str:
-    """The class Textual gives a screen of this width (the last of its horizontal breakpoints it reaches)."""
-    return max((w, name) for w, name in screen.HORIZONTAL_BREAKPOINTS or () if width >= w)[1]
 
 
 #: Sums by task of fewer calls than this are read on the UI thread (~3 µs a call, ~60 ms at most), of more in a
@@ -307,14 +302,14 @@ class MainScreen(FilterKeys, StyledOnce, Screen[None]):
         """``enter`` on a sessions row opens that session's detail screen."""
         table = event.table
         assert isinstance(table, SessionsTable)
-        self.drill(ScopeScreen("session", table.keys[event.row][1]))  # (source, session)
+        self.drill(ScopeScreen("session", table.keys[event.row][1], self.app.size.width))  # (source, session)
 
     @on(BreakdownTable.Selected, "#breakdown")
     def drill_into_project(self, event: BreakdownTable.Selected) -> None:
         """``enter`` on a by-project row opens that project's detail screen."""
         rows = self.tapp.view.get("by_project", [])
         if self.tapp.panel == "projects" and event.row < len(rows):
-            self.drill(ScopeScreen("project", rows[event.row]["project"]))
+            self.drill(ScopeScreen("project", rows[event.row]["project"], self.app.size.width))
 
     def drill(self, scope: ScopeScreen) -> None:
         """Open a detail screen; back here, redraw (its filter keys may have changed the filter)."""

@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from ..core.filters import Filter
-from .keys import FILTER_BINDINGS, FilterKeys, StyledOnce
+from .keys import FILTER_BINDINGS, FilterKeys, StyledOnce, breakpoint_class
 from .widgets import BreakdownTable, Cards, KeysFooter, SparkRow
 
 
@@ -32,8 +32,8 @@ class ScopeScreen(FilterKeys, StyledOnce, Screen[None]):
         Binding("q", "app.quit", "quit"),
     ]
 
-    def __init__(self, kind: str, name: str) -> None:
-        super().__init__()
+    def __init__(self, kind: str, name: str, width: int) -> None:
+        super().__init__(classes=breakpoint_class(ScopeScreen, width))  # (``width``: the app's)
         self.kind = kind  # "session" or "project"
         self.scope_name = name
         self.view: dict[str, Any] = {}

@@ -12,6 +12,8 @@ from ..core.records import CLAUDE_CODE, INTERNAL
 from ..core.views import DATE_PRESETS
 
 if TYPE_CHECKING:
+    from textual.screen import Screen
+
     from .app import TokentopApp
 
 SOURCES = ("all", CLAUDE_CODE, INTERNAL)
@@ -72,11 +74,18 @@ class FilterKeys:
         self.tapp.refresh_view()
 
 
+def breakpoint_class(screen: type[Screen[Any]], width: int) -> str:
+    """The class Textual gives a screen of this width (the last of its horizontal breakpoints it reaches). A
+    screen made with it is styled once: set at its first resize instead, it restyles every widget again."""
+    return max((w, name) for w, name in screen.HORIZONTAL_BREAKPOINTS or () if width >= w)[1]
+
+
 class StyledOnce:
     """Mixed into a screen (before `Screen`): the first time it shows, its widgets keep the styles they were given
     when mounted a moment before. Textual styles the whole screen again on every resume (its own handler, which
     runs after this one, reads ``refresh_styles``): at the start or on a drill-down, a third of the styling before
-    the screen's first frame. Later resumes restyle as usual."""
+    the screen's first frame. Later resumes restyle as usual. (Made with its `breakpoint_class`, the screen is not
+    restyled at its first resize either.)"""
 
     _shown_once = False
 
