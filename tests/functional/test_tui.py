@@ -1306,3 +1306,40 @@ async def test_the_filter_bar_at_80_columns_keeps_the_time_zone_and_the_internal
         text = text_of(app, "#filterbar")
         assert text.startswith("internal · last 30d") and f"api {t['cloud_calls']:,}" in text
         assert text.rstrip().endswith(f"local {t['local_calls']:,}") and " UTC " in text
+
+
+@pytest.mark.parametrize(("size", "width_class"), [((80, 24), "-compact"), ((160, 48), "-wide")])
+async def test_each_widget_of_a_screen_is_styled_once_when_it_first_shows(tmp_path: Path, monkeypatch, size,
+                                                                          width_class) -> None:
+    # Textual styles a screen's widgets when they are mounted, then again when the screen first shows, and again
+    # when its breakpoint class is set at its first resize: three passes where one does (a third of the work
+    # before the first frame at the start, more on an enter). Both dashboards take one, and look as before
+    # (the snapshot tests).
+    from textual.css.stylesheet import Stylesheet
+
+    styled: list[Any] = []
+    apply = Stylesheet.apply
+
+    def noting(self: Stylesheet, node: Any, *args: Any, **kw: Any) -> None:
+        styled.append(node)
+        apply(self, node, *args, **kw)
+
+    monkeypatch.setattr(Stylesheet, "apply", noting)
+    app = make_app(tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await loaded(app, pilot)
+        widgets = list(app.screen.query("*"))
+        assert len(widgets) > 15 and app.screen.has_class(width_class)
+        # (but for what changes state after mounting: the table that takes the focus, the chip that shows it)
+        assert {type(w).__name__ for w in widgets if styled.count(w) != 1} <= {"SessionsTable", "Chip"}
+        assert sum(styled.count(w) == 1 for w in widgets) >= len(widgets) - 2
+        app.screen.query_one("#sessions").focus()
+        await pilot.pause()
+        styled.clear()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ScopeScreen) and app.screen.has_class(width_class)
+        widgets = list(app.screen.query("*"))
+        assert len(widgets) > 10
+        assert {type(w).__name__ for w in widgets if styled.count(w) != 1} <= {"BreakdownTable"}  # (its focus)
+        assert sum(styled.count(w) == 1 for w in widgets) >= len(widgets) - 1
