@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from textual import events
 from textual.binding import Binding
 
 from ..core.records import CLAUDE_CODE, INTERNAL
 from ..core.views import DATE_PRESETS
 
 if TYPE_CHECKING:
+    from textual import events
     from textual.screen import Screen
 
     from .app import TokentopApp
