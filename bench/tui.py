@@ -79,6 +79,18 @@ def in_terminal(cmd: list[str], size: tuple[int, int] = (80, 24),
     return p, master
 
 
+def quit_app(p: subprocess.Popen[bytes], master: int, timeout: float = 5.0) -> None:
+    """Press ``q`` and wait for the app to exit, reading its terminal meanwhile (an app blocks on a full terminal,
+    its exit too); `subprocess.TimeoutExpired` if it has not exited after ``timeout`` seconds."""
+    os.write(master, b"q")
+    end = time.perf_counter() + timeout
+    with contextlib.suppress(OSError):  # (EIO once the app has closed its terminal)
+        while p.poll() is None and time.perf_counter() < end:
+            if select.select([master], [], [], 0.05)[0]:
+                os.read(master, 1 << 16)
+    p.wait(max(0.0, end - time.perf_counter()))
+
+
 def first_frame(cmd: list[str], marker: str, timeout: float = 20.0,
                 keys: str = "") -> tuple[float, list[tuple[str, float, float]]]:
     """An app (`tokentop` over a warm ledger, or the baseline) in an 80x24 pseudo-terminal.
@@ -118,12 +130,7 @@ def first_frame(cmd: list[str], marker: str, timeout: float = 20.0,
                     redraws.append((key, first - t, last - t))
                 time.sleep(0.3)
                 drain(0.1)
-        os.write(master, b"q")
-        end = time.perf_counter() + 5
-        with contextlib.suppress(OSError):  # (EIO once the app has closed its terminal)
-            while p.poll() is None and time.perf_counter() < end:  # reading on: an app blocks on a full terminal
-                drain(0.05)
-        p.wait(max(0.0, end - time.perf_counter()))
+        quit_app(p, master)
     finally:
         if p.poll() is None:
             p.kill()
@@ -154,11 +161,7 @@ def start_up_frames(cmd: list[str], marker: str, size: tuple[int, int], seconds:
                     bursts[-1][2] = now
                 else:
                     bursts.append([now, data, now])
-        os.write(master, b"q")
-        with contextlib.suppress(OSError):  # (the terminal closes with the app)
-            while p.poll() is None and select.select([master], [], [], 0.2)[0]:
-                os.read(master, 1 << 16)  # the app blocks on a full terminal while it exits
-        p.wait(5)
+        quit_app(p, master)
     finally:
         if p.poll() is None:
             p.kill()
