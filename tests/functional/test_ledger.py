@@ -495,20 +495,25 @@ def test_a_first_cold_ingest_builds_the_indexes_once_at_its_end_and_keeps_one_me
     truth.scan(workers=1)
 
     e = engine(claude_dir, data_root, sqlite_ledger)
-    seen: list[tuple[bool, int]] = []  # per batch: was the key index there, how many keys came again
+    seen: list[tuple[bool, int, bool]] = []  # per batch: was the key index there, how many keys came again, and
+    # was the index of keyless rows there (kept: it takes the few keyless rows only)
     commit = e.ledger.commit
 
     def watched(*a: Any, **kw: Any) -> None:
         with e.ledger.lock:
-            seen.append(("calls_key" in indexes(e.ledger.db), len(kw.get("again", ()))))
+            there = indexes(e.ledger.db)
+            seen.append(("calls_key" in there, len(kw.get("again", ())), "calls_keyless_file" in there))
         commit(*a, **kw)
 
     e.ledger.commit = watched
     e.start(workers=1)
-    assert len(seen) >= 8 and not any(has_index for has_index, _ in seen)  # rows only appended
-    assert sum(n for _, n in seen) > 50  # keys met again in later batches
+    assert len(seen) >= 8 and not any(has_index for has_index, _, _ in seen)  # rows only appended
+    assert sum(n for _, n, _ in seen) > 50  # keys met again in later batches
+    assert all(keyless_index for _, _, keyless_index in seen)
     db = e.ledger.db
     assert {"calls_key", "calls_keyless_file"} <= indexes(db) and "calls_again" not in indexes(db)
+    assert db.execute("SELECT count(*) FROM calls WHERE NOT keyed").fetchone()[0] > 0
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"  # every index holds what its table does
     assert db.execute("SELECT count(*) - count(DISTINCT source || key) FROM calls").fetchone()[0] == 0
     stored = {k: (o, i) for k, o, i in db.execute("SELECT key, output_tokens, input_tokens FROM calls WHERE keyed")}
     assert stored == {k: (c.output_tokens, c.input_tokens) for k, c in truth.cube.by_key.items()}  # merged
