@@ -44,7 +44,6 @@ ROOT = HERE.parent
 
 def instructions(app: Path, args: list[str]) -> int:
     """User-space instructions of ``tokentop <args>`` run from the package in ``app`` (its ``app/`` folder)."""
-    # What the `tokentop` script runs (`run`, which skips the teardown after a report; older commits: `main`).
     r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *python_cmd(app, args)],
                        env=python_env(app), capture_output=True, text=True)
     found = re.search(r"Collected : (\d+)", r.stderr)
@@ -55,8 +54,17 @@ def instructions(app: Path, args: list[str]) -> int:
 
 def python_cmd(app: Path, args: list[str]) -> list[str]:
     """``tokentop <args>`` with the package in ``app`` (run it with `python_env`)."""
-    code = f"import sys; sys.argv = ['tokentop', *{args!r}]\nfrom tokentop import cli; getattr(cli, 'run', cli.main)()"
-    return [sys.executable, "-c", code]
+    return [sys.executable, "-c", f"import sys; sys.argv = ['tokentop', *{args!r}]\n{ENTRY}"]
+
+
+#: What the `tokentop` script runs: `tokentop.__main__.run` (older commits: `cli.run`, or `cli.main`).
+ENTRY = """
+try:
+    from tokentop.__main__ import run
+except ImportError:
+    from tokentop import cli
+    run = getattr(cli, "run", cli.main)
+run()"""
 
 
 def python_env(app: Path) -> dict[str, str]:
@@ -135,7 +143,7 @@ def tui_first_frame(app: Path, corpus: Path, ledger: Path) -> int:
 
     files = sum(1 for _ in (corpus / "claude").rglob("*.jsonl")) + sum(1 for _ in (corpus / "wb").rglob("*.jsonl"))
     args = tui_cmd(corpus, ledger)[1:]
-    code = f"sys.argv = ['tokentop', *{args!r}]\nfrom tokentop import cli\ngetattr(cli, 'run', cli.main)()"
+    code = f"sys.argv = ['tokentop', *{args!r}]\n{ENTRY}"
     return first_frame_instructions(code, python_env(app), f"{files:,} files")  # the status line's count
 
 

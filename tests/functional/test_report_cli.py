@@ -203,7 +203,8 @@ def test_the_script_prints_everything_then_exits_fast_with_the_commands_code(cla
     # 400 sessions: far more JSON than a pipe holds, all of it flushed before the process leaves (os._exit).
     for i in range(400):
         write_lines(project_dir(claude_dir) / f"s{i}.jsonl", [cc_line(f"m{i}", session=f"s{i}")])
-    script = [sys.executable, "-m", "tokentop.cli", "report", "--claude-dir", str(claude_dir), "--data-root",
+    # `python -m tokentop` runs what the `tokentop` script does (`tokentop.__main__.run`)
+    script = [sys.executable, "-m", "tokentop", "report", "--claude-dir", str(claude_dir), "--data-root",
               str(data_root), "--no-ledger"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as usual
     r = subprocess.run([*script, "--json"], capture_output=True, text=True, env=env)
