@@ -356,6 +356,10 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
         await ready(app, pilot)
         assert app.view["totals"] == expected(app)
         assert app.view["totals"]["calls"] > 0 and app.engine.lines_applied == 0
+        # every breakdown as the engine that read the files has it (the child's cells came through whole)
+        cold = first.dashboard(app.current_filter(), now=NOW, active_window_minutes=app.active_window_minutes)
+        for part in ("totals", "by_day", "by_model", "by_project", "by_source", "sessions", "today", "chips"):
+            assert app.view[part] == cold[part], part
         drawn = frames[-1]
         assert "$" in drawn
         if done_before_mount:  # no empty frame first: the very first one has the ledger's numbers
