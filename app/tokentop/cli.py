@@ -18,6 +18,7 @@ from .core.engine import Engine, Sources
 from .core.filters import Filter, FilterError, parse_date, parse_tz
 from .core.ledger import Ledger, LedgerError
 from .core.pricing import PriceBook, PriceFileError
+from .core.views import DATE_PRESETS
 
 GROUPS = ("day", "model", "project", "session", "task", "machine", "user")  # the last two with --team
 
@@ -120,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole CLI (each command's arguments are added when that command is parsed)."""
     p = _Parser(prog="tokentop", description="Live LLM cost, tokens and rate-limit headroom.")
     p.add_argument("--version", action="version", version=f"tokentop {__version__}")
+    p.add_argument("--range", choices=DATE_PRESETS, default="7d",
+                   help="the dates the dashboard opens on (default: 7d; the d key goes on from there)")
     _source_options(p)
     _team_options(p)
     _sync_option(p)
@@ -776,7 +779,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
         gc.enable()
 
     return run_tui(engine, active_window_minutes=settings.active_window_minutes,
-                   budgets=budget_store(args.team).load(), warming=warming, syncer=syncer)
+                   budgets=budget_store(args.team).load(), warming=warming, syncer=syncer, date_range=args.range)
 
 
 def start_early(engine: Engine) -> Any:
@@ -826,14 +829,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
             team.push()
             from .ui.app import run_tui
 
-            return run_tui(TeamEngine(TeamStore(url), tz, cache_dir()), on_start=lambda app: team.run(time.time, stop))
+            return run_tui(TeamEngine(TeamStore(url), tz, cache_dir()), on_start=lambda app: team.run(time.time, stop),
+                           date_range=args.range)
         demo = Demo(root, time.time())
         demo.write_history()
         sources = Sources(claude_dirs=[demo.claude_dir], data_root=demo.data_root, internal_project="work-buddy")
         engine = Engine(sources, PriceBook(cache_dir=cache_dir()), tz)
         from .ui.app import run_tui
 
-        return run_tui(engine, on_start=lambda app: start_feed(demo, time.time, stop))
+        return run_tui(engine, on_start=lambda app: start_feed(demo, time.time, stop), date_range=args.range)
     finally:
         stop.set()
         shutil.rmtree(root, ignore_errors=True)

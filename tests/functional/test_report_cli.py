@@ -149,6 +149,26 @@ def test_bad_option_values_print_one_line_and_exit_2(args, needle, claude_dir, d
     assert needle in err
 
 
+def test_the_dashboard_opens_on_the_range_given(claude_dir: Path, data_root: Path, capsys,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    import tokentop.ui.app as ui
+
+    opened: list[str] = []
+    monkeypatch.setattr(ui, "run_tui", lambda engine, **kw: opened.append(kw["date_range"]) or 0)
+    source = ["--no-ledger", "--claude-dir", str(claude_dir), "--data-root", str(data_root)]
+    try:
+        assert run_cli(["--range", "30d", *source], capsys)[0] == 0
+        assert run_cli(source, capsys)[0] == 0
+    finally:
+        gc.unfreeze()  # `tokentop` freezes what it imported (see cmd_tui): not this test process's objects
+    assert opened == ["30d", "7d"]
+    code, out, err = run_cli(["--range", "fortnight", *source], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "--range: invalid choice: 'fortnight'" in err and "'today', '7d', '30d', 'week', 'all'" in err
+
+
 def test_group_by_task_uses_tools_and_task_ids(claude_dir: Path, data_root: Path, report) -> None:
     write_lines(project_dir(claude_dir) / "s.jsonl", [
         cc_line("m1", content=[{"type": "tool_use", "id": "t1", "name": "Bash"}]),

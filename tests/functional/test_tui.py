@@ -18,6 +18,7 @@ from tokentop.core.views import display_name
 from tokentop.ui.app import MainScreen, TokentopApp
 from tokentop.ui.detail import ScopeScreen
 from tokentop.ui.screens import HelpScreen, ProjectPicker
+from tokentop.ui.screenshots import demo_app
 from tokentop.ui.widgets.chips import Chip
 from tokentop.ui.widgets.linetable import LineTable
 
@@ -40,6 +41,27 @@ def shown_cost(app: TokentopApp) -> str:
 
 def chip_names(app: TokentopApp) -> list[str]:
     return [c["model"] for c in app.view["chips"]]
+
+
+async def test_the_dashboard_opens_on_the_date_range_given_and_d_goes_on_from_there(tmp_path: Path) -> None:
+    from tokentop.core.filters import Filter
+
+    seven_days = make_app(tmp_path / "7d")
+    app = demo_app(tmp_path / "all", NOW, date_range="all")  # `tokentop --range all`
+    async with seven_days.run_test(size=(80, 24)) as pilot:
+        await ready(seven_days, pilot)
+        last_week = seven_days.view["totals"]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        everything = app.engine.report(Filter(tz=app.tz), now=NOW)["totals"]
+        assert app.preset == "all" and app.view["totals"] == everything
+        assert everything["calls"] > last_week["calls"] > 0  # the demo's history is longer than a week
+        assert "all time" in text_of(app, "#filterbar") and shown_cost(app) == fmt.money(everything["cost_usd"])
+        await pilot.press("d")  # all time -> today, as the key always cycles
+        await pilot.pause()
+        assert app.preset == "today" and "today" in text_of(app, "#filterbar")
+    with pytest.raises(ValueError, match="unknown date range 'fortnight'"):
+        demo_app(tmp_path / "bad", NOW, date_range="fortnight")
 
 
 async def test_first_frame_shows_the_report_numbers(tmp_path: Path) -> None:
@@ -306,8 +328,10 @@ async def test_no_color_is_respected(tmp_path: Path, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("done_before_mount", [False, True])
-async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path: Path, done_before_mount: bool) -> None:
+async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path: Path, done_before_mount: bool,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from tokentop.cli import start_early
+    from tokentop.core import report
     from tokentop.core.engine import Engine
     from tokentop.core.ledger import Ledger
 
@@ -366,6 +390,20 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
             assert frames[0] == drawn
         assert time_index(second)
         assert threading.main_thread().name not in index_built_in  # by the warm start (its child), not a redraw
+
+        # All time: the unfiltered report, whose groups the child sent (as the ledger's snapshot had them)
+        await pilot.press("d", "d")  # 7d -> 30d -> this week
+        await pilot.pause()
+        grouped: list[int] = []
+        group_cells = report.group_cells
+        monkeypatch.setattr(report, "group_cells", lambda *a, **kw: grouped.append(1) or group_cells(*a, **kw))
+        await pilot.press("d")  # -> all time
+        await pilot.pause()
+        assert app.current_filter().since is None and app.current_filter().until is None
+        cold = first.dashboard(app.current_filter(), now=NOW, active_window_minutes=app.active_window_minutes)
+        for part in ("totals", "by_day", "by_model", "by_project", "by_source", "sessions", "chips"):
+            assert app.view[part] == cold[part], part
+        assert not grouped  # not made again from the cells
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])

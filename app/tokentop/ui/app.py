@@ -40,7 +40,7 @@ from ..core.live import Batch, follow
 from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
 from ..core.records import CLAUDE_CODE, INTERNAL
 from ..core.report import matching_calls, plan_of, quick_totals, recent_calls, task_scope, top_tasks
-from ..core.views import date_window, hourly_cost, today_in, window_label
+from ..core.views import DATE_PRESETS, date_window, hourly_cost, today_in, window_label
 from .detail import ScopeScreen
 from .keys import FILTER_BINDINGS, FilterKeys, StyledOnce, after, breakpoint_class
 from .messages import ScanProgress, UsageChanged
@@ -335,8 +335,11 @@ class TokentopApp(App[None]):
         on_start: Callable[[TokentopApp], None] | None = None,
         warming: threading.Thread | None = None,
         syncer: Syncer | None = None,
+        date_range: str = "7d",
     ) -> None:
         super().__init__()
+        if date_range not in DATE_PRESETS:
+            raise ValueError(f"unknown date range {date_range!r} (one of {', '.join(DATE_PRESETS)})")
         self.syncer = syncer  # pushes the local ledger to the team database (--sync-to)
         self._sync_stop = threading.Event()
         self._sync_wake = threading.Event()
@@ -360,7 +363,7 @@ class TokentopApp(App[None]):
         self.models: tuple[str, ...] | None = None
         self.project: str | None = None
         self.mode: str | None = None
-        self.preset = "7d"
+        self.preset = date_range  # one of DATE_PRESETS (`d` cycles them)
         self.offset = 0
         self.hourly = False
         self.panel = "sessions"  # or one of the breakdown views (`v`)
@@ -965,10 +968,10 @@ class TokentopApp(App[None]):
 
 def run_tui(engine: Engine, *, active_window_minutes: float = 15, budgets: list[Budget] | None = None,
             on_start: Callable[[TokentopApp], None] | None = None, warming: threading.Thread | None = None,
-            syncer: Syncer | None = None) -> int:
+            syncer: Syncer | None = None, date_range: str = "7d") -> int:
     """Run the app until the user quits."""
     app = TokentopApp(engine, active_window_minutes=active_window_minutes, budgets=budgets, on_start=on_start,
-                      warming=warming, syncer=syncer)
+                      warming=warming, syncer=syncer, date_range=date_range)
     app.run()
     return app.return_code or 0
 

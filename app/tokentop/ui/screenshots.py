@@ -27,13 +27,13 @@ SHOTS = (
 )
 
 
-def demo_app(root: Path, now: float = NOW, live: bool = False) -> TokentopApp:
+def demo_app(root: Path, now: float = NOW, live: bool = False, date_range: str = "7d") -> TokentopApp:
     """The app over a fresh demo history written under ``root``, with its clock stopped at ``now``."""
     demo = Demo(root, now)
     demo.write_history()
     engine = Engine(Sources([demo.claude_dir], demo.data_root, "work-buddy"), PriceBook(), parse_tz("UTC"))
     budgets = [Budget("all", "daily", 5.0, hard_stop=True), Budget("webshop", "weekly", 4.0)]
-    return TokentopApp(engine, clock=lambda: now, live=live, budgets=budgets)
+    return TokentopApp(engine, clock=lambda: now, live=live, budgets=budgets, date_range=date_range)
 
 
 async def shoot(out: Path) -> list[Path]:
