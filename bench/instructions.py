@@ -139,12 +139,11 @@ def first_frame_instructions(code: str, env: dict[str, str], marker: str) -> int
 
 def tui_first_frame(app: Path, corpus: Path, ledger: Path) -> int:
     """The TUI's first frame over ``ledger`` (ingested), run from the package in ``app``."""
-    from tui import FIRST_FRAME_RANGE, tui_cmd
+    from tui import as_of_code, newest_call, tui_cmd
 
     files = sum(1 for _ in (corpus / "claude").rglob("*.jsonl")) + sum(1 for _ in (corpus / "wb").rglob("*.jsonl"))
-    ranged = '"--range"' in (app / "tokentop" / "cli.py").read_text()  # (commits before it: their 7 days)
-    args = tui_cmd(corpus, ledger, FIRST_FRAME_RANGE if ranged else None)[1:]
-    code = f"sys.argv = ['tokentop', *{args!r}]\n{ENTRY}"
+    # its clock a minute after the newest call, as bench/tui.py's first frame: the last 7 days hold data
+    code = as_of_code(tui_cmd(corpus, ledger)[1:], newest_call(ledger) + 60) + ENTRY
     return first_frame_instructions(code, python_env(app), f"{files:,} files")  # the status line's count
 
 
