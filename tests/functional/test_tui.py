@@ -602,6 +602,25 @@ def warm_ledger_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[To
     return TokentopApp(engine(), clock=lambda: NOW, live=False), memory
 
 
+@pytest.mark.parametrize("warm", [False, True])
+async def test_the_side_panel_shows_the_active_5_hour_block_of_every_call(tmp_path: Path, warm: bool,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokentop.core.blocks import blocks_report
+
+    if warm:  # its calls read from the ledger
+        app, memory = warm_ledger_app(tmp_path, monkeypatch)
+    else:
+        app = make_app(tmp_path)
+        memory = None
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(app, pilot)
+        calls = list((memory or app.engine).cube.calls())
+        expected = blocks_report([c for c in calls if c.ts >= NOW - 24 * 3600], NOW)["active"]  # the last day
+        assert expected is not None and expected["calls"] > 1
+        assert app.active_block == expected
+        assert f"Block 5h {fmt.money(expected['cost_usd'])}" in text_of(app, "#limits")
+
+
 def every_call(engine: Callable[..., Engine]) -> Engine:
     """An engine with every call in memory (no ledger): the numbers to expect."""
     memory = engine(ledger=False)

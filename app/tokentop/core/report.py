@@ -99,9 +99,12 @@ def matching_cells(cube: Cube, flt: Filter) -> Iterable[tuple[tuple, list[float]
             yield key, cell
 
 
-def matching_calls(cube: Cube, flt: Filter) -> Iterable[Call]:
-    """Single calls that pass the filter (for task and recent-call views)."""
+def matching_calls(cube: Cube, flt: Filter, after: float | None = None) -> Iterable[Call]:
+    """Single calls that pass the filter (for task and recent-call views); only those from ``after`` (epoch
+    seconds) on, when given (a ledger reads no others)."""
     lo, hi = flt.day_bounds()
+    if after is not None:
+        lo = after if lo is None else max(lo, after)
     test = _Predicate(flt)
     for c in cube.calls(lo, hi, flt.session):
         if test(c.source, c.model, c.project, c.session, c.mode):

@@ -555,8 +555,8 @@ class TokentopApp(App[None]):
         recent = flt.with_(since=today_in(self.tz, lookback), until=None, session=None)
 
         def compute() -> dict[str, Any] | None:
-            with self.engine.lock:
-                calls = [c for c in matching_calls(self.engine.cube, recent) if c.ts >= lookback]
+            with self.engine.lock:  # (the last 24 hours only: up to a day fewer calls read from a ledger)
+                calls = list(matching_calls(self.engine.cube, recent, after=lookback))
             return blocks_report(calls, now)["active"] if calls else None
 
         return self._block.get((recent, int(now // 60)), self.engine.cube.version, compute, self.drawing_live)
