@@ -4,6 +4,7 @@
     python bench/ab.py --base 410dabd --size large --mode cold-no-ledger --runs 4
     python bench/ab.py --base HEAD~1 --mode warm           # unchanged corpus, each tree its own ingested ledger
     python bench/ab.py --base HEAD~3 --mode live --size large --keys ddd --runs 1   # the TUI's CPU (tui.live_cpu)
+    python bench/ab.py --base HEAD~1 --mode first-frame --runs 10   # the TUI's first frame (tui.first_frame)
 
 On a shared 2-core VM wall times swing by ±30 % from minute to minute; runs of the two trees alternate so both
 see the same machine, and the medians are compared. (For a deterministic count of a warm start's work, see
@@ -26,7 +27,7 @@ sys.path.insert(0, str(HERE))
 from instructions import python_cmd, python_env  # noqa: E402
 from run import checkout, ensure_corpus, tokentop_cmd  # noqa: E402  (byte-compiles this tree on import)
 
-MODES = ("cold-ledger", "cold-no-ledger", "warm", "live")
+MODES = ("cold-ledger", "cold-no-ledger", "warm", "live", "first-frame")
 
 
 def timed(app: Path, args: list[str]) -> float:
@@ -50,7 +51,8 @@ def main() -> int:
         trees = {a.base: stack.enter_context(checkout(a.base)), "this tree": HERE.parent / "app"}
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         ledgers = {name: tmp / f"ledger-{i}.sqlite" for i, name in enumerate(trees)}
-        if a.mode in ("warm", "live"):  # each tree ingests its own (two commits may store different schemas)
+        if a.mode in ("warm", "live", "first-frame"):  # each tree ingests its own (two commits may store different
+            # schemas)
             for name, app in trees.items():
                 timed(app, tokentop_cmd(corpus, ledgers[name])[1:])
         if a.mode == "live":
@@ -64,7 +66,16 @@ def main() -> int:
                     print(f"  {name:>12}: {cpu}", flush=True)
             return 0
         times: dict[str, list[float]] = {name: [] for name in trees}
-        for _ in range(a.runs):
+        if a.mode == "first-frame":  # as bench/tui.py times it: warm, its clock after the newest call, 80x24
+            from instructions import ENTRY
+            from tui import as_of, first_frame, newest_call, tui_cmd
+
+            marker = f"{sum(1 for p in corpus.rglob('*.jsonl')):,} files"  # the status line, with the data
+            for _ in range(a.runs):
+                for name, app in trees.items():
+                    cmd = as_of(tui_cmd(corpus, ledgers[name]), newest_call(ledgers[name]) + 60, ENTRY)
+                    times[name].append(first_frame(cmd, marker, env=python_env(app))[0])
+        for _ in range(a.runs if a.mode != "first-frame" else 0):
             for name, app in trees.items():
                 ledger = None if a.mode == "cold-no-ledger" else ledgers[name]
                 if a.mode == "cold-ledger":
@@ -72,7 +83,8 @@ def main() -> int:
                         f.unlink()
                 times[name].append(timed(app, tokentop_cmd(corpus, ledger)[1:]))
         medians = {name: statistics.median(t) for name, t in times.items()}
-        print(f"{a.mode} report --json, {a.size}, median of {a.runs} alternating runs:")
+        what = "TUI first frame (warm)" if a.mode == "first-frame" else f"{a.mode} report --json"
+        print(f"{what}, {a.size}, median of {a.runs} alternating runs:")
         for name, t in times.items():
             print(f"  {name:>12}: {medians[name]:.3f} s  ({' '.join(f'{x:.2f}' for x in t)})")
         print(f"  ratio this tree / {a.base}: {medians['this tree'] / medians[a.base]:.3f}")

@@ -78,10 +78,10 @@ def as_of(cmd: list[str], now: float, entry: str = "from tokentop.__main__ impor
     return [sys.executable, "-c", as_of_code(cmd[1:], now) + entry]
 
 
-def as_of_code(args: list[str], now: float) -> str:
-    """What `as_of` runs before ``entry``: the clock moved, then ``sys.argv`` set."""
-    return (f"import sys, time\n_time = time.time\ntime.time = lambda: _time() + {now - time.time()!r}\n"
-            f"sys.argv = ['tokentop', *{args!r}]\n")
+def as_of_code(args: list[str], now: float, stopped: bool = False) -> str:
+    """What `as_of` runs before ``entry``: the clock moved (``stopped``: stopped at ``now``), ``sys.argv`` set."""
+    clock = f"lambda: {now!r}" if stopped else f"lambda: _time() + {now - time.time()!r}"
+    return f"import sys, time\n_time = time.time\ntime.time = {clock}\nsys.argv = ['tokentop', *{args!r}]\n"
 
 
 def newest_call(ledger: Path) -> float:
@@ -117,8 +117,8 @@ def quit_app(p: subprocess.Popen[bytes], master: int, timeout: float = 5.0) -> N
     p.wait(max(0.0, end - time.perf_counter()))
 
 
-def first_frame(cmd: list[str], marker: str, timeout: float = 20.0,
-                keys: str = "") -> tuple[float, list[tuple[str, float, float]]]:
+def first_frame(cmd: list[str], marker: str, timeout: float = 20.0, keys: str = "",
+                env: dict[str, str] | None = None) -> tuple[float, list[tuple[str, float, float]]]:
     """An app (`tokentop` over a warm ledger, or the baseline) in an 80x24 pseudo-terminal.
 
     Returns:
@@ -128,7 +128,7 @@ def first_frame(cmd: list[str], marker: str, timeout: float = 20.0,
         (output quiet for 0.15 s after).
     """
     t0 = time.perf_counter()
-    p, master = in_terminal(cmd)
+    p, master = in_terminal(cmd, env=env)
 
     def drain(quiet: float) -> float | None:  # read until nothing came for `quiet` s: when the last byte came
         last = None
@@ -345,7 +345,7 @@ def main() -> int:
                base.with_(source="claude_code"), "mode local": base.with_(mode="local"),
                "project": base.with_(project="web"), "no models": base.with_(models=())}
     from tokentop.core.report import plan_of
-    from tokentop.ui.widgets.sessions import MAX_ROWS
+    from tokentop.core.views import SESSION_ROWS
 
     def median_ms(flt: Filter, **kw: Any) -> float:
         times = []
@@ -359,7 +359,7 @@ def main() -> int:
         engine.cube.plan = None
         one_shot = median_ms(flt)
         plan_of(engine.cube)  # as the app has it after its first frame
-        print(f"filter key ({name}): view model {median_ms(flt, max_sessions=MAX_ROWS):.1f} ms in the app, "
+        print(f"filter key ({name}): view model {median_ms(flt, max_sessions=SESSION_ROWS):.1f} ms in the app, "
               f"{one_shot:.1f} ms one-shot (cells {len(engine.cube.cells):,})")
 
     ledger = OUT / f"ledger-{a.size}.sqlite"
