@@ -765,6 +765,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
     tz = parse_tz(args.tz or settings.tz)
     engine = make_engine(args, settings, tz)
     syncer = make_syncer(args, engine, args.sync_to) if args.sync_to is not None else None
+    # the warm start's child also makes the dashboard's first view (as the app would: `FirstView`)
+    engine.first_view_for = (args.range, settings.active_window_minutes, time.time)
     warming = start_early(engine)
     import gc
 

@@ -333,7 +333,9 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
     from tokentop.cli import start_early
     from tokentop.core import report
     from tokentop.core.engine import Engine
+    from tokentop.core.filters import Filter
     from tokentop.core.ledger import Ledger
+    from tokentop.core.views import active_block
 
     cold = make_app(tmp_path / "a")  # writes the demo history
     sources, book, tz = cold.engine.sources, cold.engine.book, cold.engine.cube.tz
@@ -362,17 +364,24 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
             index_built_in.append(threading.current_thread().name)
 
     second.ledger.db.set_trace_callback(traced)
+    second.first_view_for = ("7d", 15, lambda: NOW)  # as `tokentop` asks: its child makes the first view too
     warming = start_early(second)
     assert warming is not None
+    made_here: list[Filter] = []  # the views this process made (not the child)
+    dashboard = second.dashboard
+    monkeypatch.setattr(second, "dashboard", lambda flt, **kw: made_here.append(flt) or dashboard(flt, **kw))
     if done_before_mount:  # the usual case: the warm start ends while Textual is still importing
         warming.join()
     app = TokentopApp(second, clock=lambda: NOW, live=False, warming=warming)
     frames: list[str] = []  # what the cost card said at each frame the app put out
+    made_by_frame: list[int] = []  # views made here before each frame with the ledger's numbers
     display = app._display
 
     def recorded(screen: Any, renderable: Any) -> None:
         if screen.query("#cards"):
             frames.append(str(screen.query_one("#card-cost").render()))
+            if app.updated_at is not None:
+                made_by_frame.append(len(made_here))
         display(screen, renderable)
 
     app._display = recorded  # type: ignore[method-assign]
@@ -384,6 +393,10 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
         cold = first.dashboard(app.current_filter(), now=NOW, active_window_minutes=app.active_window_minutes)
         for part in ("totals", "by_day", "by_model", "by_project", "by_source", "sessions", "today", "chips"):
             assert app.view[part] == cold[part], part
+        # the view and 5-hour block of its first frame were the child's, equal to those made here
+        assert made_by_frame[0] == 0 and app.engine.first_view is None
+        assert app.view == dashboard(app.current_filter(), now=NOW, active_window_minutes=15, max_sessions=100)
+        assert app.active_block == active_block(second.cube, app.current_filter(), NOW) is not None
         drawn = frames[-1]
         assert "$" in drawn
         if done_before_mount:  # no empty frame first: the very first one has the ledger's numbers

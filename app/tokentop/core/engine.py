@@ -23,6 +23,7 @@ from .pricing import PriceBook
 from .records import CLAUDE_CODE, Call
 from .report import Groups, build_report, unfiltered_groups
 from .tail import TAIL_BYTES, FileState, new_state, poll, read_complete
+from .views import SESSION_ROWS, active_block, dashboard_filter
 from .warnings import UNREADABLE_FILES, Warnings
 
 CLAUDE = "claude"
@@ -150,7 +151,29 @@ def _scan_job(files: list[tuple[str, str]]) -> bytes:
 
 _snapshot_decoder = msgspec.msgpack.Decoder(
     tuple[list[tuple[Any, ...]], list[list[float]], Groups | None, list[Call], list[FileState], dict[str, int],
-          list[claude_code.LimitHit], int, int, list[str], bool])
+          list[claude_code.LimitHit], int, int, list[str], bool, bytes])
+
+
+#: How old a `FirstView` may be when the UI draws it: a view is not made again as time passes (only as the data
+#: or the filter change), and a 5-hour block is kept for its minute; it is ~0.3 s old, a slow machine's more.
+FIRST_VIEW_MAX_AGE = 60.0
+
+
+class FirstView(msgspec.Struct):
+    """The dashboard's first view and 5-hour block, made by a warm start's child while the UI imported Textual
+    (`Engine.first_view_for`), for the cube's version it restored."""
+
+    version: int
+    made_at: float  # the child's clock
+    key: tuple[Filter, float]  # the filter and the active window (minutes) it was made for
+    view: dict[str, Any]
+    block: dict[str, Any] | None
+
+    def fits(self, version: int, flt: Filter, now: float, active_window_minutes: float) -> bool:
+        """Whether it is the view of ``flt`` over this version of the cube, made at most `FIRST_VIEW_MAX_AGE`
+        before ``now``."""
+        return (version == self.version and self.key == (flt, active_window_minutes)
+                and 0 <= now - self.made_at < FIRST_VIEW_MAX_AGE)
 
 
 #: How long the UI waits for a forked warm start before doing it itself.
@@ -233,6 +256,10 @@ class Engine:
         #: Set by a caller that reads single calls by time (the TUI's 5-hour block): `start` ends by building the
         #: ledger's time index, if a first ingest left it for later, in its own thread or process, not a redraw.
         self.reads_by_time = False
+        #: Set by the TUI before `start_in_child` (the date preset it opens on, its active window in minutes, its
+        #: clock): the child also makes the dashboard's first view, which `first_view` then holds (`FirstView`).
+        self.first_view_for: tuple[str, float, Callable[[], float]] | None = None
+        self.first_view: FirstView | None = None
         #: The last update's commit found the ledger locked by another tokentop for longer than it waits: its calls
         #: are counted (in the cube) and not yet stored; the next update reads them again and stores them. Also
         #: while a PostgreSQL ledger cannot be reached (`ledger_trouble` says so): then nothing new is read until
@@ -424,6 +451,19 @@ class Engine:
         t.start()
         return t
 
+    def _first_view(self) -> bytes:
+        """In a warm start's child, for `first_view_for`: the dashboard's first view and its 5-hour block, as they
+        would be made in the UI for the same minute (pickled: a view's tuples stay tuples); else nothing."""
+        if self.first_view_for is None:
+            return b""
+        import pickle
+
+        preset, window, clock = self.first_view_for
+        now = clock()
+        flt = dashboard_filter(self.cube.tz, preset, now)
+        view = self.dashboard(flt, now=now, active_window_minutes=window, max_sessions=SESSION_ROWS)
+        return pickle.dumps((now, (flt, window), view, active_block(self.cube, flt, now)))
+
     def _snapshot(self) -> bytes:
         """What `start` left in memory, for `_restore` in another process."""
         calls = [*self.cube.by_key.values(), *self.cube.plain]
@@ -432,10 +472,11 @@ class Engine:
         groups = memo[1] if memo is not None and memo[0] == self.cube.version else None
         return msgspec.msgpack.encode((list(cells), list(cells.values()), groups, calls, list(self.files.values()),
                                        dict(self.warnings), list(self.limit_hits.values()), self.ledger_only,
-                                       self.lines_applied, sorted(self._discovered), self.ledger_behind))
+                                       self.lines_applied, sorted(self._discovered), self.ledger_behind,
+                                       self._first_view()))
 
     def _restore(self, data: bytes) -> None:
-        keys, sums, groups, calls, states, warnings, hits, ledger_only, lines, discovered, behind = \
+        keys, sums, groups, calls, states, warnings, hits, ledger_only, lines, discovered, behind, first = \
             _snapshot_decoder.decode(data)
         with self.lock:  # what the child holds replaces what this engine held (nothing: it read nothing yet)
             self.cube.clear()
@@ -446,6 +487,10 @@ class Engine:
             self.cube.version += 1
             if groups is not None:  # decoded in ~2 ms; made again from the cells: ~22 ms of the first frame
                 self.cube.memo = (self.cube.version, groups)
+            if first:  # (for this version of the cube: a change before the first frame makes it again)
+                import pickle
+
+                self.first_view = FirstView(self.cube.version, *pickle.loads(first))
             self.files = {st.path: st for st in states}
             self.warnings.update(warnings)
             self.note_limits(hits)

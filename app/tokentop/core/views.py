@@ -13,6 +13,8 @@ from .report import build_report, matching_calls, projection, quick_totals, tota
 
 DATE_PRESETS = ("today", "7d", "30d", "week", "all")
 FAMILIES = ("Opus", "Sonnet", "Haiku", "Claude", "Local", "Other")
+#: Sessions the dashboard's table shows: those with the latest activity (older ones are reached by filtering).
+SESSION_ROWS = 100
 
 
 def today_in(tz: Any, now: float) -> date:
@@ -33,6 +35,33 @@ def date_window(preset: str, offset: int, today: date) -> tuple[date | None, dat
         monday = today - timedelta(days=today.weekday()) + timedelta(weeks=offset)
         return monday, monday + timedelta(days=6)
     return None, None
+
+
+def dashboard_filter(tz: Any, preset: str, now: float, offset: int = 0, source: str = "all",
+                     models: tuple[str, ...] | None = None, project: str | None = None,
+                     mode: str | None = None) -> Filter:
+    """The dashboard's filter: a date preset (shifted ``offset`` windows) around ``now``'s day, and the rest."""
+    since, until = date_window(preset, offset, today_in(tz, now))
+    return Filter(source=source, models=models, project=project, mode=mode, since=since, until=until, tz=tz)
+
+
+def block_filter(flt: Filter, now: float) -> Filter:
+    """What the current 5-hour block is made of: ``flt`` over the days of the last 24 hours (`active_block`)."""
+    return flt.with_(since=today_in(flt.tz, now - 24 * 3600), until=None, session=None)
+
+
+def block_key(flt: Filter, now: float) -> tuple[Filter, int]:
+    """What `active_block` is computed again for: its calls' filter, and the minute (its countdown's unit)."""
+    return block_filter(flt, now), int(now // 60)
+
+
+def active_block(cube: Cube, flt: Filter, now: float) -> dict[str, Any] | None:
+    """The current 5-hour block of the calls ``flt`` passes (its dates aside), from the last 24 hours of calls
+    (a chain of blocks longer than that is not expected); None without one."""
+    from .blocks import blocks_report  # (its dataclasses import inspect: not for a `report`)
+
+    calls = list(matching_calls(cube, block_filter(flt, now), after=now - 24 * 3600))
+    return blocks_report(calls, now)["active"] if calls else None
 
 
 def window_label(preset: str, since: date | None, until: date | None, today: date) -> str:
@@ -149,5 +178,6 @@ def dashboard(cube: Cube, flt: Filter, *, now: float | None = None, active_windo
     return rep
 
 
-__all__ = ["DATE_PRESETS", "chips", "dashboard", "date_window", "display_name", "hourly_cost",
-           "model_family", "today_in", "window_label"]
+__all__ = ["DATE_PRESETS", "SESSION_ROWS", "active_block", "block_filter", "block_key", "chips", "dashboard",
+           "dashboard_filter", "date_window", "display_name", "hourly_cost", "model_family", "today_in",
+           "window_label"]

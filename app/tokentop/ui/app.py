@@ -28,7 +28,6 @@ from textual.worker import Worker, WorkerState
 
 from ..core import internal_log
 from ..core.aggregate import TaskRead
-from ..core.blocks import blocks_report
 from ..core.budgets import Budget
 from ..core.budgets import status as budget_status
 from ..core.claude_code import DEFAULT_CLEANUP_DAYS, cleanup_period_days
@@ -39,8 +38,17 @@ from ..core.ledger import LedgerBusy, LedgerError
 from ..core.live import Batch, follow
 from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
 from ..core.records import CLAUDE_CODE, INTERNAL
-from ..core.report import matching_calls, plan_of, quick_totals, recent_calls, task_scope, top_tasks
-from ..core.views import DATE_PRESETS, date_window, hourly_cost, today_in, window_label
+from ..core.report import plan_of, quick_totals, recent_calls, task_scope, top_tasks
+from ..core.views import (
+    DATE_PRESETS,
+    SESSION_ROWS,
+    active_block,
+    block_key,
+    dashboard_filter,
+    hourly_cost,
+    today_in,
+    window_label,
+)
 from .detail import ScopeScreen
 from .keys import FILTER_BINDINGS, FilterKeys, StyledOnce, after, breakpoint_class
 from .messages import ScanProgress, UsageChanged
@@ -60,7 +68,6 @@ from .widgets import (
 from .widgets.base import set_content
 from .widgets.breakdown import TITLES, VIEWS
 from .widgets.chips import Chip
-from .widgets.sessions import MAX_ROWS
 
 if TYPE_CHECKING:
     from ..core.team import Syncer
@@ -114,6 +121,10 @@ class SingleCallsView:
                 return self.value if key == self.key else unread
             self.key, self.version, self.at, self.value = key, version, time.monotonic(), value
         return self.value
+
+    def seed(self, key: Any, value: Any, version: int) -> None:
+        """The view for ``key`` over ``version``, computed elsewhere (a warm start's child)."""
+        self.key, self.version, self.at, self.value = key, version, time.monotonic(), value
 
     def fresh(self) -> bool:
         return time.monotonic() - self.at < SINGLE_CALLS_INTERVAL
@@ -438,10 +449,8 @@ class TokentopApp(App[None]):
 
     def current_filter(self) -> Filter:
         """The Filter the keys have set."""
-        today = today_in(self.tz, self.clock())
-        since, until = date_window(self.preset, self.offset, today)
-        return Filter(source=self.source, models=self.models, project=self.project, mode=self.mode,
-                      since=since, until=until, tz=self.tz)
+        return dashboard_filter(self.tz, self.preset, self.clock(), self.offset, self.source, self.models,
+                                self.project, self.mode)
 
     def set_models(self, selected: set[str] | None, all_models: list[str]) -> None:
         """Selected models; every chip selected means no model filter (so new models show up)."""
@@ -477,8 +486,14 @@ class TokentopApp(App[None]):
             return
         now = self.clock()
         flt = self.current_filter()
-        self.view = self.engine.dashboard(flt, now=now, active_window_minutes=self.active_window_minutes,
-                                          max_sessions=MAX_ROWS)
+        first, self.engine.first_view = self.engine.first_view, None  # (made for the first frame: see start_early)
+        version = self.engine.cube.version
+        if first is not None and first.fits(version, flt, now, self.active_window_minutes):
+            self.view = first.view
+            self._block.seed(block_key(flt, now), first.block, version)
+        else:
+            self.view = self.engine.dashboard(flt, now=now, active_window_minutes=self.active_window_minutes,
+                                              max_sessions=SESSION_ROWS)
         v = self.view
         # A 5-hour block is one Claude account's, like its headroom (per machine, see `read_rate_limits`); a team's
         # calls of the last day were read for it on this thread (~0.1 s for 10 machines' day, every 3 s while live)
@@ -551,15 +566,11 @@ class TokentopApp(App[None]):
         It reads single calls (from the ledger after a warm start), so it is computed again only when the filter
         (dates aside) or the minute changed, or the data changed (at most every `SINGLE_CALLS_INTERVAL`).
         """
-        lookback = now - 24 * 3600
-        recent = flt.with_(since=today_in(self.tz, lookback), until=None, session=None)
-
         def compute() -> dict[str, Any] | None:
-            with self.engine.lock:  # (the last 24 hours only: up to a day fewer calls read from a ledger)
-                calls = list(matching_calls(self.engine.cube, recent, after=lookback))
-            return blocks_report(calls, now)["active"] if calls else None
+            with self.engine.lock:
+                return active_block(self.engine.cube, flt, now)
 
-        return self._block.get((recent, int(now // 60)), self.engine.cube.version, compute, self.drawing_live)
+        return self._block.get(block_key(flt, now), self.engine.cube.version, compute, self.drawing_live)
 
     def spark_series(self, flt: Filter, view: dict[str, Any], now: float) -> tuple[list[tuple[str, float]], bool]:
         """The sparkline's (label, cost) points: per day over the window, or per hour today (``t``)."""

@@ -10,11 +10,9 @@ from rich.segment import Segment
 from rich.style import Style
 
 from ...core import fmt
-from ...core.views import display_name
+from ...core.views import SESSION_ROWS, display_name
 from .linetable import Column, LineTable
 
-#: Rows shown: the sessions with the latest activity (older ones are reached by filtering: dates, project).
-MAX_ROWS = 100
 #: Table widths from which the columns grow: ``wide`` adds the source and tokens columns and the count of other
 #: models; ``roomy`` (a 200-column terminal) widens project and model to name every model a session used.
 WIDE, ROOMY = 90, 120
@@ -44,7 +42,7 @@ def ago(iso: str, now: float) -> str:
 
 
 class SessionsTable(LineTable):
-    """One row per session (the `MAX_ROWS` latest); ``enter`` or a click on the highlighted row opens it
+    """One row per session (the `SESSION_ROWS` latest); ``enter`` or a click on the highlighted row opens it
     (`LineTable.Selected`: the session is ``keys[row]``)."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"sessions--active"}
@@ -93,7 +91,7 @@ class SessionsTable(LineTable):
         self.empty_text = empty  # drawn by the refresh at the end
         self._shown = (sessions, now, empty)
         team = bool(sessions) and "machine" in sessions[0]
-        key = self._layout_for(min(len(sessions), MAX_ROWS), team)
+        key = self._layout_for(min(len(sessions), SESSION_ROWS), team)
         layout = key[0]
         if key != self._layout:
             self.columns = self._columns(*key)
@@ -103,7 +101,7 @@ class SessionsTable(LineTable):
         current = self.keys[self.cursor_row] if 0 < self.cursor_row < len(self.keys) else None
         self.keys, self.active = [], []
         cells = []
-        for s in sessions[:MAX_ROWS]:
+        for s in sessions[:SESSION_ROWS]:
             models = s["models"]  # most calls first
             model = display_name(models[0]) if models else ""
             if layout == 2:
