@@ -619,6 +619,7 @@ def warm_ledger_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[To
 async def test_the_side_panel_shows_the_active_5_hour_block_of_every_call(tmp_path: Path, warm: bool,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from tokentop.core.blocks import blocks_report
+    from tokentop.core.pricing import normalize_model
 
     if warm:  # its calls read from the ledger
         app, memory = warm_ledger_app(tmp_path, monkeypatch)
@@ -632,6 +633,17 @@ async def test_the_side_panel_shows_the_active_5_hour_block_of_every_call(tmp_pa
         assert expected is not None and expected["calls"] > 1
         assert app.active_block == expected
         assert f"Block 5h {fmt.money(expected['cost_usd'])}" in text_of(app, "#limits")
+
+        read: list[Any] = []  # single calls read (from the ledger, when warm) after the first frame
+        cube_calls = app.engine.cube.calls
+        monkeypatch.setattr(app.engine.cube, "calls", lambda *a, **kw: read.append(a) or cube_calls(*a, **kw))
+        solo = app.view["chips"][0]["model"]
+        await pilot.press("exclamation_mark")  # solo model 1: its own block, tested from the day's calls already read
+        await pilot.pause()
+        assert app.models == (solo,)
+        mine = [c for c in calls if c.ts >= NOW - 24 * 3600 and normalize_model(c.model) == normalize_model(solo)]
+        assert app.active_block == blocks_report(mine, NOW)["active"] != expected
+        assert not read
 
 
 def every_call(engine: Callable[..., Engine]) -> Engine:

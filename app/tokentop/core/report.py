@@ -83,6 +83,11 @@ class _Predicate:
         return passed
 
 
+def passes(flt: Filter) -> Callable[[str, str, str, str, str], bool]:
+    """The filter's test of a (source, model, project, session, mode), its dates aside."""
+    return _Predicate(flt)
+
+
 def matching_cells(cube: Cube, flt: Filter) -> Iterable[tuple[tuple, list[float]]]:
     """The cells (key, sums) that pass the filter; the cube must be in the filter's zone."""
     lo = flt.since.isoformat() if flt.since else None

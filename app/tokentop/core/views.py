@@ -9,10 +9,12 @@ from typing import Any
 from .aggregate import Cube, new_cell
 from .filters import Filter
 from .pricing import normalize_model
-from .report import build_report, matching_calls, projection, quick_totals, totals_of
+from .records import Call
+from .report import build_report, matching_calls, passes, projection, quick_totals, totals_of
 
 DATE_PRESETS = ("today", "7d", "30d", "week", "all")
 FAMILIES = ("Opus", "Sonnet", "Haiku", "Claude", "Local", "Other")
+DAY = 24 * 3600
 #: Sessions the dashboard's table shows: those with the latest activity (older ones are reached by filtering).
 SESSION_ROWS = 100
 
@@ -47,7 +49,7 @@ def dashboard_filter(tz: Any, preset: str, now: float, offset: int = 0, source: 
 
 def block_filter(flt: Filter, now: float) -> Filter:
     """What the current 5-hour block is made of: ``flt`` over the days of the last 24 hours (`active_block`)."""
-    return flt.with_(since=today_in(flt.tz, now - 24 * 3600), until=None, session=None)
+    return flt.with_(since=today_in(flt.tz, now - DAY), until=None, session=None)
 
 
 def block_key(flt: Filter, now: float) -> tuple[Filter, int]:
@@ -55,12 +57,23 @@ def block_key(flt: Filter, now: float) -> tuple[Filter, int]:
     return block_filter(flt, now), int(now // 60)
 
 
-def active_block(cube: Cube, flt: Filter, now: float) -> dict[str, Any] | None:
+def last_day_calls(cube: Cube, tz: Any, now: float) -> list[Call]:
+    """Every call of the last 24 hours: what the current 5-hour block of any filter is made of (`active_block`)."""
+    return list(matching_calls(cube, Filter(tz=tz, since=today_in(tz, now - DAY)), after=now - DAY))
+
+
+def active_block(cube: Cube, flt: Filter, now: float, day: list[Call] | None = None) -> dict[str, Any] | None:
     """The current 5-hour block of the calls ``flt`` passes (its dates aside), from the last 24 hours of calls
-    (a chain of blocks longer than that is not expected); None without one."""
+    (a chain of blocks longer than that is not expected); None without one. ``day``: `last_day_calls` of a
+    moment in the minute before ``now``, when at hand (the calls are tested, not read again)."""
     from .blocks import blocks_report  # (its dataclasses import inspect: not for a `report`)
 
-    calls = list(matching_calls(cube, block_filter(flt, now), after=now - 24 * 3600))
+    recent = block_filter(flt, now)
+    if day is None:
+        calls = list(matching_calls(cube, recent, after=now - DAY))
+    else:
+        test = passes(recent)
+        calls = [c for c in day if c.ts >= now - DAY and test(c.source, c.model, c.project, c.session, c.mode)]
     return blocks_report(calls, now)["active"] if calls else None
 
 
@@ -179,5 +192,5 @@ def dashboard(cube: Cube, flt: Filter, *, now: float | None = None, active_windo
 
 
 __all__ = ["DATE_PRESETS", "SESSION_ROWS", "active_block", "block_filter", "block_key", "chips", "dashboard",
-           "dashboard_filter", "date_window", "display_name", "hourly_cost", "model_family", "today_in",
-           "window_label"]
+           "dashboard_filter", "date_window", "display_name", "hourly_cost", "last_day_calls", "model_family",
+           "today_in", "window_label"]

@@ -37,7 +37,7 @@ from ..core.filters import Filter, tz_name
 from ..core.ledger import LedgerBusy, LedgerError
 from ..core.live import Batch, follow
 from ..core.rate_limits import RateLimits, plan_limits_path, rate_limits_path, read_plan_limits, read_rate_limits
-from ..core.records import CLAUDE_CODE, INTERNAL
+from ..core.records import CLAUDE_CODE, INTERNAL, Call
 from ..core.report import plan_of, quick_totals, recent_calls, task_scope, top_tasks
 from ..core.views import (
     DATE_PRESETS,
@@ -46,6 +46,7 @@ from ..core.views import (
     block_key,
     dashboard_filter,
     hourly_cost,
+    last_day_calls,
     today_in,
     window_label,
 )
@@ -388,6 +389,7 @@ class TokentopApp(App[None]):
         self._has_started = False  # see _started
         self.active_block: dict[str, Any] | None = None
         self._block = SingleCallsView()  # the current 5-hour block
+        self._day = SingleCallsView()  # the calls of the last 24 hours it is made of, for any filter
         self.single_calls = SingleCallsView()  # the tasks or recent-calls view, or a drill-down's top tasks
         self._stop = asyncio.Event()
         self._live_drawn = 0.0  # time.monotonic() of the last live redraw
@@ -563,14 +565,20 @@ class TokentopApp(App[None]):
     def current_block(self, flt: Filter, now: float) -> dict[str, Any] | None:
         """The current 5-hour block, from the last day of calls (a chain longer than that is not expected).
 
-        It reads single calls (from the ledger after a warm start), so it is computed again only when the filter
-        (dates aside) or the minute changed, or the data changed (at most every `SINGLE_CALLS_INTERVAL`).
+        It reads single calls (from the ledger after a warm start): they are read again only when the minute or
+        the data changed (at most every `SINGLE_CALLS_INTERVAL`), and a filter key (but the dates) only tests them.
         """
-        def compute() -> dict[str, Any] | None:
-            with self.engine.lock:
-                return active_block(self.engine.cube, flt, now)
+        cube = self.engine.cube
 
-        return self._block.get(block_key(flt, now), self.engine.cube.version, compute, self.drawing_live)
+        def day() -> list[Call]:
+            return last_day_calls(cube, self.tz, now)
+
+        def compute() -> dict[str, Any] | None:
+            with self.engine.lock:  # the day's calls read once a minute (or change), tested for each filter
+                return active_block(cube, flt, now, self._day.get(int(now // 60), cube.version, day,
+                                                                  self.drawing_live))
+
+        return self._block.get(block_key(flt, now), cube.version, compute, self.drawing_live)
 
     def spark_series(self, flt: Filter, view: dict[str, Any], now: float) -> tuple[list[tuple[str, float]], bool]:
         """The sparkline's (label, cost) points: per day over the window, or per hour today (``t``)."""
