@@ -194,14 +194,23 @@ def start_up_frames(cmd: list[str], marker: str, size: tuple[int, int], seconds:
         os.close(master)
     screen = [[" "] * cols for _ in range(rows)]
     first, changes = None, []
+    y = x = 0  # the cursor, kept across bursts: a frame's bytes may come in two (a busy reader)
+    cut = b""  # an escape sequence (or a character) cut at the end of a burst, completed by the next
     for at, data, _ in bursts:
         before = ["".join(r) for r in screen]
+        data, cut = cut + data, b""
+        esc = data.rfind(b"\x1b")
+        if esc != -1 and not ANSI.match(data, esc):
+            data, cut = data[:esc], data[esc:]
         parts = CURSOR_TO.split(data)
-        for i in range(1, len(parts) - 2, 3):
-            y, x = int(parts[i]) - 1, int(parts[i + 1]) - 1
-            for k, ch in enumerate(ANSI.sub(b"", parts[i + 2]).decode(errors="replace").replace("\r", "")):
-                if 0 <= y < rows and 0 <= x + k < cols:
-                    screen[y][x + k] = ch
+        for i in range(0, len(parts), 3):
+            if i:
+                y, x = int(parts[i - 2]) - 1, int(parts[i - 1]) - 1
+            for ch in ANSI.sub(b"", parts[i]).decode(errors="ignore"):
+                if ch not in "\r\n":  # (each line is placed by a cursor move)
+                    if 0 <= y < rows and 0 <= x < cols:
+                        screen[y][x] = ch
+                    x += 1
         after = ["".join(r) for r in screen]
         changed = [y + 1 for y in range(rows) if after[y] != before[y]]
         if first is None:
@@ -383,21 +392,21 @@ def main() -> int:
     for size in ((80, 24), (160, 48)):
         print("start-up frames, warm start, " + start_up_frames(as_of(tui_cmd(corpus, ledger), now), marker, size))
     # Keys on the whole history (d thrice: 7d -> 30d -> week -> all), then source, mode, a chip and reset.
-    _, redraws = first_frame(tui_cmd(corpus, ledger), marker, keys="ddd" + "sssmmm1010")
+    _, redraws = first_frame(as_of(tui_cmd(corpus, ledger), now), marker, keys="ddd" + "sssmmm1010")
     timed = redraws[3:]
     print(f"filter key in a pseudo-terminal (all time), key to its first frame: median "
           f"{statistics.median(f for _, f, _ in timed) * 1000:.0f} ms; to the last frame it caused: median "
           f"{statistics.median(t for _, _, t in timed) * 1000:.0f} ms; " +
           " ".join(f"{k}={f * 1000:.0f}/{t * 1000:.0f}" for k, f, t in timed))
     for view, presses in (("by project", "v"), ("top tasks", "vv"), ("recent calls", "vvv")):
-        _, redraws = first_frame(tui_cmd(corpus, ledger), marker, keys="ddd" + presses + "sssmmm")
+        _, redraws = first_frame(as_of(tui_cmd(corpus, ledger), now), marker, keys="ddd" + presses + "sssmmm")
         timed = redraws[3 + len(presses):]
         print(f"filter key in the {view} view (all time), key to its first frame: median "
               f"{statistics.median(f for _, f, _ in timed) * 1000:.0f} ms; to the last frame: median "
               f"{statistics.median(t for _, _, t in timed) * 1000:.0f} ms")
     # In the top-tasks view, d into ranges not read yet (7d -> 30d -> week -> all): the ledger's sums by task are
     # read in a thread when the range holds more than TASKS_READ_HERE calls; the key's frame shows "Summing…".
-    _, redraws = first_frame(tui_cmd(corpus, ledger), marker, keys="vvddd")
+    _, redraws = first_frame(as_of(tui_cmd(corpus, ledger), now), marker, keys="vvddd")
     print("top-tasks view, d into a date range not read yet, key to its first / last frame: " +
           " ".join(f"{f * 1000:.0f}/{t * 1000:.0f} ms" for _, f, t in redraws[2:]))
     print(f"dashboard CPU in % of one core (warm start, {a.size} corpus): " + live_cpu(corpus, ledger))
