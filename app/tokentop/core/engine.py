@@ -452,8 +452,8 @@ class Engine:
         return t
 
     def _first_view(self) -> bytes:
-        """In a warm start's child, for `first_view_for`: the dashboard's first view and its 5-hour block, as they
-        would be made in the UI for the same minute (pickled: a view's tuples stay tuples); else nothing."""
+        """In a warm start's child, for `first_view_for`: the dashboard's first view and its 5-hour block, as the
+        UI would make them now (pickled: a view's tuples stay tuples); else nothing."""
         if self.first_view_for is None:
             return b""
         import pickle

@@ -120,11 +120,11 @@ class SingleCallsView:
                 value = compute()
             except LedgerBusy:
                 return self.value if key == self.key else unread
-            self.key, self.version, self.at, self.value = key, version, time.monotonic(), value
+            self.seed(key, value, version)
         return self.value
 
     def seed(self, key: Any, value: Any, version: int) -> None:
-        """The view for ``key`` over ``version``, computed elsewhere (a warm start's child)."""
+        """The view for ``key`` over ``version``, computed now (or elsewhere: by a warm start's child)."""
         self.key, self.version, self.at, self.value = key, version, time.monotonic(), value
 
     def fresh(self) -> bool:
