@@ -51,8 +51,7 @@ def main() -> int:
         trees = {a.base: stack.enter_context(checkout(a.base)), "this tree": HERE.parent / "app"}
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         ledgers = {name: tmp / f"ledger-{i}.sqlite" for i, name in enumerate(trees)}
-        if a.mode in ("warm", "live", "first-frame"):  # each tree ingests its own (two commits may store different
-            # schemas)
+        if a.mode in ("warm", "live", "first-frame"):  # each tree ingests its own (schemas may differ)
             for name, app in trees.items():
                 timed(app, tokentop_cmd(corpus, ledgers[name])[1:])
         if a.mode == "live":
@@ -75,13 +74,14 @@ def main() -> int:
                 for name, app in trees.items():
                     cmd = as_of(tui_cmd(corpus, ledgers[name]), newest_call(ledgers[name]) + 60, ENTRY)
                     times[name].append(first_frame(cmd, marker, env=python_env(app))[0])
-        for _ in range(a.runs if a.mode != "first-frame" else 0):
-            for name, app in trees.items():
-                ledger = None if a.mode == "cold-no-ledger" else ledgers[name]
-                if a.mode == "cold-ledger":
-                    for f in tmp.glob(ledgers[name].name + "*"):
-                        f.unlink()
-                times[name].append(timed(app, tokentop_cmd(corpus, ledger)[1:]))
+        else:
+            for _ in range(a.runs):
+                for name, app in trees.items():
+                    ledger = None if a.mode == "cold-no-ledger" else ledgers[name]
+                    if a.mode == "cold-ledger":
+                        for f in tmp.glob(ledgers[name].name + "*"):
+                            f.unlink()
+                    times[name].append(timed(app, tokentop_cmd(corpus, ledger)[1:]))
         medians = {name: statistics.median(t) for name, t in times.items()}
         what = "TUI first frame (warm)" if a.mode == "first-frame" else f"{a.mode} report --json"
         print(f"{what}, {a.size}, median of {a.runs} alternating runs:")
