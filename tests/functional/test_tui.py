@@ -19,7 +19,7 @@ from tokentop.ui.app import MainScreen, TokentopApp
 from tokentop.ui.detail import ScopeScreen
 from tokentop.ui.screens import HelpScreen, ProjectPicker
 from tokentop.ui.screenshots import demo_app
-from tokentop.ui.widgets.chips import Chip
+from tokentop.ui.widgets.chips import ChipBar, chip_label
 from tokentop.ui.widgets.linetable import LineTable
 
 from tests.builders import cc_line
@@ -118,8 +118,8 @@ async def test_digits_toggle_and_all_off_shows_zero_with_a_hint(tmp_path: Path) 
         assert app.models == ()
         assert app.view["totals"]["calls"] == 0
         assert shown_cost(app) == "$0.00"
-        hint = app.screen.query_one("#chips").children[0]  # first: visible however many chips follow
-        assert str(hint.render()) == "no models selected — 0 shows all" and hint.region.right <= 80
+        bar = app.screen.query_one("#chips", ChipBar)  # the hint first: visible however many chips follow
+        assert bar.render_line(0).text.startswith("no models selected — 0 shows all ") and bar.region.right <= 80
         await pilot.press("0")
         await pilot.pause()
         assert app.models is None
@@ -151,16 +151,21 @@ async def test_click_toggles_and_shift_click_solos(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app, pilot)
-        chips = app.view["chips"]
-        await pilot.click(Chip, offset=(2, 0))
+        chips, bar = app.view["chips"], app.screen.query_one("#chips", ChipBar)
+        await pilot.click(bar, offset=bar.chip_offset(0) + (3, 0))  # (the bar's padding, a cell into the chip)
         await pilot.pause()
         assert app.models is not None and chips[0]["model"] not in app.models
         await pilot.press("0")
         await pilot.pause()
-        second = app.screen.query(Chip)[1]
-        await pilot.click(second, offset=(2, 0), shift=True)
+        await pilot.click(bar, offset=bar.chip_offset(1) + (3, 0), shift=True)
         await pilot.pause()
         assert app.models == (chips[1]["model"],)
+        await pilot.click(bar, offset=bar.chip_offset(2))  # the cell before chip 3 (the padding apart): no chip
+        await pilot.pause()
+        assert app.models == (chips[1]["model"],)
+        await pilot.click(bar, offset=bar.chip_offset(2) + (3, 0), shift=True)  # chip 3: another solo
+        await pilot.pause()
+        assert app.models == (chips[2]["model"],)
 
 
 async def test_source_dates_mode_keys_change_the_filter_like_report(tmp_path: Path) -> None:
@@ -854,19 +859,30 @@ async def test_the_footer_shows_the_screen_keys_and_a_click_on_one_presses_it(tm
                                                      if getattr(b, "show", True) and b.description]
 
 
-async def test_chips_are_updated_in_place_while_the_same_models_show(tmp_path: Path) -> None:
+async def test_a_chip_key_that_keeps_the_bars_rows_draws_the_bar_again_without_a_layout(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         await ready(app, pilot)
-        chips = list(app.screen.query(Chip))
-        assert len(chips) > 1 and not chips[0].has_class("-off")
+        bar = app.screen.query_one("#chips", ChipBar)
+        layouts: list[bool] = []
+        refresh = bar.refresh
+
+        def spy(*a: Any, layout: bool = False, **kw: Any) -> Any:
+            layouts.append(layout)
+            return refresh(*a, layout=layout, **kw)
+
+        def struck() -> list[str]:  # the labels drawn struck through (chips off)
+            return [s.text for s in bar.render_line(0) if s.style and s.style.strike]
+
+        assert len(bar.chips) > 1 and struck() == []
+        bar.refresh = spy  # type: ignore[method-assign]
         await pilot.press("1")  # model 1 off: the same chips, another state
         await pilot.pause()
-        assert list(app.screen.query(Chip)) == chips and chips[0].has_class("-off")
+        assert struck() == [chip_label(0, app.view["chips"][0], compact=False)] and layouts == [False]
         await pilot.press("0")
         await pilot.pause()
-        assert list(app.screen.query(Chip)) == chips and not chips[0].has_class("-off")
-        assert str(chips[0].render()) == Chip.label(0, app.view["chips"][0], compact=False)
+        assert struck() == [] and layouts == [False, False]
+        assert bar.labels() == [chip_label(i, c, compact=False) for i, c in enumerate(app.view["chips"])]
 
 
 async def test_text_that_keeps_its_width_is_redrawn_without_laying_the_screen_out(tmp_path: Path) -> None:
@@ -896,21 +912,22 @@ async def test_text_that_keeps_its_width_is_redrawn_without_laying_the_screen_ou
         assert "max $1,212 11-18" in str(label.render())
 
 
-async def test_a_chip_that_grows_twice_before_its_first_layout_request_is_handled_takes_the_last_width(
+async def test_a_label_that_grows_twice_before_its_first_layout_request_is_handled_takes_the_last_width(
         tmp_path: Path) -> None:
+    from textual.widgets import Label
     from tokentop.ui.widgets.base import set_content
 
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app, pilot)
-        chip = app.screen.query(Chip).first()
-        set_content(chip, "1 Opus 4.5 5%")  # a request to lay it out, not handled yet (the chip has not idled)
-        chip.parent._clear_arrangement_cache()  # (as mounting it does)
+        label = app.screen.query_one("#spark-labels", Label)  # its width is its text's
+        set_content(label, "max $5 11-19")  # a request to lay it out, not handled yet (the label has not idled)
+        label.parent._clear_arrangement_cache()  # (as mounting a widget does)
         app.screen._refresh_layout()  # a layout meanwhile, for another widget's request (as on a busy machine)
-        narrow = chip.size.width
-        set_content(chip, "1 Opus 4.5 35%")  # a digit more, while the first request is still pending
+        narrow = label.size.width
+        set_content(label, "max $35 11-19")  # a digit more, while the first request is still pending
         await pilot.pause()
-        assert chip.size.width == narrow + 1  # not the first request's width, "35%" cut off
+        assert label.size.width == narrow + 1  # not the first request's width, "11-19" cut off
 
 
 async def test_a_filter_key_that_resizes_chips_labels_and_the_scrollbar_lays_out_and_draws_once(
@@ -942,7 +959,7 @@ async def test_a_filter_key_that_resizes_chips_labels_and_the_scrollbar_lays_out
         for _ in range(4):  # 7d -> 30d -> week -> all time -> today
             await pilot.press("d")
             await pilot.pause(0.1)
-            widths.add(tuple(c.size.width for c in screen.query(Chip) if c.display))
+            widths.add(tuple(map(fmt.cells, screen.query_one("#chips", ChipBar).labels())))
             bars.add(table.show_vertical_scrollbar)
             if table.show_vertical_scrollbar:  # it measures the rows shown (and the header)
                 assert table.vertical_scrollbar.window_virtual_size == table.row_count + 1
@@ -1042,12 +1059,12 @@ async def test_a_wider_terminal_redraws_the_table_and_chips_for_the_room(tmp_pat
         await ready(app, pilot)
         table = app.screen.query_one(SessionsTable)
         assert [c.key for c in table.columns][:4] == ["dot", "session", "project", "model"]
-        assert not [w for w in app.screen.query(".family") if w.display]
+        assert app.screen.query_one("#chips", ChipBar).families() == []
         await pilot.resize_terminal(200, 50)
         await pilot.pause()
         assert [c.key for c in table.columns][:5] == ["dot", "session", "project", "source", "model"]
         assert "tokens" in [c.key for c in table.columns]
-        assert [str(w.render()) for w in app.screen.query(".family") if w.display][:1] == ["Opus"]
+        assert app.screen.query_one("#chips", ChipBar).families()[:1] == ["Opus"]
         # a 200-column table names every model of a session that fits, then how many more
         at = [c.key for c in table.columns].index("model")
         shown = {table.keys[i]: table.get_row_at(i)[at] for i in range(table.row_count)}
@@ -1174,7 +1191,7 @@ async def test_names_with_brackets_show_as_written_not_as_markup(tmp_path: Path)
     app = TokentopApp(engine, live=False, clock=lambda: datetime.fromisoformat("2026-11-20T12:00:00+00:00").timestamp())
     async with app.run_test(size=(120, 30)) as pilot:
         await ready(app, pilot)
-        assert [str(c.render()) for c in app.screen.query(Chip) if c.display] == ["1 Sonnet 4.5 100%", "2 [b]x 0%"]
+        assert app.screen.query_one(ChipBar).labels() == ["1 Sonnet 4.5 100%", "2 [b]x 0%"]
         await pilot.press("p")
         await pilot.pause()
         assert isinstance(app.screen, ProjectPicker)
@@ -1321,16 +1338,18 @@ async def test_seven_model_chips_at_80_columns_wrap_and_every_chip_shows_its_sha
         await pilot.pause()
 
         def shown() -> list[str]:
-            return [str(c.render()) for c in bar.query(Chip) if c.display]
+            return bar.labels()
+
+        def drawn() -> list[str]:
+            return [bar.render_line(y).text for y in range(bar.outer_size.height)]
 
         assert bar.outer_size.height == 2
-        assert all(c.region.right <= bar.content_region.right and c.outer_size.width == fmt.cells(str(c.render())) + 2
-                   for c in bar.query(Chip))  # none cut off
+        assert all(any(f" {label} " in line for line in drawn()) for label in shown())  # none cut off
         assert shown()[0] == "1 Opus 4.5 14%" and shown()[-1] == "7 qwen2.5-7b-i… local"
         bar.show(chips[:2], False, hold=True)  # a source or mode key that leaves two models: they fit one row,
         await pilot.pause()  # but the bar keeps its height (else the screen is laid out twice: two frames)
         assert bar.outer_size.height == 2 and shown() == ["1 Opus 4.5 14%", "2 Opus 4.1 14%"]
-        assert len({c.region.y for c in bar.query(Chip) if c.display}) == 1
+        assert len({bar.chip_offset(i).y for i in range(2)}) == 1 and drawn()[1].strip() == ""
         bar.show(chips, False)
         await pilot.pause()
         assert bar.outer_size.height == 2 and len(shown()) == 7
@@ -1343,17 +1362,18 @@ async def test_seven_model_chips_at_80_columns_wrap_and_every_chip_shows_its_sha
         await pilot.pause()
         assert bar.outer_size.height == 2  # wrapped: no family labels, but whole names from 110 columns on
         assert shown()[-1] == "7 qwen2.5-7b-instruct local"
-        assert not [w for w in bar.query(".family") if w.display]
+        assert bar.families() == []
         await pilot.resize_terminal(200, 10)
         await pilot.pause()
         assert bar.outer_size.height == 1  # one row again, with family labels and the full names
         assert shown()[-1] == "7 qwen2.5-7b-instruct local"
-        assert "Opus" in [str(w.render()) for w in bar.query(".family") if w.display]
+        assert "Opus" in bar.families()
         bar.show([{**c, "selected": False} for c in chips], True)  # every chip off: the hint, in the first row
         await pilot.pause()
         await pilot.resize_terminal(80, 10)
         await pilot.pause()
-        assert bar.outer_size.height == 3 and bar.query_one("#hint-none").region.y == bar.content_region.y
+        assert bar.outer_size.height == 3 and drawn()[0].startswith("no models selected — 0 shows all ")
+        assert len(shown()) == 7 and all(any(f" {label} " in line for line in drawn()) for label in shown())
 
 
 async def test_the_status_line_at_80_columns_keeps_the_unparsable_count_and_the_time(tmp_path: Path) -> None:
@@ -1416,8 +1436,8 @@ async def test_each_widget_of_a_screen_is_styled_once_when_it_first_shows(tmp_pa
         await loaded(app, pilot)
         widgets = list(app.screen.query("*"))
         assert len(widgets) > 15 and app.screen.has_class(width_class)
-        # (but for what changes state after mounting: the table that takes the focus, the chip that shows it)
-        assert {type(w).__name__ for w in widgets if styled.count(w) != 1} <= {"SessionsTable", "Chip"}
+        # (but for what changes state after mounting: the table that takes the focus)
+        assert {type(w).__name__ for w in widgets if styled.count(w) != 1} <= {"SessionsTable"}
         assert sum(styled.count(w) == 1 for w in widgets) >= len(widgets) - 2
         app.screen.query_one("#sessions").focus()
         await pilot.pause()

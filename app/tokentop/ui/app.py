@@ -68,7 +68,6 @@ from .widgets import (
 )
 from .widgets.base import set_content
 from .widgets.breakdown import TITLES, VIEWS
-from .widgets.chips import Chip
 
 if TYPE_CHECKING:
     from ..core.team import Syncer
@@ -276,8 +275,8 @@ class MainScreen(FilterKeys, StyledOnce, Screen[None]):
         """All models (or all machines)."""
         self._select(None, [])
 
-    @on(Chip.Clicked)
-    def chip_clicked(self, event: Chip.Clicked) -> None:
+    @on(ChipBar.Clicked)
+    def chip_clicked(self, event: ChipBar.Clicked) -> None:
         """Click toggles, shift/alt-click solos (on the bar that was clicked)."""
         event.stop()
         while self.BARS[self.chip_target] != f"#{event.bar}":
