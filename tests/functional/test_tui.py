@@ -938,9 +938,7 @@ async def test_a_filter_key_that_resizes_chips_labels_and_the_scrollbar_lays_out
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app, pilot)
         screen, table = app.screen, app.screen.query_one(SessionsTable)
-        await pilot.press(*"ddddd")  # once around (Textual sizes a scrollbar the first time it shows: a layout)
-        await pilot.pause(0.1)
-        assert app.preset == "7d"
+        assert app.preset == "7d"  # (the table's scrollbar has not shown yet: its first showing is laid out once too)
         layouts: list[str] = []
         frames: list[str] = []
         refresh_layout, display = screen._refresh_layout, app._display
@@ -966,6 +964,39 @@ async def test_a_filter_key_that_resizes_chips_labels_and_the_scrollbar_lays_out
         assert len(widths) > 1 and bars == {True, False}  # chips changed widths; the scrollbar came and went
         assert sorted(layouts) == sorted(["30d", "week", "all", "today"])  # one layout for each key
         assert sorted(frames) == sorted(layouts)  # and one frame
+        screen._refresh_layout, app._display = refresh_layout, display  # type: ignore[method-assign]
+
+
+async def test_source_and_mode_keys_that_change_the_side_columns_height_lay_out_and_draw_once(
+        tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 20)) as pilot:  # the side column's content overflows it, as many models'
+        await ready(app, pilot)  # rate limits do at 80x24
+        screen, side = app.screen, app.screen.query_one("#side")
+        layouts: list[int] = []  # the number of the key that caused each
+        frames: list[int] = []
+        pressed: list[str] = []
+        refresh_layout, display = screen._refresh_layout, app._display
+
+        def spy_layout(*a: Any, **kw: Any) -> Any:
+            layouts.append(len(pressed))
+            return refresh_layout(*a, **kw)
+
+        def spy_display(*a: Any, **kw: Any) -> Any:
+            frames.append(len(pressed))
+            return display(*a, **kw)
+
+        screen._refresh_layout = spy_layout  # type: ignore[method-assign]
+        app._display = spy_display  # type: ignore[method-assign]
+        heights = {side.virtual_size.height}
+        for key in "sssmmm":  # the 5-hour block (Claude Code's) leaves the column and comes back
+            pressed.append(key)
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            heights.add(side.virtual_size.height)
+        assert len(heights) > 1  # the side column's content changed height
+        assert len(layouts) >= 4 and sorted(set(layouts)) == layouts  # at most one layout for each key
+        assert frames == [1, 2, 3, 4, 5, 6]  # and one frame
         screen._refresh_layout, app._display = refresh_layout, display  # type: ignore[method-assign]
 
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.screen import Screen
 from textual.timer import Timer
@@ -66,7 +65,7 @@ from .widgets import (
     SparkRow,
     StatusLine,
 )
-from .widgets.base import set_content
+from .widgets.base import Column, Row, set_content
 from .widgets.breakdown import TITLES, VIEWS
 
 if TYPE_CHECKING:
@@ -178,9 +177,9 @@ class MainScreen(FilterKeys, StyledOnce, Screen[None]):
         if self.tapp.team:
             yield ChipBar(noun="machines", id="machine-chips")
             yield ChipBar(noun="users", id="user-chips")
-        with Horizontal(id="main"):
+        with Row(id="main"):
             yield SessionsTable(id="sessions")  # the breakdown views' table is added when first shown
-            with Vertical(id="side"):
+            with Column(id="side"):
                 yield RateLimitPanel(id="limits")
                 yield BudgetPanel(id="budgets")
         yield StatusLine(id="status")
@@ -874,8 +873,7 @@ class TokentopApp(App[None]):
             self.warming = None
         else:
             self.engine.start(progress=progress)
-        self.post_message(UsageChanged())
-        self.call_from_thread(self._scan_done)
+        self.call_from_thread(self._scan_done)  # which draws it
 
     def _scan_done(self) -> None:
         if self.syncer is not None and not self._sync_started:  # the ledger holds the scan: start pushing it

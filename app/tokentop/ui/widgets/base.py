@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.cells import cell_len
+from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.geometry import Size
 from textual.reactive import Reactive
@@ -24,6 +25,15 @@ class LaidOutOnce:
 
 class FlatLabel(LaidOutOnce, Label):
     """A `Label` that never scrolls (see `LaidOutOnce`)."""
+
+
+class Row(LaidOutOnce, Horizontal):
+    """A `Horizontal` that never scrolls (see `LaidOutOnce`)."""
+
+
+class Column(LaidOutOnce, Vertical):
+    """A `Vertical` that never scrolls (see `LaidOutOnce`): the side column, whose panels' height changes with
+    a filter key (the 5-hour block comes and goes), laid the screen out again for a second frame ~25 ms later."""
 
 
 class SizedContent:

@@ -20,9 +20,16 @@ from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
-from .base import SizedContent
+from .base import LaidOutOnce, SizedContent
+
+
+class FlatScrollBar(LaidOutOnce, ScrollBar):
+    """A table's vertical scrollbar, which never lays the screen out again: sized by the layout that showed it
+    (Textual's asked for another layout when its size first changed, and drew its thumb in a second frame ~30 ms
+    after the first; see `LaidOutOnce`)."""
 
 
 @dataclass
@@ -148,6 +155,21 @@ class LineTable(SizedContent, ScrollView, can_focus=True):
 
     def watch_virtual_size(self, size: Size) -> None:
         self._scroll_update(size)
+
+    def on_mount(self) -> None:
+        """The vertical scrollbar is made (hidden) with the table: made when first needed, it was styled after the
+        frame that showed it, which laid the screen out again for a second frame."""
+        _ = self.vertical_scrollbar
+
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        """The vertical scrollbar, a `FlatScrollBar`."""
+        if self._vertical_scrollbar is None:
+            self._vertical_scrollbar = bar = FlatScrollBar(vertical=True, name="vertical",
+                                                           thickness=self.scrollbar_size_vertical)
+            bar.display = False
+            self.app._start_widget(self, bar)
+        return self._vertical_scrollbar
 
     def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
         if size == self._size and container_size == self.container_size:
