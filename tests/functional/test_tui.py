@@ -463,6 +463,23 @@ async def test_the_first_frame_of_a_warm_start_is_laid_out_for_the_screen(tmp_pa
         assert frames[0] == frames[-1]  # nothing redrawn differently once the screen's sizes were known
 
 
+@pytest.mark.parametrize("seconds", [31, 725, 7_800, 43 * 3600 + 33 * 60, 150 * 3600])
+async def test_a_rate_limit_line_fits_the_side_column_at_80_columns_whatever_its_countdown(
+        tmp_path: Path, seconds: int) -> None:
+    from tokentop.ui.widgets import RateLimitPanel
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        panel = app.screen.query_one("#limits", RateLimitPanel)
+        panel.show({"models": [{"model": "claude-sonnet-4-5-20250929", "stale": False, "buckets": [
+            {"kind": kind, "headroom": 0.04, "resets_in_s": seconds} for kind in ("requests", "output_tokens")]}]})
+        await pilot.pause()
+        lines = str(panel.render()).split("\n")
+        assert len(lines) == 2 and max(map(fmt.cells, lines)) <= panel.size.width
+        assert panel.size.height == 2  # none wrapped (a countdown of hours, "43h33m", took a line of its own)
+
+
 async def test_calls_kept_only_in_the_ledger_and_a_short_cleanup_period_are_noted_above_the_status_line(
         tmp_path: Path) -> None:
     import json

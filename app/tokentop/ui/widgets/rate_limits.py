@@ -20,10 +20,15 @@ def bar(frac: float, width: int = 10) -> str:
 
 
 def countdown(seconds: float | None) -> str:
-    """``0:31``, ``12:05``, ``2h10m``."""
+    """``0:31``, ``12:05``, ``2h10m``, ``43h``, ``5d``: at most 5 cells, so a bar's line fits the side column at 80
+    columns (``43h33m`` wrapped onto a line of its own)."""
     if seconds is None:
         return ""
     s = int(seconds)
+    if s >= 100 * 3600:
+        return f"{s // 86400}d"
+    if s >= 10 * 3600:
+        return f"{s // 3600}h"
     if s >= 3600:
         return f"{s // 3600}h{(s % 3600) // 60:02d}m"
     return f"{s // 60}:{s % 60:02d}"
