@@ -102,17 +102,18 @@ class ChipBar(SizedContent, LaidOutOnce, Widget):
     def _arrange(self, labels: list[str], none_selected: bool, compact: bool, width: int) -> list[list[Piece]]:
         """The bar's rows of pieces: the chips in one row (with family labels when they fit, and "0:all" after
         them when it fits), else in a grid."""
-        hint: list[Piece] = [(f"no {self.noun} selected — 0 shows all", "chip-bar--warn", None)] if none_selected \
-            else []
+        hint: list[Piece] = []  # first, a cell apart from what follows
+        if none_selected:
+            hint = [(f"no {self.noun} selected — 0 shows all", "chip-bar--warn", None), (" ", None, None)]
         if not labels:
-            return [[*hint, *([(" ", None, None)] if hint else []), ("no data in this range", "chip-bar--hint", None)]]
+            return [[*hint, ("no data in this range", "chip-bar--hint", None)]]
         widths = [cells(label) + 2 for label in labels]
         used = sum(widths) + len(widths) - 1
         one_row = used <= width
         families = {c["family"] for c in self.chips}  # (a label, its space, the space after it)
         with_families = not compact and one_row and used + sum(cells(f) + 2 for f in families) <= width
         if one_row:  # the hint first (the chips after it may be cut off: every chip off is a moment)
-            row: list[Piece] = [*hint, *([(" ", None, None)] if hint else [])]
+            row: list[Piece] = list(hint)
             family = None
             for i, (label, chip) in enumerate(zip(labels, self.chips, strict=True)):
                 if with_families and chip["family"] != family:
@@ -124,7 +125,7 @@ class ChipBar(SizedContent, LaidOutOnce, Widget):
             return [row]
         items: list[list[Piece]] = [[(f" {label} ", self._chip_class(i), i)] for i, label in enumerate(labels)]
         if hint:  # a cell of the grid, before the chips
-            items.insert(0, hint)
+            items.insert(0, hint[:1])
         item_widths = [sum(cells(t) for t, _, _ in item) for item in items]
         cols, n_rows = rows_for(item_widths, width)
         col_widths = [max(item_widths[c::cols]) for c in range(cols)]
@@ -142,7 +143,7 @@ class ChipBar(SizedContent, LaidOutOnce, Widget):
         return "chip-bar--off" if not self.chips[index]["selected"] else "chip-bar--chip"
 
     def render(self) -> Content:
-        styles: dict[str | None, Style] = {}
+        styles: dict[str, Style] = {}
         lines = []
         for row in self._rows:
             parts: list[tuple[str, Style] | str] = []
