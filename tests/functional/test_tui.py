@@ -1017,6 +1017,44 @@ async def test_source_and_mode_keys_that_change_the_side_columns_height_lay_out_
         screen._refresh_layout, app._display = refresh_layout, display  # type: ignore[method-assign]
 
 
+async def test_filter_keys_in_a_drill_down_whose_models_table_changes_height_lay_out_and_draw_once(
+        tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        await pilot.press(*"ddd")  # all time
+        await pilot.pause()
+        app.screen.query_one("#sessions").focus()
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        screen, models = app.screen, app.screen.query_one("#scope-models", LineTable)
+        assert isinstance(screen, ScopeScreen)
+        layouts: list[int] = []  # the number of the key that caused each
+        frames: list[int] = []
+        pressed: list[str] = []
+        refresh_layout, display = screen._refresh_layout, app._display
+
+        def spy_layout(*a: Any, **kw: Any) -> Any:
+            layouts.append(len(pressed))
+            return refresh_layout(*a, **kw)
+
+        def spy_display(*a: Any, **kw: Any) -> Any:
+            frames.append(len(pressed))
+            return display(*a, **kw)
+
+        screen._refresh_layout = spy_layout  # type: ignore[method-assign]
+        app._display = spy_display  # type: ignore[method-assign]
+        heights = set()
+        for key in "sssmmm":  # the session's models table loses rows and gets them back
+            pressed.append(key)
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            heights.add(models.outer_size.height)
+        assert len(heights) > 1
+        assert layouts == frames == [1, 2, 3, 4, 5, 6]  # one layout and one frame for each key
+        screen._refresh_layout, app._display = refresh_layout, display  # type: ignore[method-assign]
+
+
 async def test_a_filter_key_in_the_recent_calls_view_draws_once_with_its_scrollbar_right(tmp_path: Path) -> None:
     from tokentop.ui.widgets.breakdown import BreakdownTable
 

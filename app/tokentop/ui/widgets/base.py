@@ -52,6 +52,9 @@ class SizedContent:
         changed: bool = super()._size_updated(size, virtual_size, container_size, layout)  # type: ignore[misc]
         if new:
             self.resized()
+            # A widget with a new size is drawn whole by this layout's frame, with what `resized` made: the repaint
+            # its refresh asked for came after that frame, the same again (a second frame for a filter key).
+            self._repaint_required = False
         return changed
 
     def resized(self) -> None:

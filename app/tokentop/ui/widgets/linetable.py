@@ -17,6 +17,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
+from textual.css.scalar import Unit
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -154,7 +155,23 @@ class LineTable(SizedContent, ScrollView, can_focus=True):
     # a layout's sizes (`_size_updated`, `_scroll_update`).
 
     def watch_virtual_size(self, size: Size) -> None:
-        self._scroll_update(size)
+        if not self._resized_by(size):
+            self._scroll_update(size)
+
+    def _resized_by(self, rows: Size) -> bool:
+        """Whether a table as tall as its rows (``height: auto``, at most a ``max-height`` in cells) gets another
+        height for ``rows``: then the layout that gives it that height decides its scrollbars. Decided before, for
+        its old height, a drill-down's models table showed a scrollbar for rows that fitted its new height, and
+        hid it again in that layout, which laid the screen out a second time (two frames for a filter key)."""
+        styles = self.styles
+        if styles.height is None or not styles.height.is_auto:
+            return False
+        height = rows.height + styles.gutter.height
+        if styles.max_height is not None:
+            if styles.max_height.unit != Unit.CELLS:
+                return False  # (its height cannot be told here: decided now, as for a table of fixed size)
+            height = min(height, int(styles.max_height.value))
+        return height != self.outer_size.height
 
     def on_mount(self) -> None:
         """The vertical scrollbar is made (hidden) with the table: made when first needed, it was styled after the
