@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tokentop.cli import start_early
 from tokentop.core import fmt
 from tokentop.core.engine import Engine
 from tokentop.core.ledger import Ledger
@@ -478,6 +479,34 @@ async def test_a_rate_limit_line_fits_the_side_column_at_80_columns_whatever_its
         lines = str(panel.render()).split("\n")
         assert len(lines) == 2 and max(map(fmt.cells, lines)) <= panel.size.width
         assert panel.size.height == 2  # none wrapped (a countdown of hours, "43h33m", took a line of its own)
+
+
+async def test_a_tall_screen_draws_its_cost_by_project_without_mounting_it_after_the_data_came(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Mounted by the first redraw that had the data, the side column's table laid the screen out again once its
+    # mount ended, for another frame; it is composed with the screen when the screen is tall.
+    from textual.widget import Widget
+
+    engine, _, _ = ledger_history(tmp_path)
+    engine().start()  # the ingest
+    warming = start_early(warm := engine())
+    assert warming is not None
+    warming.join()
+    app = TokentopApp(warm, clock=lambda: NOW, live=False, warming=warming)
+    mounted: list[str] = []
+    mount = Widget.mount
+
+    def noting(self: Widget, *widgets: Widget, **kw: Any) -> Any:
+        if app.updated_at is not None:
+            mounted.extend(w.id or type(w).__name__ for w in widgets)
+        return mount(self, *widgets, **kw)
+
+    monkeypatch.setattr(Widget, "mount", noting)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(app, pilot)
+        projects = app.screen.query_one("#side-projects", LineTable)
+        assert projects.display and projects.row_count == len(app.view["by_project"]) > 0
+        assert mounted == []
 
 
 async def test_calls_kept_only_in_the_ledger_and_a_short_cleanup_period_are_noted_above_the_status_line(

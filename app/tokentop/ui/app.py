@@ -140,6 +140,17 @@ class SingleCallsView:
 #: Sums by task of fewer calls than this are read on the UI thread (~3 µs a call, ~60 ms at most), of more in a
 #: thread of their own (`TokentopApp.tasks_ready`).
 TASKS_READ_HERE = 20_000
+
+
+def side_projects_table() -> BreakdownTable:
+    """The cost by project in the side column of a tall screen (`TALL_ROWS`)."""
+    table = BreakdownTable(id="side-projects")
+    table.can_focus = False  # a summary: the keys stay with the sessions
+    table.show_cursor = False
+    table.border_title = "By project"
+    return table
+
+
 #: Rows of the main screen around its table (bars, cards, sparkline, chips, status line, keys).
 CHROME_ROWS = 10
 #: From this many rows the side column (rate limits, budgets) also shows the cost by project below them.
@@ -182,6 +193,8 @@ class MainScreen(FilterKeys, StyledOnce, Screen[None]):
             with Column(id="side"):
                 yield RateLimitPanel(id="limits")
                 yield BudgetPanel(id="budgets")
+                if self.app.size.height >= TALL_ROWS:  # (mounted by the first redraw, it laid the screen out again)
+                    yield side_projects_table()
         yield StatusLine(id="status")
         yield KeysFooter()
 
@@ -551,13 +564,10 @@ class TokentopApp(App[None]):
         if not shown:
             found.set(display=False)
             return
-        table = found.first(BreakdownTable) if found else BreakdownTable(id="side-projects")
+        table = found.first(BreakdownTable) if found else side_projects_table()
         table.display = True
         table.show("projects", v["by_project"], v["totals"]["cost_usd"], self.tz)
         if not found:
-            table.can_focus = False  # a summary: the keys stay with the sessions
-            table.show_cursor = False
-            table.border_title = "By project"
             screen.query_one("#side").mount(table)
 
     def current_block(self, flt: Filter, now: float) -> dict[str, Any] | None:
