@@ -159,7 +159,7 @@ class LineTable(SizedContent, ScrollView, can_focus=True):
             self._scroll_update(size)
 
     def _resized_by(self, rows: Size) -> bool:
-        """Whether a table as tall as its rows (``height: auto``, at most a ``max-height`` in cells) gets another
+        """Whether a table as tall as its rows (``height: auto``, within a min/max height in cells) gets another
         height for ``rows``: then the layout that gives it that height decides its scrollbars. Decided before, for
         its old height, a drill-down's models table showed a scrollbar for rows that fitted its new height, and
         hid it again in that layout, which laid the screen out a second time (two frames for a filter key)."""
@@ -167,10 +167,13 @@ class LineTable(SizedContent, ScrollView, can_focus=True):
         if styles.height is None or not styles.height.is_auto:
             return False
         height = rows.height + styles.gutter.height
-        if styles.max_height is not None:
-            if styles.max_height.unit != Unit.CELLS:
-                return False  # (its height cannot be told here: decided now, as for a table of fixed size)
-            height = min(height, int(styles.max_height.value))
+        low, high = styles.min_height, styles.max_height
+        if any(bound is not None and bound.unit != Unit.CELLS for bound in (low, high)):
+            return False  # (its height cannot be told here: decided now, as for a table of fixed size)
+        if high is not None:
+            height = min(height, int(high.value))
+        if low is not None:
+            height = max(height, int(low.value))
         return height != self.outer_size.height
 
     def on_mount(self) -> None:
