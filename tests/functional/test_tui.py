@@ -1013,37 +1013,49 @@ async def test_a_filter_key_that_resizes_chips_labels_and_the_scrollbar_lays_out
         screen._refresh_layout, app._display = refresh_layout, display  # type: ignore[method-assign]
 
 
+async def press_counting(app: TokentopApp, pilot: Any, keys: str,
+                         measure: Callable[[], int]) -> tuple[list[int], list[int], set[int]]:
+    """Press ``keys`` one at a time; returns, for each layout and each frame of the screen meanwhile, the number of
+    the key that caused it (1 for the first), and what ``measure`` gave before the keys and after each."""
+    screen = app.screen
+    layouts: list[int] = []
+    frames: list[int] = []
+    pressed: list[str] = []
+    refresh_layout, display = screen._refresh_layout, app._display
+
+    def spy_layout(*a: Any, **kw: Any) -> Any:
+        layouts.append(len(pressed))
+        return refresh_layout(*a, **kw)
+
+    def spy_display(*a: Any, **kw: Any) -> Any:
+        frames.append(len(pressed))
+        return display(*a, **kw)
+
+    screen._refresh_layout = spy_layout  # type: ignore[method-assign]
+    app._display = spy_display  # type: ignore[method-assign]
+    seen = {measure()}
+    try:
+        for key in keys:
+            pressed.append(key)
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            seen.add(measure())
+    finally:
+        screen._refresh_layout, app._display = refresh_layout, display  # type: ignore[method-assign]
+    return layouts, frames, seen
+
+
 async def test_source_and_mode_keys_that_change_the_side_columns_height_lay_out_and_draw_once(
         tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 20)) as pilot:  # the side column's content overflows it, as many models'
         await ready(app, pilot)  # rate limits do at 80x24
-        screen, side = app.screen, app.screen.query_one("#side")
-        layouts: list[int] = []  # the number of the key that caused each
-        frames: list[int] = []
-        pressed: list[str] = []
-        refresh_layout, display = screen._refresh_layout, app._display
-
-        def spy_layout(*a: Any, **kw: Any) -> Any:
-            layouts.append(len(pressed))
-            return refresh_layout(*a, **kw)
-
-        def spy_display(*a: Any, **kw: Any) -> Any:
-            frames.append(len(pressed))
-            return display(*a, **kw)
-
-        screen._refresh_layout = spy_layout  # type: ignore[method-assign]
-        app._display = spy_display  # type: ignore[method-assign]
-        heights = {side.virtual_size.height}
-        for key in "sssmmm":  # the 5-hour block (Claude Code's) leaves the column and comes back
-            pressed.append(key)
-            await pilot.press(key)
-            await pilot.pause(0.1)
-            heights.add(side.virtual_size.height)
+        side = app.screen.query_one("#side")
+        # the 5-hour block (Claude Code's) leaves the column and comes back
+        layouts, frames, heights = await press_counting(app, pilot, "sssmmm", lambda: side.virtual_size.height)
         assert len(heights) > 1  # the side column's content changed height
         assert len(layouts) >= 4 and sorted(set(layouts)) == layouts  # at most one layout for each key
         assert frames == [1, 2, 3, 4, 5, 6]  # and one frame
-        screen._refresh_layout, app._display = refresh_layout, display  # type: ignore[method-assign]
 
 
 async def test_filter_keys_in_a_drill_down_whose_models_table_changes_height_lay_out_and_draw_once(
@@ -1056,32 +1068,12 @@ async def test_filter_keys_in_a_drill_down_whose_models_table_changes_height_lay
         app.screen.query_one("#sessions").focus()
         await pilot.press("enter")
         await pilot.pause(0.2)
-        screen, models = app.screen, app.screen.query_one("#scope-models", LineTable)
-        assert isinstance(screen, ScopeScreen)
-        layouts: list[int] = []  # the number of the key that caused each
-        frames: list[int] = []
-        pressed: list[str] = []
-        refresh_layout, display = screen._refresh_layout, app._display
-
-        def spy_layout(*a: Any, **kw: Any) -> Any:
-            layouts.append(len(pressed))
-            return refresh_layout(*a, **kw)
-
-        def spy_display(*a: Any, **kw: Any) -> Any:
-            frames.append(len(pressed))
-            return display(*a, **kw)
-
-        screen._refresh_layout = spy_layout  # type: ignore[method-assign]
-        app._display = spy_display  # type: ignore[method-assign]
-        heights = set()
-        for key in "sssmmm":  # the session's models table loses rows and gets them back
-            pressed.append(key)
-            await pilot.press(key)
-            await pilot.pause(0.1)
-            heights.add(models.outer_size.height)
+        assert isinstance(app.screen, ScopeScreen)
+        models = app.screen.query_one("#scope-models", LineTable)
+        # the session's models table loses rows and gets them back
+        layouts, frames, heights = await press_counting(app, pilot, "sssmmm", lambda: models.outer_size.height)
         assert len(heights) > 1
         assert layouts == frames == [1, 2, 3, 4, 5, 6]  # one layout and one frame for each key
-        screen._refresh_layout, app._display = refresh_layout, display  # type: ignore[method-assign]
 
 
 async def test_a_filter_key_in_the_recent_calls_view_draws_once_with_its_scrollbar_right(tmp_path: Path) -> None:
