@@ -143,7 +143,6 @@ class ChipBar(SizedContent, LaidOutOnce, Widget):
         return "chip-bar--off" if not self.chips[index]["selected"] else "chip-bar--chip"
 
     def render(self) -> Content:
-        styles: dict[str, Style] = {}
         lines = []
         for row in self._rows:
             parts: list[tuple[str, Style] | str] = []
@@ -151,7 +150,7 @@ class ChipBar(SizedContent, LaidOutOnce, Widget):
                 if component is None:
                     parts.append(text)
                     continue
-                style = styles.get(component) or styles.setdefault(component, self.get_visual_style(component))
+                style = self.get_visual_style(component)  # (cached by Textual until the styles change)
                 if index is None:
                     parts.append((text, style))
                     continue
