@@ -1148,8 +1148,21 @@ def test_warm_start_in_a_forked_child_equals_one_in_process(claude_dir, data_roo
     write_lines(project_dir(claude_dir, "/src/new") / "n.jsonl", [cc_line("n1", cwd="/src/new", session="n")])
     if child_fails:  # the child cannot open the ledger: the parent warms up itself
         monkeypatch.setattr(Ledger, "reopen", lambda self: (_ for _ in ()).throw(OSError("no")))
+    import tokentop.core.engine as engine_module
+
+    pipe_sizes: list[int] = []
+    widen = engine_module._widen_pipe
+
+    def widen_noting(fd: int) -> None:
+        widen(fd)
+        pipe_sizes.append(fcntl.fcntl(fd, 1032))  # F_GETPIPE_SZ
+
+    monkeypatch.setattr(engine_module, "_widen_pipe", widen_noting)
     e = engine(claude_dir, data_root, sqlite_ledger)
     e.start_in_child().join(30)
+    # the result comes through a 1 MB pipe: the thread reading it takes the GIL once per chunk, from a UI
+    # importing Textual meanwhile
+    assert pipe_sizes == [engine_module.RESULTS_PIPE_BYTES]
     here.update()  # the same catch-up, in this process
     expected = here.report(Filter(tz=UTC))
     assert expected["totals"]["calls"] == 8  # m1, m2 (ledger only), m3, n1 and four app rows
