@@ -201,12 +201,16 @@ def _widen_results_pipe(pool: Any) -> None:
     (~1.3 MB) is read by the pool's result thread, which needs the GIL for every chunk it takes: while this
     thread is busy (merging, writing the ledger), a worker whose result filled the pipe waited, not scanning
     (medium corpus with the ledger: ~190 ms of the workers' time blocked in sending, ~70 ms with 1 MB)."""
-    _widen_pipe(pool._outqueue._reader.fileno())
+    try:
+        fd = pool._outqueue._reader.fileno()
+    except AttributeError:  # another pool: its pipe as it is
+        return
+    _widen_pipe(fd)
 
 
 def _widen_pipe(fd: int) -> None:
-    """Linux: the pipe ``fd`` is an end of holds `RESULTS_PIPE_BYTES` (elsewhere, or above the system's limit: as
-    it was)."""
+    """Linux: the pipe whose end ``fd`` is holds `RESULTS_PIPE_BYTES` (elsewhere, or where the system allows less:
+    as it was)."""
     import fcntl
 
     try:
@@ -414,7 +418,7 @@ class Engine:
         Needs a SQLite ledger (the child opens its own connection) and ``os.fork``."""
         assert isinstance(self.ledger, Ledger)
         r, w = os.pipe()
-        # The result (1.4 MB on the medium corpus, 5 on the large) is read by a thread that needs the GIL for each
+        # The result (1.4 MB on the medium corpus, 4 on the large) is read by a thread that needs the GIL for each
         # chunk, which the UI holds while it imports Textual: in 64 KB chunks, it came in up to 0.2 s late.
         _widen_pipe(r)
         pid = os.fork()
