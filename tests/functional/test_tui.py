@@ -1556,3 +1556,60 @@ async def test_each_widget_of_a_screen_is_styled_once_when_it_first_shows(tmp_pa
         assert len(widgets) > 10
         assert {type(w).__name__ for w in widgets if styled.count(w) != 1} <= {"BreakdownTable"}  # (its focus)
         assert sum(styled.count(w) == 1 for w in widgets) >= len(widgets) - 1
+
+
+def counting_css_parses(monkeypatch) -> list[Any]:  # type: ignore[no-untyped-def]
+    """Where each CSS source Textual parses from here on was read from (its stylesheet module's `parse`)."""
+    import textual.css.stylesheet as stylesheet_module
+
+    parsed: list[Any] = []
+    parse = stylesheet_module.parse
+
+    def noting(scope: str, css: str, read_from: Any, **kw: Any) -> Any:
+        parsed.append(read_from)
+        return parse(scope, css, read_from, **kw)
+
+    monkeypatch.setattr(stylesheet_module, "parse", noting)
+    return parsed
+
+
+async def test_the_parsed_css_is_kept_so_the_next_start_parses_none_and_looks_the_same(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    from tokentop.ui.css_cache import CssCache
+
+    parsed = counting_css_parses(monkeypatch)
+    cache = tmp_path / "cache" / "textual-css.pickle"
+    shots = []
+    for run in range(2):
+        app = demo_app(tmp_path / f"run{run}", NOW, css_cache=CssCache(cache))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await loaded(app, pilot)
+            shots.append((app.export_screenshot(), text_of(app, "#card-cost")))
+            if run == 0:
+                assert any(path.endswith("tokentop.tcss") for path, _ in parsed)  # ours, and Textual's widgets'
+            else:
+                assert parsed == []  # every source came from the file
+        if run == 0:
+            assert cache.exists() and len(set(parsed)) > 5
+            parsed.clear()
+    assert shots[1] == shots[0] and "$" in shots[0][1]
+
+
+async def test_a_damaged_or_foreign_css_cache_is_parsed_anew_and_rewritten(tmp_path: Path, monkeypatch) -> None:
+    from textual.css.stylesheet import Stylesheet
+    from tokentop.ui.css_cache import CssCache
+
+    parsed = counting_css_parses(monkeypatch)
+    cache = tmp_path / "textual-css.pickle"
+    cache.write_bytes(b"\x80\x05not a pickle at all")
+    app = demo_app(tmp_path / "demo", NOW, css_cache=CssCache(cache))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        assert parsed and app.view["totals"]["calls"] > 0
+        app.save_css()  # as the timer does after the first frame
+        variables = app.stylesheet._variables
+    fresh = Stylesheet(variables=variables)
+    assert CssCache(cache).load(fresh) == len(parsed) > 5  # rewritten whole: an entry per parse
+    other_theme = Stylesheet(variables={**variables, "primary": "#123456"})
+    assert CssCache(cache).load(other_theme) == 0  # made with other variables: parsed as usual
+    assert len(other_theme._parse_cache) == 0

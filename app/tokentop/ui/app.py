@@ -25,6 +25,7 @@ from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
+from ..config import cache_dir
 from ..core import internal_log
 from ..core.aggregate import TaskRead
 from ..core.budgets import Budget
@@ -49,6 +50,7 @@ from ..core.views import (
     today_in,
     window_label,
 )
+from .css_cache import CssCache
 from .detail import ScopeScreen
 from .keys import FILTER_BINDINGS, FilterKeys, StyledOnce, after, breakpoint_class
 from .messages import ScanProgress, UsageChanged
@@ -89,6 +91,10 @@ LIVE_REDRAW_INTERVAL = 0.25
 #: undrawn no longer than that).
 LIVE_REDRAW_COST_FACTOR = 10
 LIVE_REDRAW_MAX_INTERVAL = 2.0
+#: Where in tokentop's cache dir the parsed stylesheets are kept (`CssCache`), and seconds after the first frame
+#: it is written, when that start parsed something it lacked.
+CSS_CACHE_FILE = "textual-css.pickle"
+CSS_SAVE_DELAY = 2.0
 #: Seconds without live changes before the cells are numbered again for filter keys (`prepare_views`).
 PLAN_DELAY = 1.0
 SOLO_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign", "circumflex_accent",
@@ -359,8 +365,13 @@ class TokentopApp(App[None]):
         warming: threading.Thread | None = None,
         syncer: Syncer | None = None,
         date_range: str = "7d",
+        css_cache: CssCache | None = None,
     ) -> None:
         super().__init__()
+        #: Parsed stylesheets kept between runs (`css_cache`): loaded before Textual parses, saved when it parsed more
+        self.css_cache = css_cache
+        if css_cache is not None:
+            css_cache.load(self.stylesheet)
         if date_range not in DATE_PRESETS:
             raise ValueError(f"unknown date range {date_range!r} (one of {', '.join(DATE_PRESETS)})")
         self.syncer = syncer  # pushes the local ledger to the team database (--sync-to)
@@ -444,8 +455,15 @@ class TokentopApp(App[None]):
             elif self.live:
                 self.follow_files()
         self.set_interval(1.0, self.tick)
+        if self.css_cache is not None:  # (what the first frame parsed; on unmount, whatever other screens added)
+            self.set_timer(CSS_SAVE_DELAY, self.save_css)
         if self.on_start:
             self.on_start(self)
+
+    def save_css(self) -> None:
+        """Keep the parsed stylesheets for the next start, if this run parsed any the cache lacked."""
+        if self.css_cache is not None:
+            self.css_cache.save(self.stylesheet)
 
     def _sync_changed(self, _state: object) -> None:
         try:
@@ -454,6 +472,7 @@ class TokentopApp(App[None]):
             pass
 
     def on_unmount(self) -> None:
+        self.save_css()
         self._stop.set()
         self._sync_stop.set()
         self._sync_wake.set()
@@ -997,7 +1016,8 @@ def run_tui(engine: Engine, *, active_window_minutes: float = 15, budgets: list[
             syncer: Syncer | None = None, date_range: str = "7d") -> int:
     """Run the app until the user quits."""
     app = TokentopApp(engine, active_window_minutes=active_window_minutes, budgets=budgets, on_start=on_start,
-                      warming=warming, syncer=syncer, date_range=date_range)
+                      warming=warming, syncer=syncer, date_range=date_range,
+                      css_cache=CssCache(cache_dir() / CSS_CACHE_FILE))
     app.run()
     return app.return_code or 0
 

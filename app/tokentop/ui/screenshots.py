@@ -17,6 +17,7 @@ from ..core.filters import parse_tz
 from ..core.pricing import PriceBook
 from ..demo import Demo
 from .app import TokentopApp
+from .css_cache import CssCache
 
 NOW = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
 SHOTS = (
@@ -27,13 +28,15 @@ SHOTS = (
 )
 
 
-def demo_app(root: Path, now: float = NOW, live: bool = False, date_range: str = "7d") -> TokentopApp:
+def demo_app(root: Path, now: float = NOW, live: bool = False, date_range: str = "7d",
+             css_cache: CssCache | None = None) -> TokentopApp:
     """The app over a fresh demo history written under ``root``, with its clock stopped at ``now``."""
     demo = Demo(root, now)
     demo.write_history()
     engine = Engine(Sources([demo.claude_dir], demo.data_root, "work-buddy"), PriceBook(), parse_tz("UTC"))
     budgets = [Budget("all", "daily", 5.0, hard_stop=True), Budget("webshop", "weekly", 4.0)]
-    return TokentopApp(engine, clock=lambda: now, live=live, budgets=budgets, date_range=date_range)
+    return TokentopApp(engine, clock=lambda: now, live=live, budgets=budgets, date_range=date_range,
+                       css_cache=css_cache)
 
 
 async def shoot(out: Path) -> list[Path]:
