@@ -774,8 +774,9 @@ def cmd_tui(args: argparse.Namespace) -> int:
     # for the app's life: out of the cycle collector's reach, so the collections that starting the app triggers
     # do not walk all of Textual's and our modules (~40 ms before the first frame).
     gc.disable()
-    try:
-        from .ui.app import run_tui  # Textual's import overlaps the warm start
+    try:  # asyncio takes ssl only if it can (~10 ms to import); the app never opens a TLS connection with it
+        with _lean.without("ssl"):
+            from .ui.app import run_tui  # Textual's import overlaps the warm start
     finally:
         gc.freeze()
         gc.enable()

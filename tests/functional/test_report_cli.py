@@ -169,6 +169,56 @@ def test_the_dashboard_opens_on_the_range_given(claude_dir: Path, data_root: Pat
     assert "--range: invalid choice: 'fortnight'" in err and "'today', '7d', '30d', 'week', 'all'" in err
 
 
+#: Runs `tokentop` (the TUI command) in a fresh interpreter with the app's `run_tui` replaced, once its module is
+#: imported, by one that notes what the app would start with; prints that as JSON.
+TUI_IMPORT_PROBE = """
+import importlib.abc, importlib.machinery, json, sys
+from tokentop import cli
+noted = {}
+
+class Probe(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "tokentop.ui.app":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+
+            def run_tui(engine, **kw):
+                import asyncio
+
+                async def one_tick():
+                    await asyncio.sleep(0)
+                    return "ran"
+
+                noted.update(ssl_loaded="ssl" in sys.modules, asyncio_ssl=asyncio.base_events.ssl is not None,
+                             loop=asyncio.run(one_tick()))
+                return 0
+
+            module.run_tui = run_tui
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, Probe())
+code = cli.main(sys.argv[1:])
+import ssl
+noted.update(code=code, ssl_later=ssl.PROTOCOL_TLS_CLIENT is not None)
+print(json.dumps(noted))
+"""
+
+
+def test_the_tui_imports_asyncio_without_ssl_which_imports_as_usual_later(claude_dir: Path, data_root: Path) -> None:
+    # asyncio takes ssl only if it can: the TUI leaves it out (10 ms of its start), nothing else changes
+    p = subprocess.run([sys.executable, "-c", TUI_IMPORT_PROBE, "--no-ledger", "--claude-dir", str(claude_dir),
+                        "--data-root", str(data_root)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {"ssl_loaded": False, "asyncio_ssl": False, "loop": "ran", "code": 0,
+                                    "ssl_later": True}
+
+
 def test_group_by_task_uses_tools_and_task_ids(claude_dir: Path, data_root: Path, report) -> None:
     write_lines(project_dir(claude_dir) / "s.jsonl", [
         cc_line("m1", content=[{"type": "tool_use", "id": "t1", "name": "Bash"}]),
