@@ -773,16 +773,24 @@ def cmd_tui(args: argparse.Namespace) -> int:
     # Importing Textual makes many objects and little garbage: no collections meanwhile. What is loaded then stays
     # for the app's life: out of the cycle collector's reach, so the collections that starting the app triggers
     # do not walk all of Textual's and our modules (~40 ms before the first frame).
+    from ._codecache import CodeCache
+
+    codes = CodeCache(cache_dir() / CODE_CACHE_FILE)  # (the dataclasses' methods Textual's import compiles)
     gc.disable()
     try:  # asyncio takes ssl only if it can (~10 ms to import); the app never opens a TLS connection with it
-        with _lean.without("ssl"):
+        with _lean.without("ssl"), codes.installed():
             from .ui.app import run_tui  # Textual's import overlaps the warm start
     finally:
         gc.freeze()
         gc.enable()
+    codes.save()  # (the first time, or after an upgrade)
 
     return run_tui(engine, active_window_minutes=settings.active_window_minutes,
                    budgets=budget_store(args.team).load(), warming=warming, syncer=syncer, date_range=args.range)
+
+
+#: In the cache dir: the compiled methods of dataclasses and namedtuples (`CodeCache`).
+CODE_CACHE_FILE = "generated-code.marshal"
 
 
 def start_early(engine: Engine) -> Any:
