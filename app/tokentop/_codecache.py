@@ -1,13 +1,15 @@
-"""The methods dataclasses and namedtuples generate, compiled once per Python and kept between runs.
+"""What Python compiles at every start of the TUI from the same text, compiled once per Python and kept.
 
-``@dataclass`` writes ``__init__``, ``__repr__``, ``__eq__``… of each class as source text and compiles it
-(``exec``); ``namedtuple`` does the same for ``__new__`` (``eval``). Importing Textual and the TUI defines ~50
-dataclasses and ~60 namedtuples: ~240 compilations, 30-40 ms of the first frame here, the same text every run.
-While `CodeCache.installed` is in effect, the two modules compile through this cache (their module-level ``exec``
-and ``eval``, which Python looks up before the builtins): a text seen before is run from its code object as kept
-in a file (``marshal``, loaded in ~1 ms); a new one is compiled as usual and kept. What runs is exactly what the
-text compiles to: the cache is keyed by the text itself, and tied to the Python build (``sys.version``). A missing
-or damaged file is an empty cache; a failure to write it is ignored.
+Importing Textual and the TUI compiles, each time the same: ~50 dataclasses, whose ``__init__``, ``__repr__``,
+``__eq__``… ``@dataclass`` writes as source text and ``exec``s; ~60 namedtuples, whose ``__new__`` ``namedtuple``
+``eval``s; and ~70 regular expressions (``re`` parses each and makes its program in Python). 60-70 ms of the first
+frame here. While `CodeCache.installed` is in effect, these go through the cache: ``dataclasses``' and
+``collections``' module-level ``exec`` and ``eval`` (which Python looks up before the builtins), and
+``re._compiler.compile``. A text seen before runs from what it compiled to, as kept in a file (``marshal``,
+loaded in ~1 ms): a code object, or the arguments ``re`` gave ``_sre.compile``, recorded as it gave them. A new
+text is compiled as usual and kept. The cache is keyed by the text itself (and a pattern's flags), and tied to the
+Python build (``sys.version``): what runs is what the text compiles to. A missing or damaged file is an empty
+cache; a failure to write it is ignored.
 """
 
 from __future__ import annotations
@@ -22,10 +24,25 @@ from typing import Any
 
 from .core.files import write_atomic
 
-#: The modules whose ``exec``/``eval`` of generated source go through the cache.
+#: The modules whose ``exec``/``eval`` of generated source go through the cache (and ``re._compiler.compile``).
 HOOKED = (("dataclasses", "exec"), ("collections", "eval"))
 #: A file with more entries than this is written anew with only those of the last run (old Textual versions').
 MAX_ENTRIES = 4000
+
+
+class _Recorder:
+    """``re._compiler``'s ``_sre`` while installed: notes the arguments of the last ``compile``."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.args: tuple[Any, ...] | None = None
+
+    def compile(self, *args: Any) -> Any:
+        self.args = args
+        return self.real.compile(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
 
 
 class CodeCache:
@@ -36,6 +53,8 @@ class CodeCache:
         self.codes: dict[tuple[str, str], Any] = {}
         self.used: set[tuple[str, str]] = set()
         self.compiled = 0  # texts compiled in this run (not found in the file)
+        self._compile: Any = None  # re._compiler.compile, while installed
+        self._recorder: _Recorder | None = None
         try:
             version, codes = marshal.loads(path.read_bytes())
             if version == sys.version and isinstance(codes, dict):
@@ -60,22 +79,54 @@ class CodeCache:
     def _eval(self, source: Any, globals: Any = None, locals: Any = None, /) -> Any:  # noqa: A002
         return builtins.eval(self.code(source, "eval") if isinstance(source, str) else source, globals, locals)
 
+    def _re_compile(self, pattern: Any, flags: int = 0) -> Any:
+        """``re._compiler.compile`` through the cache (a pattern's text and flags; a parsed pattern as usual)."""
+        recorder = self._recorder
+        if not isinstance(pattern, str | bytes) or recorder is None:
+            return self._compile(pattern, flags)
+        key = ("re", pattern, int(flags))
+        args = self.codes.get(key)
+        if args is None:
+            recorder.args = None
+            compiled = self._compile(pattern, flags)
+            args = recorder.args
+            if args is None or args[0] is not pattern:  # (another thread's meanwhile: not kept)
+                return compiled
+            # (as plain ints and a plain dict: re's opcodes are an int subclass, which marshal does not take)
+            pattern_, final_flags, code, groups, groupindex, indexgroup = args
+            args = self.codes[key] = (pattern_, int(final_flags), [int(op) for op in code], int(groups),
+                                      dict(groupindex), tuple(indexgroup))
+            self.compiled += 1
+            self.used.add(key)
+            return compiled
+        self.used.add(key)
+        return recorder.real.compile(*args)
+
     @contextlib.contextmanager
     def installed(self) -> Iterator[CodeCache]:
-        """Dataclasses and namedtuples defined in the block compile through the cache; afterwards, as before."""
+        """Dataclasses, namedtuples and regular expressions made in the block compile through the cache;
+        afterwards, as before."""
         import collections
         import dataclasses
+        import re
 
         modules = {"dataclasses": dataclasses, "collections": collections}
         hooks = {"exec": self._exec, "eval": self._eval}
         for module, name in HOOKED:
             setattr(modules[module], name, hooks[name])
+        compiler = getattr(re, "_compiler", None)  # (Python 3.11+)
+        if compiler is not None and hasattr(compiler, "_sre") and hasattr(compiler, "compile"):
+            self._compile, self._recorder = compiler.compile, _Recorder(compiler._sre)
+            compiler._sre, compiler.compile = self._recorder, self._re_compile
         try:
             yield self
         finally:
             for module, name in HOOKED:
                 if modules[module].__dict__.get(name) == hooks[name]:
                     delattr(modules[module], name)
+            if self._recorder is not None:
+                compiler._sre, compiler.compile = self._recorder.real, self._compile
+                self._recorder = None
 
     def save(self) -> bool:
         """Write the file when this run compiled something it lacked; returns whether it wrote."""
@@ -84,7 +135,7 @@ class CodeCache:
         codes = self.codes if len(self.codes) <= MAX_ENTRIES else {k: self.codes[k] for k in self.used}
         try:  # (only this user may write what is run from it, as with the other caches)
             write_atomic(self.path, marshal.dumps((sys.version, codes)), mode=0o600)
-        except OSError:
+        except Exception:  # noqa: BLE001 - read-only, full, or something unexpected to marshal: compiled again
             return False
         self.compiled = 0
         return True

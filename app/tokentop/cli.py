@@ -775,7 +775,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     # do not walk all of Textual's and our modules (~40 ms before the first frame).
     from ._codecache import CodeCache
 
-    codes = CodeCache(cache_dir() / CODE_CACHE_FILE)  # (the dataclasses' methods Textual's import compiles)
+    codes = CodeCache(cache_dir() / CODE_CACHE_FILE)  # (what Textual's import compiles: dataclasses, regexes)
     gc.disable()
     try:  # asyncio takes ssl only if it can (~10 ms to import); the app never opens a TLS connection with it
         with _lean.without("ssl"), codes.installed():
@@ -789,7 +789,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
                    budgets=budget_store(args.team).load(), warming=warming, syncer=syncer, date_range=args.range)
 
 
-#: In the cache dir: the compiled methods of dataclasses and namedtuples (`CodeCache`).
+#: In the cache dir: the compiled methods of dataclasses and namedtuples, and regular expressions (`CodeCache`).
 CODE_CACHE_FILE = "generated-code.marshal"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import marshal
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,36 @@ def define() -> tuple[Any, Any]:
     return Point, Pair
 
 
+#: Patterns as Textual's and Rich's modules compile them: named groups, flags inline and given, verbose, bytes.
+PATTERNS: list[tuple[Any, int]] = [
+    (r"(?P<key>[a-z_]+)=(?P<value>\d+(?:\.\d+)?)", 0),
+    (r"^\s*#.*$", re.MULTILINE),
+    (r"(?i)claude-(opus|sonnet|haiku)-\d", 0),
+    (r"""
+        \[ (?P<tag>[^\]]*) \]   # a tag
+        (?P<rest>.*)
+     """, re.VERBOSE | re.DOTALL),
+    (rb"\x1b\[(\d+;)*\d*m", 0),
+]
+
+
+def compile_all() -> list[Any]:
+    re.purge()  # (else re's own cache answers)
+    return [re.compile(pattern, flags) for pattern, flags in PATTERNS]
+
+
+def check_patterns(compiled: list[Any]) -> None:
+    expected = compile_all()  # outside any cache
+    assert compiled == expected
+    for got, want in zip(compiled, expected, strict=True):
+        assert (got.pattern, got.flags, got.groups, dict(got.groupindex)) == \
+            (want.pattern, want.flags, want.groups, dict(want.groupindex))
+    m = compiled[0].search("x cost=12.5 y")
+    assert m is not None and m.group("value") == "12.5" and m.span() == (2, 11)
+    assert compiled[2].match("CLAUDE-Sonnet-4") and compiled[3].match("[a]b\nc").group("rest") == "b\nc"
+    assert compiled[4].sub(b"", b"\x1b[1;31mred\x1b[0m") == b"red"
+
+
 def check(point: Any, pair: Any) -> None:
     p = point(3)
     assert (p.x, p.y, p.tags, p.norm()) == (3, 2, (), 5)
@@ -45,17 +76,23 @@ def test_generated_methods_compile_once_and_come_from_the_file_next_time(tmp_pat
     first = CodeCache(path)
     with first.installed():
         check(*define())
-    assert first.compiled >= 5  # __init__, __repr__, __eq__, __hash__, __setattr__, …, the tuple's __new__
+        patterns = compile_all()
+    check_patterns(patterns)
+    assert first.compiled >= 5 + len(PATTERNS)  # __init__, __repr__, __eq__, …, the tuple's __new__; patterns
     assert "exec" not in vars(dataclasses) and "eval" not in vars(collections)  # as before, after the block
     assert first.save() and path.exists() and not first.save()  # nothing new: not written again
 
     again = CodeCache(path)
     with again.installed():
         check(*define())
+        patterns = compile_all()
+    check_patterns(patterns)
     assert again.compiled == 0 and again.used == first.used
+    assert re._compiler.compile.__module__ == "re._compiler"  # as before, after the block
 
     outside = CodeCache(path)  # classes defined outside the block do not touch the cache
     check(*define())
+    check_patterns(compile_all())
     assert outside.used == set()
 
 
@@ -67,5 +104,6 @@ def test_a_missing_damaged_or_foreign_cache_compiles_as_usual_and_is_rewritten(t
     assert cache.codes == {}
     with cache.installed():
         check(*define())
-    assert cache.compiled >= 5 and cache.save()
+        check_patterns(compile_all())
+    assert cache.compiled >= 5 + len(PATTERNS) and cache.save()
     assert CodeCache(path).codes.keys() == cache.codes.keys()
