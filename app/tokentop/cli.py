@@ -770,12 +770,12 @@ def cmd_tui(args: argparse.Namespace) -> int:
     warming = start_early(engine)
     import gc
 
-    # Importing Textual makes many objects and little garbage: no collections meanwhile. What is loaded then stays
-    # for the app's life: out of the cycle collector's reach, so the collections that starting the app triggers
-    # do not walk all of Textual's and our modules (~40 ms before the first frame).
     from ._codecache import CodeCache
 
     codes = CodeCache(cache_dir() / CODE_CACHE_FILE)  # (what Textual's import compiles: dataclasses, regexes)
+    # Importing Textual makes many objects and little garbage: no collections meanwhile. What is loaded then stays
+    # for the app's life: out of the cycle collector's reach, so the collections that starting the app triggers
+    # do not walk all of Textual's and our modules (~40 ms before the first frame).
     gc.disable()
     try:  # asyncio takes ssl only if it can (~10 ms to import); the app never opens a TLS connection with it
         with _lean.without("ssl"), codes.installed():
