@@ -1133,9 +1133,9 @@ def test_warm_start_days_match_cold_across_a_dst_change(claude_dir, data_root, l
         [(d["day"], d["calls"], d["output_tokens"]) for d in cold["by_day"]]
 
 
-@pytest.mark.parametrize("child_fails", [False, True])
+@pytest.mark.parametrize("child_fails", [False, True, "after its first part"])
 def test_warm_start_in_a_forked_child_equals_one_in_process(claude_dir, data_root, sqlite_ledger, capsys,
-                                                             monkeypatch, child_fails: bool) -> None:
+                                                             monkeypatch, child_fails: bool | str) -> None:
     history(claude_dir, data_root)
     report(claude_dir, data_root, capsys, "--ledger", str(sqlite_ledger))  # fills the ledger
     (project_dir(claude_dir) / "a.jsonl").unlink()  # ledger-only calls survive the trip too
@@ -1146,8 +1146,10 @@ def test_warm_start_in_a_forked_child_equals_one_in_process(claude_dir, data_roo
     with open(data_root / "agents" / "s1" / "llm_costs.jsonl", "a") as f:  # read by the child's catch-up
         f.write(internal_row(cost=2.0) + "\n")
     write_lines(project_dir(claude_dir, "/src/new") / "n.jsonl", [cc_line("n1", cwd="/src/new", session="n")])
-    if child_fails:  # the child cannot open the ledger: the parent warms up itself
+    if child_fails is True:  # the child cannot open the ledger: the parent warms up itself
         monkeypatch.setattr(Ledger, "reopen", lambda self: (_ for _ in ()).throw(OSError("no")))
+    elif child_fails:  # it sent what the first frame needs, then failed: the parent warms up itself all the same
+        monkeypatch.setattr(Engine, "_snapshot_rest", lambda self: (_ for _ in ()).throw(OSError("no")))
     import tokentop.core.engine as engine_module
 
     pipe_sizes: list[int] = []
@@ -1159,7 +1161,16 @@ def test_warm_start_in_a_forked_child_equals_one_in_process(claude_dir, data_roo
 
     monkeypatch.setattr(engine_module, "_widen_pipe", widen_noting)
     e = engine(claude_dir, data_root, sqlite_ledger)
-    e.start_in_child().join(30)
+    e.first_view_for = ("7d", 15, time.time)  # as the TUI asks: the child makes the first view too
+    warming = e.start_in_child()
+    assert e.head_ready.wait(30)
+    coming = e.files_watched()
+    if child_fails is False:  # its first part is in; the rest waits for the UI to draw the first view
+        assert e.restoring and e.first_view is not None and warming.is_alive() and coming > 3
+        assert not e.cube.cells  # (not restored yet)
+    e.first_drawn.set()  # as the UI does once it has drawn it
+    warming.join(30)
+    assert not warming.is_alive() and not e.restoring and len(e.files) == e.files_watched() == coming
     # the result comes through a 1 MB pipe: the thread reading it takes the GIL once per chunk, from a UI
     # importing Textual meanwhile
     assert pipe_sizes == [engine_module.RESULTS_PIPE_BYTES]

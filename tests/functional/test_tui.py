@@ -376,11 +376,13 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
     made_here: list[Filter] = []  # the views this process made (not the child)
     dashboard = second.dashboard
     monkeypatch.setattr(second, "dashboard", lambda flt, **kw: made_here.append(flt) or dashboard(flt, **kw))
-    if done_before_mount:  # the usual case: the warm start ends while Textual is still importing
-        warming.join()
+    if done_before_mount:  # the usual case: the child's result came while Textual was still importing
+        assert second.head_ready.wait(30)
+        assert warming.is_alive() and second.restoring  # the rest waits for the first frame (see below)
     app = TokentopApp(second, clock=lambda: NOW, live=False, warming=warming)
     frames: list[str] = []  # what the cost card said at each frame the app put out
     made_by_frame: list[int] = []  # views made here before each frame with the ledger's numbers
+    restoring: list[bool] = []  # at each frame with the ledger's numbers: whether the cube was still coming
     display = app._display
 
     def recorded(screen: Any, renderable: Any) -> None:
@@ -388,6 +390,7 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
             frames.append(str(screen.query_one("#card-cost").render()))
             if app.updated_at is not None:
                 made_by_frame.append(len(made_here))
+                restoring.append(second.restoring)
         display(screen, renderable)
 
     app._display = recorded  # type: ignore[method-assign]
@@ -405,6 +408,9 @@ async def test_warm_start_begun_before_the_ui_shows_the_ledger_numbers(tmp_path:
         assert app.active_block == active_block(second.cube, app.current_filter(), NOW) is not None
         drawn = frames[-1]
         assert "$" in drawn
+        # the first frame with the ledger's numbers is drawn from the child's first view, before its cube (10-50 ms
+        # of decoding, which would hold the GIL the UI needs for that frame) is restored; the rest follows it
+        assert restoring[0] and not restoring[-1] and not second.restoring and second.files_watched() > 0
         if done_before_mount:  # no empty frame first: the very first one has the ledger's numbers
             assert frames[0] == drawn
         assert time_index(second)

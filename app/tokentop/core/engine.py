@@ -149,9 +149,12 @@ def _scan_job(files: list[tuple[str, str]]) -> bytes:
     return msgspec.msgpack.encode((cube.rows(), out, dict(warnings), states, limits))
 
 
+#: A forked warm start's result in two parts (`Engine._snapshot`): what the first frame reads (the first view, the
+#: status line's counts) and the rest (the cube, the file states), restored after that frame is drawn.
+_head_decoder = msgspec.msgpack.Decoder(
+    tuple[dict[str, int], list[claude_code.LimitHit], int, int, bool, int, bytes])
 _snapshot_decoder = msgspec.msgpack.Decoder(
-    tuple[list[tuple[Any, ...]], list[list[float]], Groups | None, list[Call], list[FileState], dict[str, int],
-          list[claude_code.LimitHit], int, int, list[str], bool, bytes])
+    tuple[list[tuple[Any, ...]], list[list[float]], Groups | None, list[Call], list[FileState], list[str]])
 
 
 #: How old a `FirstView` may be when the UI draws it: a view is not made again as time passes (only as the data
@@ -178,6 +181,9 @@ class FirstView(msgspec.Struct):
 
 #: How long the UI waits for a forked warm start before doing it itself.
 CHILD_WARM_START_TIMEOUT = 120.0
+#: How long a forked warm start's result, once its first view is in (`Engine.head_ready`), waits for the UI to
+#: draw it (`Engine.first_drawn`) before the rest is restored anyway (seconds).
+FIRST_FRAME_WAIT = 2.0
 
 
 def _scan_worker_started() -> None:
@@ -270,6 +276,14 @@ class Engine:
         #: clock): the child also makes the dashboard's first view, which `first_view` then holds (`FirstView`).
         self.first_view_for: tuple[str, float, Callable[[], float]] | None = None
         self.first_view: FirstView | None = None
+        #: A forked warm start (`start_in_child`): set once what the first frame reads is in (the first view, the
+        #: warnings, the count of files; the cube is still empty: `restoring`), or once all is in. The rest (cube,
+        #: file states) is restored when the UI has drawn that frame (``first_drawn``), off its path: decoding it
+        #: takes the GIL for 10-50 ms, which the UI needs then.
+        self.head_ready = threading.Event()
+        self.first_drawn = threading.Event()
+        self.restoring = False
+        self._files_coming = 0  # files_watched() while `restoring`
         #: The last update's commit found the ledger locked by another tokentop for longer than it waits: its calls
         #: are counted (in the cube) and not yet stored; the next update reads them again and stores them. Also
         #: while a PostgreSQL ledger cannot be reached (`ledger_trouble` says so): then nothing new is read until
@@ -430,8 +444,10 @@ class Engine:
                 self.ledger = self.ledger.reopen()
                 self._read_from(self.ledger)
                 self.start()
-                with os.fdopen(w, "wb") as out:
-                    out.write(self._snapshot())
+                with os.fdopen(w, "wb") as out:  # (the first part on its way before the rest is encoded)
+                    out.write(self._snapshot_head())
+                    out.flush()
+                    out.write(self._snapshot_rest())
                 code = 0
             finally:
                 os._exit(code)
@@ -442,7 +458,7 @@ class Engine:
             import signal
             import time
 
-            chunks, deadline = [], time.monotonic() + CHILD_WARM_START_TIMEOUT
+            chunks, deadline, head = [], time.monotonic() + CHILD_WARM_START_TIMEOUT, False
             with os.fdopen(r, "rb", buffering=0) as f:
                 while time.monotonic() < deadline:
                     if not select.select([f], [], [], 1.0)[0]:
@@ -451,14 +467,26 @@ class Engine:
                     if not chunk:
                         break
                     chunks.append(chunk)
+                    if not head:  # the first part, restored as soon as it is in (the rest is still coming)
+                        data = b"".join(chunks)
+                        size = 8 + int.from_bytes(data[:8], "little") if len(data) >= 8 else 1 << 62
+                        chunks = [data]
+                        if len(data) >= size:
+                            self._restore_head(data[8:size])
+                            self.head_ready.set()
+                            chunks, head = [data[size:]], True
                 else:  # a child stuck (say, on a lock it inherited mid-use): never leave the UI waiting
                     os.kill(pid, signal.SIGKILL)
-                    chunks = []
+                    head = False
             _, status = os.waitpid(pid, 0)
-            if os.waitstatus_to_exitcode(status) == 0 and chunks:
-                self._restore(b"".join(chunks))
-            else:
-                self.start()
+            if os.waitstatus_to_exitcode(status) != 0 or not head:
+                self.start()  # (all again, whatever came)
+                self.restoring = False
+                self.head_ready.set()
+                return
+            if self.first_view is not None:  # the UI draws it first (else nothing on screen waits)
+                self.first_drawn.wait(FIRST_FRAME_WAIT)
+            self._restore(b"".join(chunks))
 
         t = threading.Thread(target=receive, name="tokentop-warm-start", daemon=True)
         t.start()
@@ -477,38 +505,52 @@ class Engine:
         view = self.dashboard(flt, now=now, active_window_minutes=window, max_sessions=SESSION_ROWS)
         return pickle.dumps((now, (flt, window), view, active_block(self.cube, flt, now)))
 
-    def _snapshot(self) -> bytes:
-        """What `start` left in memory, for `_restore` in another process."""
+    def _snapshot_head(self) -> bytes:
+        """What `start` left in memory, for `_restore_head` in another process (its length first, 8 bytes); then
+        `_snapshot_rest`."""
+        head = msgspec.msgpack.encode((dict(self.warnings), list(self.limit_hits.values()), self.ledger_only,
+                                       self.lines_applied, self.ledger_behind, len(self.files), self._first_view()))
+        return len(head).to_bytes(8, "little") + head
+
+    def _snapshot_rest(self) -> bytes:
+        """The rest of what `start` left in memory, for `_restore`."""
         calls = [*self.cube.by_key.values(), *self.cube.plain]
         cells = self.cube.cells  # keys and sums apart: the other end makes the cells in one dict(zip(...))
         memo = self.cube.memo  # the unfiltered report's groups, when current (from the ledger's snapshot)
         groups = memo[1] if memo is not None and memo[0] == self.cube.version else None
-        return msgspec.msgpack.encode((list(cells), list(cells.values()), groups, calls, list(self.files.values()),
-                                       dict(self.warnings), list(self.limit_hits.values()), self.ledger_only,
-                                       self.lines_applied, sorted(self._discovered), self.ledger_behind,
-                                       self._first_view()))
+        return msgspec.msgpack.encode(
+            (list(cells), list(cells.values()), groups, calls, list(self.files.values()), sorted(self._discovered)))
 
-    def _restore(self, data: bytes) -> None:
-        keys, sums, groups, calls, states, warnings, hits, ledger_only, lines, discovered, behind, first = \
-            _snapshot_decoder.decode(data)
+    def _restore_head(self, data: bytes) -> None:
+        """The first part of a child's result: the first view, for the version the cube has once `_restore` has
+        filled it (it is that version from now on, `restoring` until then), and the counts the status line shows."""
+        warnings, hits, ledger_only, lines, behind, files, first = _head_decoder.decode(data)
         with self.lock:  # what the child holds replaces what this engine held (nothing: it read nothing yet)
-            self.cube.clear()
-            # one dict(zip(...)): half the time of merging rows (`absorb`), ~4 instead of ~8 ms on the medium
-            # corpus, spent while the UI imports Textual
-            self.cube.cells = dict(zip(keys, sums, strict=True))
-            self.cube.absorb((), calls)
-            self.cube.version += 1
-            if groups is not None:  # decoded in ~2 ms; made again from the cells: ~22 ms of the first frame
-                self.cube.memo = (self.cube.version, groups)
+            self.cube.clear()  # (a new version)
+            self.restoring = True
+            self._files_coming = files
             if first:  # (for this version of the cube: a change before the first frame makes it again)
                 import pickle
 
                 self.first_view = FirstView(self.cube.version, *pickle.loads(first))
-            self.files = {st.path: st for st in states}
             self.warnings.update(warnings)
             self.note_limits(hits)
-            self.ledger_only, self.lines_applied, self._discovered = ledger_only, lines, set(discovered)
-            self.ledger_behind = behind
+            self.ledger_only, self.lines_applied, self.ledger_behind = ledger_only, lines, behind
+
+    def _restore(self, data: bytes) -> None:
+        """The rest of a child's result (after `_restore_head`): the cube, as of the version it took then."""
+        keys, sums, groups, calls, states, discovered = _snapshot_decoder.decode(data)
+        with self.lock:
+            version = self.cube.version
+            # one dict(zip(...)): half the time of merging rows (`absorb`), ~4 instead of ~8 ms on the medium corpus
+            self.cube.cells = dict(zip(keys, sums, strict=True))
+            self.cube.absorb((), calls)
+            self.cube.version = version  # what the first view was made from, now here
+            if groups is not None:  # decoded in ~2 ms; made again from the cells: ~22 ms of a redraw
+                self.cube.memo = (self.cube.version, groups)
+            self.files = {st.path: st for st in states}
+            self._discovered = set(discovered)
+            self.restoring = False
             if self.ledger is not None:
                 self.ledger.others_wrote()  # the child's commits are in what was just restored
 
@@ -715,7 +757,7 @@ class Engine:
 
     def files_watched(self) -> int:
         """How many input files are being followed."""
-        return len(self.files)
+        return self._files_coming if self.restoring else len(self.files)
 
 
 class _Batch(msgspec.Struct):

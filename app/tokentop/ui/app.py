@@ -95,6 +95,9 @@ LIVE_REDRAW_MAX_INTERVAL = 2.0
 #: it is written, when that start parsed something it lacked.
 CSS_CACHE_FILE = "textual-css.pickle"
 CSS_SAVE_DELAY = 2.0
+#: Seconds from drawing a forked warm start's first view to letting the rest of its result be restored: after the
+#: first frame is out (a frame is drawn within ~20 ms of its changes; it then takes ~30 ms to render and write).
+FIRST_DRAWN_DELAY = 0.1
 #: Seconds without live changes before the cells are numbered again for filter keys (`prepare_views`).
 PLAN_DELAY = 1.0
 SOLO_KEYS = ("exclamation_mark", "at", "number_sign", "dollar_sign", "percent_sign", "circumflex_accent",
@@ -409,6 +412,7 @@ class TokentopApp(App[None]):
         self.polling = False
         self.updated_at: float | None = None
         self._has_started = False  # see _started
+        self._first_view_drawn = False  # see draw_first_view
         self.active_block: dict[str, Any] | None = None
         self._block = SingleCallsView()  # the current 5-hour block
         self._day = SingleCallsView()  # the calls of the last 24 hours it is made of, for any filter
@@ -433,9 +437,10 @@ class TokentopApp(App[None]):
         self.call_after_refresh(self._started)  # after a first, empty frame (unless the main screen began it)
 
     def main_screen_mounted(self) -> None:
-        """The main screen's widgets are in: when the warm start ended while Textual was importing, its data is
-        drawn now, in the first frame."""
-        if self.scan_on_mount and self.warming is not None and not self.warming.is_alive():
+        """The main screen's widgets are in: when the warm start ended while Textual was importing (or its first
+        view came, see `Engine.head_ready`), its data is drawn now, in the first frame."""
+        if self.scan_on_mount and self.warming is not None and (not self.warming.is_alive() or
+                                                                self.engine.head_ready.is_set()):
             self._started()
 
     def _started(self) -> None:
@@ -448,6 +453,9 @@ class TokentopApp(App[None]):
             self.warming.join()
             self.warming = None
             self._scan_done()
+        elif self.scan_on_mount and self.warming is not None and self.engine.head_ready.is_set():
+            self.draw_first_view()  # its first view is in: drawn now, the rest restored after this frame
+            self.start_scan()
         else:
             self.refresh_view()
             if self.scan_on_mount:
@@ -459,6 +467,23 @@ class TokentopApp(App[None]):
             self.set_timer(CSS_SAVE_DELAY, self.save_css)
         if self.on_start:
             self.on_start(self)
+
+    def draw_first_view(self) -> None:
+        """A forked warm start's first view is in, the cube not yet (`Engine.restoring`): draw that view, then
+        let the rest be restored (`Engine.first_drawn`), off this frame's path. Unless the view does not fit the
+        app's filter and clock, or budgets are shown (read from the cube): then the rest comes at once."""
+        self._first_view_drawn = True
+        engine = self.engine
+        first = engine.first_view
+        if engine.restoring and first is not None and not self.budgets and first.fits(
+                engine.cube.version, self.current_filter(), self.clock(), self.active_window_minutes):
+            self.updated_at = self.clock()
+            self.refresh_view()
+            # (a timer, not call_after_refresh: called from the main screen's mount, its callback waited for a
+            # later refresh, which an idle dashboard never makes)
+            self.set_timer(FIRST_DRAWN_DELAY, engine.first_drawn.set)
+        else:
+            engine.first_drawn.set()
 
     def save_css(self) -> None:
         """Keep the parsed stylesheets for the next start, if this run parsed any the cache lacked."""
@@ -472,6 +497,7 @@ class TokentopApp(App[None]):
             pass
 
     def on_unmount(self) -> None:
+        self.engine.first_drawn.set()  # (a warm start's rest waiting for the first frame: no longer)
         self.save_css()
         self._stop.set()
         self._sync_stop.set()
@@ -518,9 +544,15 @@ class TokentopApp(App[None]):
             return
         now = self.clock()
         flt = self.current_filter()
-        first, self.engine.first_view = self.engine.first_view, None  # (made for the first frame: see start_early)
-        version = self.engine.cube.version
-        if first is not None and first.fits(version, flt, now, self.active_window_minutes):
+        first, version = self.engine.first_view, self.engine.cube.version  # (made for the first frame: start_early)
+        fits = first is not None and first.fits(version, flt, now, self.active_window_minutes)
+        if self.engine.restoring:  # the cube comes after the first frame: until then only its first view is drawn
+            if not fits:
+                return  # (what the keys chose meanwhile is drawn once it is in: `_scan_done`)
+        else:
+            self.engine.first_view = None
+        if fits:
+            assert first is not None
             self.view = first.view
             self._block.seed(block_key(flt, now), first.block, version)
         else:
@@ -898,6 +930,9 @@ class TokentopApp(App[None]):
         if rescan:
             self.engine.rescan(progress=progress)
         elif self.warming is not None:
+            if not self._first_view_drawn:  # (its first view comes after the first frame)
+                self.engine.head_ready.wait()
+                self.call_from_thread(self.draw_first_view)
             self.warming.join()
             self.warming = None
         else:
