@@ -1619,3 +1619,41 @@ async def test_a_damaged_or_foreign_css_cache_is_parsed_anew_and_rewritten(tmp_p
     other_theme = Stylesheet(variables={**variables, "primary": "#123456"})
     assert CssCache(cache).load(other_theme) == 0  # made with other variables: parsed as usual
     assert len(other_theme._parse_cache) == 0
+
+
+async def test_keys_pressed_before_a_forked_warm_start_is_whole_are_drawn_once_it_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first frame shows the child's first view while the rest of its result (the cube) still comes: a key
+    # pressed meanwhile must not draw the empty cube (zeros), but its filter once the cube is in.
+    from tokentop.cli import start_early
+    from tokentop.ui import app as ui
+
+    monkeypatch.setattr(ui, "FIRST_DRAWN_DELAY", 1.0)  # (the window a key falls into, made wide)
+    engine, _, _ = ledger_history(tmp_path)
+    engine().start()  # the ingest
+    warm = engine()
+    warm.first_view_for = ("7d", 15, lambda: NOW)
+    warming = start_early(warm)
+    assert warming is not None and warm.head_ready.wait(30)
+    app = TokentopApp(warm, clock=lambda: NOW, live=False, warming=warming)
+    costs: list[str] = []  # the cost card at each frame with the ledger's numbers
+    display = app._display
+
+    def recorded(screen: Any, renderable: Any) -> None:
+        if screen.query("#cards") and app.updated_at is not None:
+            costs.append(shown_cost(app))
+        display(screen, renderable)
+
+    app._display = recorded  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert warm.restoring and costs and costs[-1] == fmt.money(app.view["totals"]["cost_usd"])
+        first = app.view
+        await pilot.press("m")  # all -> cloud, while the cube is still coming
+        await pilot.pause()
+        assert warm.restoring and app.view is first and app.mode == "cloud"  # not drawn from the empty cube
+        await ready(app, pilot)
+        assert not warm.restoring and app.mode == "cloud"
+        assert app.view["totals"] == expected(app) and app.view["totals"]["calls"] > 0
+        assert shown_cost(app) == fmt.money(expected(app)["cost_usd"])
+    assert "$0.00" not in costs  # no frame showed the empty cube

@@ -149,8 +149,9 @@ def _scan_job(files: list[tuple[str, str]]) -> bytes:
     return msgspec.msgpack.encode((cube.rows(), out, dict(warnings), states, limits))
 
 
-#: A forked warm start's result in two parts (`Engine._snapshot`): what the first frame reads (the first view, the
-#: status line's counts) and the rest (the cube, the file states), restored after that frame is drawn.
+#: A forked warm start's result in two parts (`Engine._snapshot_head`, `Engine._snapshot_rest`): what the first frame
+#: reads (the first view, the status line's counts) and the rest (the cube, the file states), restored after that
+#: frame is drawn.
 _head_decoder = msgspec.msgpack.Decoder(
     tuple[dict[str, int], list[claude_code.LimitHit], int, int, bool, int, bytes])
 _snapshot_decoder = msgspec.msgpack.Decoder(
@@ -546,8 +547,10 @@ class Engine:
             self.cube.cells = dict(zip(keys, sums, strict=True))
             self.cube.absorb((), calls)
             self.cube.version = version  # what the first view was made from, now here
-            if groups is not None:  # decoded in ~2 ms; made again from the cells: ~22 ms of a redraw
-                self.cube.memo = (self.cube.version, groups)
+            # (what was made of the empty cube meanwhile, under this version, is made again)
+            self.cube.plan = None
+            # decoded in ~2 ms; made again from the cells: ~22 ms of a redraw
+            self.cube.memo = None if groups is None else (self.cube.version, groups)
             self.files = {st.path: st for st in states}
             self._discovered = set(discovered)
             self.restoring = False

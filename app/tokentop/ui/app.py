@@ -930,8 +930,9 @@ class TokentopApp(App[None]):
         if rescan:
             self.engine.rescan(progress=progress)
         elif self.warming is not None:
-            if not self._first_view_drawn:  # (its first view comes after the first frame)
-                self.engine.head_ready.wait()
+            if not self._first_view_drawn:  # (its first view comes after the first frame: drawn when it does)
+                while not self.engine.head_ready.wait(0.05) and self.warming.is_alive():
+                    pass  # (a warm start in a thread of this process, or one that failed, sends none)
                 self.call_from_thread(self.draw_first_view)
             self.warming.join()
             self.warming = None
