@@ -24,8 +24,6 @@ from typing import Any
 
 from .core.files import write_atomic
 
-#: The modules whose ``exec``/``eval`` of generated source go through the cache (and ``re._compiler.compile``).
-HOOKED = (("dataclasses", "exec"), ("collections", "eval"))
 #: A file with more entries than this is written anew with only those of the last run (old Textual versions').
 MAX_ENTRIES = 4000
 
@@ -46,12 +44,13 @@ class _Recorder:
 
 
 class CodeCache:
-    """Code objects by (mode, source text), read from and written to ``path``."""
+    """Code objects by (mode, source text), and ``_sre.compile``'s arguments by ("re", pattern, flags), read from
+    and written to ``path``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.codes: dict[tuple[str, str], Any] = {}
-        self.used: set[tuple[str, str]] = set()
+        self.codes: dict[tuple[Any, ...], Any] = {}
+        self.used: set[tuple[Any, ...]] = set()
         self.compiled = 0  # texts compiled in this run (not found in the file)
         self._compile: Any = None  # re._compiler.compile, while installed
         self._recorder: _Recorder | None = None
@@ -86,21 +85,20 @@ class CodeCache:
             return self._compile(pattern, flags)
         key = ("re", pattern, int(flags))
         args = self.codes.get(key)
-        if args is None:
-            recorder.args = None
-            compiled = self._compile(pattern, flags)
-            args = recorder.args
-            if args is None or args[0] is not pattern:  # (another thread's meanwhile: not kept)
-                return compiled
+        if args is not None:
+            self.used.add(key)
+            return recorder.real.compile(*args)
+        recorder.args = None
+        compiled = self._compile(pattern, flags)
+        args = recorder.args
+        if args is not None and args[0] is pattern:  # (else another thread's came meanwhile: not kept)
             # (as plain ints and a plain dict: re's opcodes are an int subclass, which marshal does not take)
             pattern_, final_flags, code, groups, groupindex, indexgroup = args
-            args = self.codes[key] = (pattern_, int(final_flags), [int(op) for op in code], int(groups),
-                                      dict(groupindex), tuple(indexgroup))
+            self.codes[key] = (pattern_, int(final_flags), [int(op) for op in code], int(groups), dict(groupindex),
+                               tuple(indexgroup))
             self.compiled += 1
             self.used.add(key)
-            return compiled
-        self.used.add(key)
-        return recorder.real.compile(*args)
+        return compiled
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[CodeCache]:
@@ -110,10 +108,9 @@ class CodeCache:
         import dataclasses
         import re
 
-        modules = {"dataclasses": dataclasses, "collections": collections}
-        hooks = {"exec": self._exec, "eval": self._eval}
-        for module, name in HOOKED:
-            setattr(modules[module], name, hooks[name])
+        hooks = ((dataclasses, "exec", self._exec), (collections, "eval", self._eval))
+        for module, name, hook in hooks:
+            setattr(module, name, hook)
         compiler = getattr(re, "_compiler", None)  # (Python 3.11+)
         if compiler is not None and hasattr(compiler, "_sre") and hasattr(compiler, "compile"):
             self._compile, self._recorder = compiler.compile, _Recorder(compiler._sre)
@@ -121,9 +118,9 @@ class CodeCache:
         try:
             yield self
         finally:
-            for module, name in HOOKED:
-                if modules[module].__dict__.get(name) == hooks[name]:
-                    delattr(modules[module], name)
+            for module, name, hook in hooks:
+                if vars(module).get(name) == hook:
+                    delattr(module, name)
             if self._recorder is not None:
                 compiler._sre, compiler.compile = self._recorder.real, self._compile
                 self._recorder = None
