@@ -1621,6 +1621,36 @@ async def test_a_damaged_or_foreign_css_cache_is_parsed_anew_and_rewritten(tmp_p
     assert len(other_theme._parse_cache) == 0
 
 
+async def test_the_css_cache_keeps_only_this_apps_sources_so_it_never_grows(tmp_path: Path) -> None:
+    import pickle
+
+    from tokentop.ui.css_cache import CssCache
+
+    cache = tmp_path / "textual-css.pickle"
+
+    def entries() -> dict[Any, Any]:
+        return pickle.loads(pickle.loads(cache.read_bytes())[1])
+
+    async def run(name: str) -> TokentopApp:
+        app = demo_app(tmp_path / name, NOW, css_cache=CssCache(cache))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await loaded(app, pilot)
+        return app
+
+    await run("one")
+    first = entries()
+    assert len(first) > 5
+    # what another install (its paths) and CSS changed since (an upgrade) leave in the file
+    (css, where, *rest), rules = next(iter(first.items()))
+    foreign = {("Foo { width: 1; }", ("/elsewhere/tokentop.tcss", ""), *rest): rules,
+               ("Bar { width: 2; }", where, *rest): rules}
+    fingerprint = pickle.loads(cache.read_bytes())[0]
+    cache.write_bytes(pickle.dumps((fingerprint, pickle.dumps({**first, **foreign}))))
+    app = await run("two")
+    assert foreign.keys() <= set(app.stylesheet._parse_cache.keys())  # loaded, as the file had them
+    assert entries().keys() == first.keys()  # written back without them
+
+
 async def test_keys_pressed_before_a_forked_warm_start_is_whole_are_drawn_once_it_is(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The first frame shows the child's first view while the rest of its result (the cube) still comes: a key

@@ -92,7 +92,7 @@ LIVE_REDRAW_INTERVAL = 0.25
 LIVE_REDRAW_COST_FACTOR = 10
 LIVE_REDRAW_MAX_INTERVAL = 2.0
 #: Where in tokentop's cache dir the parsed stylesheets are kept (`CssCache`), and seconds after the first frame
-#: it is written, when that start parsed something it lacked.
+#: it is written (when they differ from the file's).
 CSS_CACHE_FILE = "textual-css.pickle"
 CSS_SAVE_DELAY = 2.0
 #: Seconds from drawing a forked warm start's first view to letting the rest of its result be restored: after the
@@ -463,7 +463,7 @@ class TokentopApp(App[None]):
             elif self.live:
                 self.follow_files()
         self.set_interval(1.0, self.tick)
-        if self.css_cache is not None:  # (what the first frame parsed; on unmount, whatever other screens added)
+        if self.css_cache is not None:  # (what the first frame parsed; on unmount if the app ends before)
             self.set_timer(CSS_SAVE_DELAY, self.save_css)
         if self.on_start:
             self.on_start(self)
@@ -486,7 +486,7 @@ class TokentopApp(App[None]):
             engine.first_drawn.set()
 
     def save_css(self) -> None:
-        """Keep the parsed stylesheets for the next start, if this run parsed any the cache lacked."""
+        """Keep the parsed stylesheets for the next start (once a run: `CssCache.save`)."""
         if self.css_cache is not None:
             self.css_cache.save(self.stylesheet)
 

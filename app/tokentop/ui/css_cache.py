@@ -4,7 +4,8 @@ Textual parses every CSS source (our ``tokentop.tcss``, each widget's ``DEFAULT_
 15-20 ms of the first frame on this machine, the largest single part of mounting the main screen. The parsed rules
 depend on the CSS text, where it was read from, and the theme's variables substituted into it; the stylesheet caches
 them by the first two for the length of a run (``Stylesheet._parse_cache``, emptied whenever the variables change).
-This module fills that cache from a file at start (~3 ms) and writes it back when a run parsed something new.
+This module fills that cache from a file at start (~3 ms) and, once a run, writes the rules of the sources
+the app then has back to it (the first frame's), when they differ from the file's.
 
 The file is tied to one install of Textual (its CSS code) and one set of variables (a theme): anything else, an
 unreadable or damaged file included, is a miss and Textual parses as usual. It is only a cache: a failure to write
@@ -37,6 +38,7 @@ class CssCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.loaded: frozenset[Any] = frozenset()
+        self.saved = False
 
     def load(self, stylesheet: Any) -> int:
         """Fill the stylesheet's parse cache from the file, when it was written for this Textual and these
@@ -58,12 +60,19 @@ class CssCache:
         return len(entries)
 
     def save(self, stylesheet: Any) -> bool:
-        """Write the stylesheet's parse cache when it holds what the file does not; returns whether it wrote."""
-        cache = getattr(stylesheet, "_parse_cache", None)
-        if cache is None:
+        """Once a run (after the first frame: `TokentopApp.save_css`): write the parsed rules of the stylesheet's
+        sources as they are now, when they are not what the file holds; returns whether it wrote. Rules the file
+        held for other sources (another install's paths, CSS changed since) are left out: it never grows."""
+        if self.saved:
             return False
-        entries = {key: cache.get(key) for key in cache.keys()}
-        if not entries or entries.keys() <= self.loaded:
+        self.saved = True
+        cache = getattr(stylesheet, "_parse_cache", None)
+        sources = getattr(stylesheet, "source", None)
+        if cache is None or sources is None:
+            return False
+        current = {where: source[0] for where, source in sources.items()}  # where from -> its CSS text
+        entries = {key: cache.get(key) for key in cache.keys() if current.get(key[1]) == key[0]}
+        if not entries or entries.keys() == self.loaded:
             return False
         try:  # (only this user may read or write it, as the team caches)
             body = pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL)
