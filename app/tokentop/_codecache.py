@@ -24,9 +24,6 @@ from typing import Any
 
 from .core.files import write_atomic
 
-#: A file with more entries than this is written anew with only those of the last run (old Textual versions').
-MAX_ENTRIES = 4000
-
 
 class _Recorder:
     """``re._compiler``'s ``_sre`` while installed: notes the arguments of the last ``compile``."""
@@ -126,10 +123,11 @@ class CodeCache:
                 self._recorder = None
 
     def save(self) -> bool:
-        """Write the file when this run compiled something it lacked; returns whether it wrote."""
+        """Write the file when this run compiled something it lacked, with what this run used (what an older
+        Textual compiled is left out: the file never grows); returns whether it wrote."""
         if not self.compiled:
             return False
-        codes = self.codes if len(self.codes) <= MAX_ENTRIES else {k: self.codes[k] for k in self.used}
+        codes = {key: self.codes[key] for key in self.used}
         try:  # (only this user may write what is run from it, as with the other caches)
             write_atomic(self.path, marshal.dumps((sys.version, codes)), mode=0o600)
         except Exception:  # noqa: BLE001 - read-only, full, or something unexpected to marshal: compiled again

@@ -95,6 +95,15 @@ def test_generated_methods_compile_once_and_come_from_the_file_next_time(tmp_pat
     check_patterns(compile_all())
     assert outside.used == set()
 
+    # what an older version compiled and this one no longer does is dropped when the file is next written
+    stale = CodeCache(path)
+    stale.codes[("exec", "def old(): pass")] = compile("def old(): pass", "<string>", "exec")
+    with stale.installed():
+        check(*define())
+        dataclasses.make_dataclass("New", ["a"])  # something new, so the file is written
+    assert stale.compiled >= 1 and stale.save()
+    assert CodeCache(path).codes.keys() == stale.used and ("exec", "def old(): pass") not in stale.used
+
 
 @pytest.mark.parametrize("content", [b"", b"\x00not marshal", marshal.dumps(("2.7.18 (another Python)", {}))])
 def test_a_missing_damaged_or_foreign_cache_compiles_as_usual_and_is_rewritten(tmp_path: Path, content: bytes) -> None:
