@@ -952,8 +952,11 @@ def test_a_failure_at_the_end_of_a_cold_ingest_reaches_the_caller(claude_dir, da
 
 
 @pytest.mark.parametrize("max_parameters", [None, 999])  # 999: SQLite before 3.32 (Ubuntu 20.04's)
+@pytest.mark.parametrize("later_copy", ["same shape", "other shape"])
 def test_a_batch_is_stored_many_rows_to_a_statement_without_losing_or_doubling_one(sqlite_ledger, monkeypatch,
-                                                                                   max_parameters) -> None:
+                                                                                   max_parameters, later_copy) -> None:
+    """Rows are written 64 to a statement, in shapes (the usual Claude Code and internal rows with their constant
+    columns in the statement, the rest binding every column): every field comes back as it went in."""
     from tokentop.core.ledger import ROWS_PER_INSERT
     from tokentop.core.records import Call
 
@@ -969,18 +972,28 @@ def test_a_batch_is_stored_many_rows_to_a_statement_without_losing_or_doubling_o
 
     n = 2 * ROWS_PER_INSERT + 5  # two full statements and five rows one by one
     calls = [Call("claude_code", 1_763_000_000 + i, SONNET, "p", "s", "cloud", i, 2 * i, 0, 7, 0.5 + i, f"m{i}",
-                  file="/x/a.jsonl", offset=i * 100) for i in range(n)]
-    calls += [Call("internal", 1_763_100_000 + i, SONNET, "p", "s2", "local", 1, i, 0, 0, 0.0, None,
-                   file="/x/llm_costs.jsonl", offset=i * 50) for i in range(3)]
-    # a key written twice in one batch ends as its later copy, as with one statement per row
-    calls[ROWS_PER_INSERT + 3] = msgspec.structs.replace(calls[3], output_tokens=999)
-    ledger = Ledger(sqlite_ledger)
+                  task="t'x" if i % 5 == 0 else "", cache_write_1h=i % 3, web_search_requests=2 if i % 13 == 0 else 0,
+                  speed="fast" if i % 7 == 0 else "", geo="us" if i % 11 == 0 else "", file="/x/a.jsonl")
+             for i in range(n)]
+    calls[9].cost = None  # unpriced
+    # internal rows: the internal project (stored as "") and another one, local and cloud
+    calls += [Call("internal", 1_763_100_000 + i, SONNET, "wb" if i % 2 else "other", "s2",
+                   "local" if i % 2 else "cloud", 1, i, 0, 0, 0.0, None, task="summarize",
+                   speed="fast" if i == 4 else "", file="/x/llm_costs.jsonl", offset=i * 50) for i in range(5)]
+    # a key written twice in one batch ends as its later copy, as with one statement per row, also when its
+    # copies take different shapes (here the earlier one with a web search, which goes last in its own shape)
+    if later_copy == "other shape":
+        calls[3] = msgspec.structs.replace(calls[3], web_search_requests=1)
+    calls[ROWS_PER_INSERT + 3] = msgspec.structs.replace(calls[3], output_tokens=999, web_search_requests=0)
+    ledger = Ledger(sqlite_ledger, internal_project="wb")
     ledger.commit(calls)
     stored = sorted(ledger.calls(), key=lambda c: (c.source, c.ts, c.offset))
-    assert ledger.count() == n + 3 - 1
-    assert next(c for c in stored if c.key == "m3").output_tokens == 999
+    assert ledger.count() == n + 5 - 1
+    m3 = next(c for c in stored if c.key == "m3")
+    assert (m3.output_tokens, m3.web_search_requests) == (999, 0)
     expected = {(c.source, c.ledger_key()): c for c in calls}
     assert sorted(expected.values(), key=lambda c: (c.source, c.ts, c.offset)) == stored
+    assert ledger.db.execute("SELECT count(*) FROM calls WHERE project = ''").fetchone()[0] == 2
     ledger.close()
 
 

@@ -590,11 +590,6 @@ class Engine:
         done_files = done_bytes = 0
         global _worker_book, _worker_project, _worker_tz
         _worker_book, _worker_project, _worker_tz = self.book, self.sources.project_for_internal, self.cube.tz
-        if self.ledger is not None:
-            self.ledger.others_wrote()  # the baseline (see `save_snapshot`)
-            self.ledger.mark_rollup_stale()  # per-job commits skip it
-            self.ledger.bulk(True)
-            self.ledger.defer_indexes()
         job_files = [[(p, k) for p, _, k in job] for job in jobs]
         with contextlib.ExitStack() as stack:
             if workers > 1 and total_bytes >= PARALLEL_MIN_BYTES and len(jobs) > 1:
@@ -605,6 +600,12 @@ class Engine:
                 results: Iterable[bytes] = pool.imap_unordered(_scan_job, job_files)
             else:
                 results = map(_scan_job, job_files)
+            if self.ledger is not None:  # while the workers read their first files
+                self.ledger.others_wrote()  # the baseline (see `save_snapshot`)
+                self.ledger.mark_rollup_stale()  # per-job commits skip it
+                self.ledger.bulk(True)
+                self.ledger.defer_indexes()
+                self.ledger.add_paths(p for p, _, _ in files)
             for job_bytes in results:
                 n_files, n_bytes = self._apply_job(job_bytes)
                 done_files += n_files
