@@ -1292,22 +1292,23 @@ def test_a_scan_on_both_cores_equals_one_in_one_process(claude_dir, data_root, t
 
 
 def _job_noting_signals(files: list[tuple[str, str]]) -> bytes:
-    """A scan job that first notes, beside the files, how its worker process takes SIGTERM."""
+    """A scan job that first notes, beside the files, how its worker process takes SIGTERM, and its niceness."""
     import signal
 
     import tokentop.core.engine as engine_module
 
     wakeup = signal.set_wakeup_fd(-1)
     Path(files[0][0] + f".{os.getpid()}.signals").write_text(
-        json.dumps([signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, wakeup]))
+        json.dumps([signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, wakeup, os.nice(0)]))
     return engine_module._scan_job.__wrapped__(files)  # type: ignore[attr-defined]
 
 
-def test_scan_workers_forked_under_an_event_loop_take_sigterm_as_a_new_process(claude_dir, data_root, tmp_path,
-                                                                              monkeypatch) -> None:
+def test_scan_workers_forked_under_an_event_loop_take_sigterm_as_a_new_process_and_run_nicer(
+        claude_dir, data_root, tmp_path, monkeypatch) -> None:
     # `watch` scans in a thread while asyncio, in the main thread, has a SIGTERM handler and a wakeup fd. A worker
     # inheriting them ignored the SIGTERM that ends the pool (the scan hung at its end) and relayed it to the
-    # parent's event loop (which then stopped following the files).
+    # parent's event loop (which then stopped following the files). Workers leave the CPU to the app, which merges
+    # their results.
     import asyncio
     import functools
     import signal
@@ -1333,7 +1334,9 @@ def test_scan_workers_forked_under_an_event_loop_take_sigterm_as_a_new_process(c
 
     asyncio.run(run())
     notes = [json.loads(p.read_text()) for p in claude_dir.rglob("*.signals")]
-    assert notes and all(note == [True, -1] for note in notes)  # default SIGTERM, no wakeup fd, in every worker
+    # default SIGTERM, no wakeup fd, nicer than this process, in every worker
+    nicer = min(19, os.nice(0) + engine_module.SCAN_WORKER_NICE)
+    assert notes and all(note == [True, -1, nicer] for note in notes)
     assert not got_sigterm
     assert e.totals(Filter(tz=UTC))["calls"] > 100
 

@@ -187,16 +187,28 @@ CHILD_WARM_START_TIMEOUT = 120.0
 FIRST_FRAME_WAIT = 2.0
 
 
+#: How much nicer than the app its scan workers run (see `_scan_worker_started`).
+SCAN_WORKER_NICE = 5
+
+
 def _scan_worker_started() -> None:
     """A scan worker, forked from the app, takes signals as a new process does. Inherited, asyncio's handlers
     (`watch` sets one for SIGTERM, a Textual app may too) made a worker ignore the SIGTERM with which the pool
     ends it, so the scan hung at its end; and its wakeup fd, the parent's event loop's, relayed that SIGTERM to
-    the parent, which then stopped following the files."""
+    the parent, which then stopped following the files.
+
+    It also yields the CPU to the app (`SCAN_WORKER_NICE`): one worker per core leaves none to the process that
+    merges their results and writes the ledger, a stage every result passes through in turn. At equal priority
+    it got a third of a core's time and fell behind (each result waited ~10 ms to be picked up, and what was
+    left piled up for the end, when the workers were done and a core idled); niced, the workers take what the
+    app leaves."""
     import signal
 
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
+    with contextlib.suppress(AttributeError, OSError):  # no os.nice (Windows): as the app
+        os.nice(SCAN_WORKER_NICE)
 
 
 #: Linux's ``F_SETPIPE_SZ`` and the size asked for (the most an unprivileged process gets by default).
@@ -612,12 +624,12 @@ class Engine:
                 done_bytes += n_bytes
                 if progress:
                     progress(done_files, len(files), done_bytes, total_bytes)
-        if self.ledger is not None:  # the rollup stays stale: it is rebuilt when first read (`Ledger.cells`),
-            # which a start from this scan's snapshot never does
-            self._finishing = threading.Thread(target=self._finish_ledger, name="tokentop-ledger-indexes")
-            self._finishing.start()
-            if finish:
-                self.finish_ingest()
+            if self.ledger is not None:  # the rollup stays stale: it is rebuilt when first read (`Ledger.cells`),
+                # which a start from this scan's snapshot never does; begun while the pool shuts down
+                self._finishing = threading.Thread(target=self._finish_ledger, name="tokentop-ledger-indexes")
+                self._finishing.start()
+        if finish:
+            self.finish_ingest()
 
     def _apply_job(self, job_bytes: bytes) -> tuple[int, int]:
         """One scan job into the cube, then into the ledger (one transaction; outside the cube's lock, so a
