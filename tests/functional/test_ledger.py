@@ -472,7 +472,9 @@ def test_a_cold_ingest_uses_a_rollback_journal_unless_another_tokentop_has_the_l
     flushed.clear()
 
     shared = tmp_path / "shared.sqlite"
-    Ledger(shared).close()
+    made = Ledger(shared)  # an empty ledger another tokentop made
+    assert made.count() == 0
+    made.close()
     other = sqlite3.connect(shared)  # another tokentop reading it
     other.execute("SELECT count(*) FROM calls").fetchone()
     seen, e = ingest(shared)
@@ -1081,6 +1083,28 @@ def test_corrupt_ledger_says_what_to_do(claude_dir, data_root, sqlite_ledger, ca
     code, _, err = run_cli(["report", "--claude-dir", str(claude_dir), "--data-root", str(data_root), "--ledger",
                             str(sqlite_ledger)], capsys)
     assert code == 2
+    assert "--no-ledger" in err and "Traceback" not in err
+
+
+def test_a_new_ledger_is_made_by_its_first_use_and_one_that_cannot_be_made_says_what_to_do(
+        claude_dir, data_root, tmp_path, capsys, monkeypatch) -> None:
+    import tokentop.core.engine as engine_module
+
+    history(claude_dir, data_root)
+    path = tmp_path / "new" / "ledger.sqlite"
+    ledger = Ledger(path)
+    assert not ledger.has_calls() and not path.parent.exists()  # nothing stored: a cold scan, no file yet
+    ledger.close()
+    # a first cold scan (here on two workers) makes it, and the next start is a warm one
+    monkeypatch.setattr(engine_module, "PARALLEL_MIN_BYTES", 0)
+    cold = report(claude_dir, data_root, capsys, "--workers", "2", "--ledger", str(path))
+    assert Ledger(path).count() == cold["totals"]["calls"] > 0
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    code, out, err = run_cli(["report", "--claude-dir", str(claude_dir), "--data-root", str(data_root),
+                              "--ledger", str(blocked / "ledger.sqlite")], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"tokentop: error: cannot open the ledger {blocked / 'ledger.sqlite'}: ")
     assert "--no-ledger" in err and "Traceback" not in err
 
 

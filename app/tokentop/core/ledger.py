@@ -490,23 +490,49 @@ class Ledger(LedgerBase):
         self._flusher: _Flusher | None = None  # see bulk
         #: One connection, used by the scan's thread, live updates and views: one user at a time.
         self.lock = threading.RLock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                      timeout=BUSY_TIMEOUT_MS / 1000)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute(f"PRAGMA cache_size={CACHE_KIB}")
-            # An SQLite before 3.32 (Ubuntu 20.04's) takes at most 999 parameters in a statement
-            self._rows_per_insert = max(1, min(ROWS_PER_INSERT, self.db.getlimit(
-                sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // (len(_BOUND) + len(_REST))))
-            self._migrate()
-            self.build_indexes()  # after a cold scan that was cut short
-        except sqlite3.DatabaseError as e:
-            raise self._error(e) from e
-        except OSError as e:
-            raise LedgerError(
-                f"cannot open the ledger {self.path}: {e.strerror}; use --no-ledger or --ledger PATH") from e
+        self._db: sqlite3.Connection | None = None
+        self._rows_per_insert = ROWS_PER_INSERT
+        if self.path.exists():
+            self._open()
+        # else a new ledger, made when first used: a first cold scan makes it while its workers read their first
+        # files (~7 ms: the schema, its upgrades, WAL), not before it starts them
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection (opened on first use for a ledger that did not exist yet)."""
+        return self._db if self._db is not None else self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        with self.lock:
+            if self._db is not None:
+                return self._db
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                                timeout=BUSY_TIMEOUT_MS / 1000)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute(f"PRAGMA cache_size={CACHE_KIB}")
+                # An SQLite before 3.32 (Ubuntu 20.04's) takes at most 999 parameters in a statement
+                self._rows_per_insert = max(1, min(ROWS_PER_INSERT, db.getlimit(
+                    sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // (len(_BOUND) + len(_REST))))
+                self._migrate()
+                self.build_indexes()  # after a cold scan that was cut short
+            except sqlite3.DatabaseError as e:
+                error = self._error(e)
+                self._close_failed()
+                raise error from e
+            except OSError as e:
+                self._close_failed()
+                raise LedgerError(
+                    f"cannot open the ledger {self.path}: {e.strerror}; use --no-ledger or --ledger PATH") from e
+            return db
+
+    def _close_failed(self) -> None:
+        """After a failed open: no half-opened connection is used (the next use tries again)."""
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
 
     @_locked
     def others_wrote(self) -> bool:
@@ -627,7 +653,7 @@ class Ledger(LedgerBase):
         if _is_lock_wait(e):
             return (f"the ledger {self.path} is locked by another tokentop ({e}); close it, or run with --no-ledger")
         try:
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]  # type: ignore[union-attr]
         except (sqlite3.Error, AttributeError):  # AttributeError: the connection itself failed
             version = 0
         if version > SCHEMA_VERSION:  # a newer tokentop upgraded it while this one ran
@@ -656,7 +682,8 @@ class Ledger(LedgerBase):
     @_locked
     def close(self) -> None:
         """Close the connection."""
-        self.db.close()
+        if self._db is not None:
+            self._db.close()
 
     # -- writing -----------------------------------------------------------------------------------------
 
@@ -832,6 +859,8 @@ class Ledger(LedgerBase):
     @_locked
     def has_calls(self) -> bool:
         """Whether anything is stored for the current roots."""
+        if self._db is None and not self.path.exists():
+            return False  # (not made yet: made by the first write)
         q = f"SELECT 1 FROM {CALLS_FROM} WHERE {self.scope_sql} LIMIT 1"
         return self.db.execute(q, self.scope_args).fetchone() is not None
 
