@@ -16,7 +16,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
-from itertools import chain
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -167,7 +166,6 @@ _SHARED = ("ts", "model", "session", "mode", "input_tokens", "output_tokens", "c
            "cache_read_tokens", "cost", "task", "cache_write_1h", "offset")
 _shared = operator.attrgetter(*_SHARED)
 _BOUND = (*_SHARED, "key", "project", "path_id")
-_KEY_AT = _BOUND.index("key")
 #: The other columns: bound too for a row of the general shape, constants in the statement for the usual ones
 #: (`Ledger._rows`): sqlite3 binds each parameter of each row, the largest part of an insert's cost after
 #: SQLite's own (21 -> 15 parameters a row: ~30 % less CPU per Claude Code row).
@@ -717,12 +715,11 @@ class Ledger(LedgerBase):
                 deltas += [_delta(c, 1, self._project(c), self.root_of(c.file)) for c in calls]
                 deltas += [_delta(c, -1, self._project(c), self.root_of(c.file)) for c in replaced]
                 self.db.executemany(_ROLLUP_DELTA, deltas)
-            split = bool(again) and self.db.execute(
-                "SELECT 1 FROM sqlite_master WHERE name = 'calls_again'").fetchone() is not None
-            for rest, rows in self._rows(calls, new_ids).items():
-                if split:
-                    self._upsert_rows("calls_again", rest, [r for r in rows if r[_KEY_AT] in again])
-                    rows = [r for r in rows if r[_KEY_AT] not in again]
+            if again and self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'calls_again'").fetchone():
+                for rest, rows in self._rows([c for c in calls if c.key in again], new_ids):
+                    self._upsert_rows("calls_again", rest, rows)
+                calls = [c for c in calls if c.key not in again]
+            for rest, rows in self._rows(calls, new_ids):
                 self._upsert_rows("calls", rest, rows)
             self.db.executemany(
                 "INSERT OR REPLACE INTO files (path, kind, dev, ino, offset, size, mtime, tail) "
@@ -755,48 +752,51 @@ class Ledger(LedgerBase):
             raise
         self._ids.update(new_ids)
 
-    def _upsert_rows(self, table: str, rest: tuple[Any, ...] | None, rows: list[tuple[Any, ...]]) -> None:
-        """`_upsert` rows, `ROWS_PER_INSERT` to a statement (fewer where SQLite takes fewer parameters), the last
-        few one by one."""
-        n = self._rows_per_insert
-        full = len(rows) - len(rows) % n
+    def _upsert_rows(self, table: str, rest: tuple[Any, ...] | None, rows: list[Any]) -> None:
+        """`_upsert` rows (one flat list of their parameters, see `_rows`), `ROWS_PER_INSERT` to a statement (fewer
+        where SQLite takes fewer parameters), the last few one by one."""
+        width = len(_BOUND) + (len(_REST) if rest is None else 0)
+        step = self._rows_per_insert * width
+        full = len(rows) - len(rows) % step
         if full:
-            self.db.executemany(_upsert(table, n, rest), (tuple(chain.from_iterable(rows[i:i + n]))
-                                                          for i in range(0, full, n)))
+            self.db.executemany(_upsert(table, self._rows_per_insert, rest),
+                                (rows[i:i + step] for i in range(0, full, step)))
         if full < len(rows):
-            self.db.executemany(_upsert(table, 1, rest), rows[full:])
+            self.db.executemany(_upsert(table, 1, rest), (rows[i:i + width] for i in range(full, len(rows), width)))
 
-    def _rows(self, calls: list[Call], new_ids: dict[tuple[str, str], int]) -> dict[Any, list[tuple[Any, ...]]]:
-        """The calls as rows, by shape: ``rest`` (see `_upsert`) -> rows. Nearly all are keyed Claude Code calls
-        or keyless internal ones, without web searches, speed or region: their source, keyed, those three and the
+    def _rows(self, calls: list[Call], new_ids: dict[tuple[str, str], int]) -> list[tuple[Any, list[Any]]]:
+        """The calls as rows, by shape: (``rest`` (see `_upsert`), the parameters of its rows one after the other:
+        a flat list is sliced into statements without a tuple per row). Nearly all are keyed Claude Code calls or
+        keyless internal ones, without web searches, speed or region: their source, keyed, those three and the
         price version are constants of their statement. Inside the caller's transaction (ids it adds go to
         ``new_ids``)."""
         price_id = self._id_map("prices", [self.priced_with], new_ids)[self.priced_with]
         path_ids = self._id_map("paths", {c.file for c in calls}, new_ids)
-        claude: list[tuple[Any, ...]] = []
-        internal: list[tuple[Any, ...]] = []
+        claude: list[Any] = []
+        internal: list[Any] = []
         other: list[Call] = []
+        to_claude, to_internal = claude.extend, internal.extend
         internal_project = self.internal_project
         for c in calls:
             if not (c.web_search_requests or c.speed or c.geo):
                 if c.key is not None:
                     if c.source == CLAUDE_CODE:
-                        claude.append(_shared(c) + (c.key, c.project, path_ids[c.file]))
+                        to_claude(_shared(c))
+                        to_claude((c.key, c.project, path_ids[c.file]))
                         continue
                 elif c.source == INTERNAL:
-                    internal.append(_shared(c) + (f"{c.file}@{c.offset}",
-                                                  "" if c.project == internal_project else c.project,
-                                                  path_ids[c.file]))
+                    to_internal(_shared(c))
+                    to_internal((f"{c.file}@{c.offset}", "" if c.project == internal_project else c.project,
+                                 path_ids[c.file]))
                     continue
             other.append(c)
-        general = [_row(c, self._project(c), path_ids[c.file], price_id) for c in other]
-        # A key met twice (a later version of a call in the same batch) must end as its last version: when one
-        # version took the general shape and another a usual one, the batch keeps its order in the general one.
-        keys = {r[_KEY_AT] for r in general}
-        if keys and any(r[_KEY_AT] in keys for r in chain(claude, internal)):
-            return {None: [_row(c, self._project(c), path_ids[c.file], price_id) for c in calls]}
-        return {(CLAUDE_CODE, 1, 0, "", "", price_id): claude, (INTERNAL, 0, 0, "", "", price_id): internal,
-                None: general}
+        # A key met twice (a later version of a call in the same batch) must end as its last version: with a row
+        # of the general shape in the batch and a key twice, the batch keeps its order in the general shape.
+        if other and len({(c.source, c.ledger_key()) for c in calls}) < len(calls):
+            other, claude, internal = calls, [], []
+        general = [v for c in other for v in _row(c, self._project(c), path_ids[c.file], price_id)]
+        return [((CLAUDE_CODE, 1, 0, "", "", price_id), claude), ((INTERNAL, 0, 0, "", "", price_id), internal),
+                (None, general)]
 
     def _id_map(self, table: str, names: Iterable[str], new_ids: dict[tuple[str, str], int]) -> dict[str, int]:
         """``name -> id`` in ``paths`` (by path) or ``prices`` (by name), adding what is missing (a path with its
