@@ -168,7 +168,8 @@ _shared = operator.attrgetter(*_SHARED)
 _BOUND = (*_SHARED, "key", "project", "path_id")
 #: The other columns: bound too for a row of the general shape, constants in the statement for the usual ones
 #: (`Ledger._rows`): sqlite3 binds each parameter of each row, the largest part of an insert's cost after
-#: SQLite's own (21 -> 15 parameters a row: ~30 % less CPU per Claude Code row).
+#: SQLite's own (22 -> 15 parameters a row, the unread path had been bound too: ~30 % less CPU per Claude Code
+#: row in a microbenchmark).
 _REST = ("source", "keyed", "web_search_requests", "speed", "geo", "price_id")
 #: The connection's page cache (negative: KiB).
 CACHE_KIB = -65536
@@ -333,7 +334,9 @@ def _is_lock_wait(e: Exception) -> bool:
 
 
 def _row(c: Call, project: str, path_id: int, price_id: int) -> tuple[Any, ...]:
-    """A call as a row of the general shape: `_BOUND`, then `_REST` (see `Ledger._rows` for the usual ones)."""
+    """A call as a row of the general shape: `_BOUND`, then `_REST` (see `Ledger._rows` for the usual ones).
+    Keyed as the int, not a bool: sqlite3 binds a bool only after failing to adapt it (an exception raised and
+    cleared per row)."""
     return _shared(c) + (c.ledger_key(), project, path_id, c.source, int(c.key is not None), c.web_search_requests,
                          c.speed, c.geo, price_id)
 
