@@ -526,6 +526,41 @@ def test_a_first_cold_ingest_builds_the_indexes_once_at_its_end_and_keeps_one_me
     assert not again.ledger.defer_indexes()
 
 
+async def test_once_live_batches_pause_the_snapshot_is_saved_again_for_the_next_start(
+        claude_dir, data_root, sqlite_ledger, monkeypatch) -> None:
+    # A start after live calls were stored (a `statusline` next to the dashboard) loads the snapshot instead of
+    # folding the stored calls, once the dashboard saw no new batch for a few seconds.
+    import asyncio
+
+    import tokentop.core.live as live_module
+
+    monkeypatch.setattr(live_module, "SNAPSHOT_QUIET_SECONDS", 0.3)
+    history(claude_dir, data_root)
+    e = engine(claude_dir, data_root, sqlite_ledger)
+    e.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(live_module.follow(e, lambda batch: None, stop))
+    await asyncio.sleep(0.3)  # the watcher is set up
+    f = project_dir(claude_dir) / "a.jsonl"
+    with open(f, "a") as out:
+        out.write(cc_line("m9", output=7) + "\n")
+    day_of = e.cube.day_of
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (e.totals(Filter(tz=UTC))["calls"] == 6 and not e.snapshot_due):
+        await asyncio.sleep(0.05)
+    assert e.totals(Filter(tz=UTC))["calls"] == 6 and not e.snapshot_due  # stored, then the snapshot saved
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    other = Ledger(sqlite_ledger, roots=[*e.sources.claude_roots, data_root / "agents"], internal_project="app")
+    assert other.snapshot(day_of) is not None  # of the ledger as it now stands
+    other.close()
+    later = engine(claude_dir, data_root, sqlite_ledger)
+    assert later._load_ledger()  # from the snapshot, with its report groups: nothing folded
+    assert later.totals(Filter(tz=UTC)) == e.totals(Filter(tz=UTC))
+    e.ledger.close()
+    later.ledger.close()
+
+
 def test_recent_calls_read_newest_first_from_the_ledger_equal_the_newest_of_every_call(
         claude_dir, data_root, ledger_path) -> None:
     import heapq

@@ -389,6 +389,11 @@ class Engine:
                 self.ledger.save_snapshot(self.cube.day_of, snap)
                 self._committed = False
 
+    @property
+    def snapshot_due(self) -> bool:
+        """Whether this run stored calls since the ledger's snapshot was last saved (`save_snapshot`)."""
+        return self.ledger is not None and self._committed and not self.ledger_behind
+
     def finish_ingest(self) -> None:
         """Wait for what a cold scan left to a thread (`scan` with ``finish=False``): the ledger's indexes built,
         its journal back to WAL. Raises what that failed with."""

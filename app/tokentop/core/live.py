@@ -28,6 +28,10 @@ ROOT_CHECK_SECONDS = 2.0
 CATCH_UP_SECONDS = 0.5
 #: Files read per engine update, so a burst of thousands of new files is applied in bounded batches.
 MAX_FILES_PER_BATCH = 200
+#: Once live calls were stored, the ledger's snapshot is saved again after this many seconds without a batch: a
+#: start meanwhile (a `statusline` that Claude Code runs, a `report`) then loads it instead of folding the stored
+#: calls (0.2 s instead of 0.6 s on a 2 GB history). Nothing is saved while nothing arrives.
+SNAPSHOT_QUIET_SECONDS = 5.0
 #: While new calls wait to be stored (a PostgreSQL ledger's server is away, another tokentop holds the SQLite
 #: ledger's lock), a catch-up is tried this often even if no file changes: once it works they are read and stored.
 LEDGER_RETRY_SECONDS = 5.0
@@ -71,12 +75,21 @@ async def follow(
     polling = bool(force_polling)
     previous: set[str] | None = None  # roots watched before (None: the initial scan read them)
     catch_up: asyncio.Task[None] | None = None
+    saving: asyncio.Task[None] | None = None  # the snapshot's save, once batches pause
+
+    def applied(batch: Batch) -> Awaitable[None] | None:
+        nonlocal saving
+        if engine.snapshot_due:
+            if saving is not None:
+                saving.cancel()
+            saving = asyncio.create_task(_save_snapshot_later(engine))
+        return on_batch(batch)
 
     async def retry_ledger() -> None:
         while not stop.is_set():
             await _wait(stop, LEDGER_RETRY_SECONDS)
             if engine.ledger_behind and not stop.is_set():
-                await _apply(engine, None, on_batch, polling)
+                await _apply(engine, None, applied, polling)
 
     retrying = asyncio.create_task(retry_ledger())
     try:
@@ -87,10 +100,10 @@ async def follow(
             if previous is not None and set(existing) - previous:
                 # A root appeared: read what it already holds now, and once more when the new watcher is surely up
                 # (a file written in between would otherwise wait for its next change). Reading twice is harmless.
-                await _apply(engine, None, on_batch, polling)
-                catch_up = asyncio.create_task(_later(0.5, engine, on_batch, polling))
+                await _apply(engine, None, applied, polling)
+                catch_up = asyncio.create_task(_later(0.5, engine, applied, polling))
             elif previous is None:  # lines written between the initial scan and the watcher's start: read them once
-                catch_up = asyncio.create_task(_catch_up(CATCH_UP_SECONDS, engine, on_batch, polling))
+                catch_up = asyncio.create_task(_catch_up(CATCH_UP_SECONDS, engine, applied, polling))
             previous = set(existing)
             if not existing:
                 await _wait(stop, ROOT_CHECK_SECONDS)
@@ -104,19 +117,27 @@ async def follow(
                                             force_polling=polling, poll_delay_ms=500, recursive=True,
                                             ignore_permission_denied=True):
                     paths = _expand({p for kind, p in changes if kind != Change.deleted})
-                    await _apply(engine, paths, on_batch, polling)
+                    await _apply(engine, paths, applied, polling)
             except OSError:
                 if polling:
                     raise
                 polling = True  # inotify unavailable or its watch limit reached: poll instead (announced)
-                await _maybe_await(on_batch(Batch(0, 0, False, True)))
+                await _maybe_await(applied(Batch(0, 0, False, True)))
             finally:
                 for h in helpers:
                     h.cancel()
     finally:
         retrying.cancel()
-        if catch_up is not None:
-            catch_up.cancel()
+        for task in (catch_up, saving):
+            if task is not None:
+                task.cancel()
+
+
+async def _save_snapshot_later(engine: Engine) -> None:
+    """`Engine.save_snapshot` after `SNAPSHOT_QUIET_SECONDS` (cancelled by the next batch)."""
+    await asyncio.sleep(SNAPSHOT_QUIET_SECONDS)
+    if engine.snapshot_due:
+        await asyncio.to_thread(engine.save_snapshot)
 
 
 async def _later(delay: float, engine: Engine, on_batch: Callable[[Batch], Awaitable[None] | None],
