@@ -561,6 +561,23 @@ async def test_once_live_batches_pause_the_snapshot_is_saved_again_for_the_next_
     later.ledger.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_stored_live_calls_make_a_snapshot_due_where_the_ledger_keeps_one(claude_dir, data_root, tmp_path,
+                                                                          request, backend) -> None:
+    history(claude_dir, data_root)
+    target = tmp_path / "l.sqlite" if backend == "sqlite" else request.getfixturevalue("team_url")
+    e = engine(claude_dir, data_root, target)
+    e.start()
+    assert not e.snapshot_due
+    with open(project_dir(claude_dir) / "a.jsonl", "a") as out:
+        out.write(cc_line("m9", output=7) + "\n")
+    assert e.update() == 1
+    assert e.snapshot_due == (backend == "sqlite")  # the PostgreSQL ledger keeps no snapshot: nothing to make
+    e.save_snapshot()
+    assert not e.snapshot_due
+    e.ledger.close()
+
+
 def test_recent_calls_read_newest_first_from_the_ledger_equal_the_newest_of_every_call(
         claude_dir, data_root, ledger_path) -> None:
     import heapq

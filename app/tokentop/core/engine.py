@@ -391,8 +391,9 @@ class Engine:
 
     @property
     def snapshot_due(self) -> bool:
-        """Whether this run stored calls since the ledger's snapshot was last saved (`save_snapshot`)."""
-        return self.ledger is not None and self._committed and not self.ledger_behind
+        """Whether this run stored calls since the ledger's snapshot was last saved (`save_snapshot`; a SQLite
+        ledger's: the PostgreSQL one keeps none)."""
+        return isinstance(self.ledger, Ledger) and self._committed and not self.ledger_behind
 
     def finish_ingest(self) -> None:
         """Wait for what a cold scan left to a thread (`scan` with ``finish=False``): the ledger's indexes built,
