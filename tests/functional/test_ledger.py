@@ -1147,7 +1147,7 @@ def test_a_new_ledger_is_made_by_its_first_use_and_one_that_cannot_be_made_says_
     ledger = Ledger(path)
     assert not ledger.has_calls() and not path.parent.exists()  # nothing stored: a cold scan, no file yet
     ledger.close()
-    # a first cold scan (here on two workers) makes it, and the next start is a warm one
+    # a first cold scan (here on two workers) makes it
     monkeypatch.setattr(engine_module, "PARALLEL_MIN_BYTES", 0)
     cold = report(claude_dir, data_root, capsys, "--workers", "2", "--ledger", str(path))
     assert Ledger(path).count() == cold["totals"]["calls"] > 0
