@@ -380,8 +380,9 @@ class Engine:
     def save_snapshot(self) -> None:
         """Leave the cube's day cells and the file states in the ledger: the next start, if nothing was written
         in between, loads them instead of folding the rollup again. Not while calls counted here are not stored
-        yet (`ledger_behind`): the snapshot would count them, and its offsets skip them, for the next start."""
-        if self.ledger is not None and not self.ledger_behind:
+        yet (`ledger_behind`): the snapshot would count them, and its offsets skip them, for the next start. Only
+        a SQLite ledger keeps one (the PostgreSQL one's is not made to be dropped)."""
+        if self._snapshot_kept:
             with self.lock:  # no update commits between making it and storing it
                 snap = Snapshot.of(self.cube.cells, self.files.values(), self.sources.listings,
                                    unfiltered_groups(self.cube))
@@ -390,10 +391,14 @@ class Engine:
                 self._committed = False
 
     @property
+    def _snapshot_kept(self) -> bool:
+        """Whether `save_snapshot` would store one now."""
+        return isinstance(self.ledger, Ledger) and not self.ledger_behind
+
+    @property
     def snapshot_due(self) -> bool:
-        """Whether this run stored calls since the ledger's snapshot was last saved (`save_snapshot`; a SQLite
-        ledger's: the PostgreSQL one keeps none)."""
-        return isinstance(self.ledger, Ledger) and self._committed and not self.ledger_behind
+        """Whether this run stored calls since the ledger's snapshot was last saved (`save_snapshot`)."""
+        return self._committed and self._snapshot_kept
 
     def finish_ingest(self) -> None:
         """Wait for what a cold scan left to a thread (`scan` with ``finish=False``): the ledger's indexes built,
